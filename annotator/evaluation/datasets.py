@@ -1,0 +1,257 @@
+"""Evaluation datasets: image + ground-truth mask pairs read from the usual benchmark layouts.
+
+Supported:
+- a folder of images and a folder of masks matched by file stem (GrabCut `images/` + `masks/`,
+  Berkeley `images/` + `masks/`, COCO_MVal `img/` + `gt/`, or any such pair of folders);
+- a COCO JSON file + its image folder (every non-crowd annotation is one object).
+
+Masks: grey levels above 128 are the object, exactly 128 is an ignore band (GrabCut's unlabelled border,
+excluded from IoU and never clicked), 0/1 masks are read as 0/1. Images are read with their stored pixel
+orientation because that is what the ground truth was drawn on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annotator.errors import AnnotatorError, CocoFormatError, ImageLoadError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
+IGNORE_VALUE = 128
+# COCO_MVal names files `CATEGORY00_COCOID`: the category, a two-digit instance number, the image id.
+_CATEGORY_STEM = re.compile(r"^(?P<category>.+?)\d{2}_\d+$")
+
+
+class DatasetError(AnnotatorError):
+    """An evaluation dataset cannot be read: missing folder, no image/mask pairs, bad file names."""
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """mask: bool (H, W) object; ignore: bool (H, W) pixels excluded from IoU and clicks, or None."""
+
+    mask: np.ndarray
+    ignore: np.ndarray | None = None
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Pixels that count: everything outside the ignore band."""
+        return np.ones_like(self.mask) if self.ignore is None else ~self.ignore
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One object to evaluate; the mask is read only when needed (`load()`)."""
+
+    name: str
+    image_path: Path
+    load: Callable[[], GroundTruth] = field(repr=False, compare=False)
+    category: str | None = None
+
+
+@dataclass
+class Dataset:
+    """Objects in a stable order plus the notes about what was skipped while reading."""
+
+    name: str
+    samples: list[Sample]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def categories(self) -> list[str]:
+        """The dataset's own category names, sorted, for the closed-vocabulary accuracy."""
+        return sorted({s.category for s in self.samples if s.category})
+
+    def limited(self, limit: int | None) -> Dataset:
+        """The first `limit` objects (all when None)."""
+        if limit is None or limit >= len(self.samples):
+            return self
+        notes = [*self.notes, f"--limit {limit}: {len(self.samples) - limit} objects not evaluated"]
+        return Dataset(self.name, self.samples[:limit], notes)
+
+    def by_image(self) -> Iterator[tuple[Path, list[Sample]]]:
+        """Consecutive objects grouped by image, so an image is read and embedded once."""
+        group: list[Sample] = []
+        for sample in self.samples:
+            if group and sample.image_path != group[0].image_path:
+                yield group[0].image_path, group
+                group = []
+            group.append(sample)
+        if group:
+            yield group[0].image_path, group
+
+
+# ------------------------------------------------------------------------------------------- files
+def load_rgb(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3) as stored; EXIF orientation only applied when that is what matches `shape`."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            raw = image
+            if shape is not None and (image.height, image.width) != tuple(shape):
+                turned = ImageOps.exif_transpose(image)
+                if (turned.height, turned.width) == tuple(shape):
+                    raw = turned
+            return np.asarray(raw.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise ImageLoadError(f"{path}: cannot read image ({error})") from None
+
+
+def read_mask(path: Path) -> GroundTruth:
+    """A ground-truth mask file: >128 object, ==128 ignore band, 0/1 masks as such."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            grey = np.asarray(image.convert("L"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise DatasetError(f"{path}: cannot read mask ({error})") from None
+    if grey.max(initial=0) <= 1:
+        return GroundTruth(grey == 1, None)
+    ignore = grey == IGNORE_VALUE
+    return GroundTruth(grey > IGNORE_VALUE, ignore if ignore.any() else None)
+
+
+def category_from_name(stem: str) -> str | None:
+    """`traffic light00_000000157756` -> `traffic light` (COCO_MVal naming); None when not that form."""
+    match = _CATEGORY_STEM.match(stem)
+    return match.group("category").strip() if match else None
+
+
+def _files_by_stem(folder: Path, suffixes: tuple[str, ...], notes: list[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in suffixes or path.name.startswith("."):
+            continue
+        if path.stem in found:
+            notes.append(f"{path.name}: same name as {found[path.stem].name}, ignored")
+            continue
+        found[path.stem] = path
+    return found
+
+
+def _natural_key(text: str) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def folder_dataset(images: Path, masks: Path, categories_from_names: bool = False) -> Dataset:
+    """Image + mask pairs matched by stem; masks without an image are skipped with a note.
+
+    With `categories_from_names`, each object's category is read from its file name
+    (COCO_MVal's `CATEGORY00_ID`), and a name without a category is an error.
+    """
+    for folder, what in ((images, "--images"), (masks, "--masks")):
+        if not Path(folder).is_dir():
+            raise DatasetError(f"{folder}: not a folder ({what})")
+    notes: list[str] = []
+    image_files = _files_by_stem(Path(images), IMAGE_SUFFIXES, notes)
+    mask_files = _files_by_stem(Path(masks), MASK_SUFFIXES, notes)
+    samples: list[Sample] = []
+    orphans: list[str] = []
+    for stem in sorted(mask_files, key=_natural_key):
+        image = image_files.get(stem)
+        if image is None:
+            orphans.append(mask_files[stem].name)
+            continue
+        category = None
+        if categories_from_names:
+            category = category_from_name(stem)
+            if category is None:
+                raise DatasetError(
+                    f"{mask_files[stem]}: no category in the file name "
+                    "(expected CATEGORY00_ID as in COCO_MVal, or use --coco FILE)"
+                )
+        mask_path = mask_files[stem]
+        samples.append(Sample(stem, image, lambda p=mask_path: read_mask(p), category))
+    if orphans:
+        notes.append(f"{len(orphans)} masks without an image, skipped: {', '.join(orphans)}")
+    unmatched = len(set(image_files) - set(mask_files))
+    if unmatched:
+        notes.append(f"{unmatched} images without a mask, skipped")
+    if not samples:
+        raise DatasetError(f"{masks}: no mask matches an image of {images} by file name")
+    return Dataset(Path(images).resolve().parent.name or str(images), samples, notes)
+
+
+# -------------------------------------------------------------------------------------------- COCO
+def _decode_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):  # polygons
+        polygons = [p for p in segmentation if isinstance(p, list) and len(p) >= 6]
+        if not polygons:
+            raise ValueError("no polygon with at least 3 points")
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
+    elif isinstance(segmentation, dict) and "counts" in segmentation:
+        counts = segmentation["counts"]
+        rle = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+    else:
+        raise ValueError("segmentation is neither polygons nor RLE")
+    return mask_utils.decode(rle).astype(bool)
+
+
+def coco_dataset(annotations: Path, images: Path) -> Dataset:
+    """Every non-crowd annotation of a COCO JSON file, with its category name."""
+    annotations, images = Path(annotations), Path(images)
+    if not images.is_dir():
+        raise DatasetError(f"{images}: not a folder (--images)")
+    try:
+        document = json.loads(annotations.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CocoFormatError(f"{annotations}: cannot read ({error.strerror})") from None
+    except ValueError as error:
+        raise CocoFormatError(f"{annotations}: not JSON ({error})") from None
+    try:
+        categories = {int(c["id"]): str(c["name"]) for c in document["categories"]}
+        image_info = {int(i["id"]): i for i in document["images"]}
+        anns = list(document["annotations"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CocoFormatError(
+            f"{annotations}: needs 'images', 'annotations' and 'categories' with ids ({error!r})"
+        ) from None
+    notes: list[str] = []
+    samples: list[Sample] = []
+    crowd = missing = 0
+    for ann in sorted(anns, key=lambda a: (int(a.get("image_id", -1)), int(a.get("id", 0)))):
+        try:
+            info = image_info[int(ann["image_id"])]
+            category = categories[int(ann["category_id"])]
+            height, width, file_name = int(info["height"]), int(info["width"]), str(info["file_name"])
+            segmentation = ann["segmentation"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise CocoFormatError(
+                f"{annotations}: annotation {ann.get('id', '?')} is malformed ({error!r})"
+            ) from None
+        if ann.get("iscrowd"):
+            crowd += 1
+            continue
+        path = images / file_name
+        if not path.is_file():
+            missing += 1
+            continue
+
+        def load(s=segmentation, h=height, w=width, a=ann.get("id")) -> GroundTruth:
+            try:
+                return GroundTruth(_decode_segmentation(s, h, w))
+            except (ValueError, TypeError) as error:
+                raise CocoFormatError(f"{annotations}: annotation {a}: {error}") from None
+
+        samples.append(Sample(f"{Path(file_name).stem}#{ann.get('id')}", path, load, category))
+    if crowd:
+        notes.append(f"{crowd} crowd annotations skipped")
+    if missing:
+        notes.append(f"{missing} annotations whose image is not in {images}, skipped")
+    if not samples:
+        raise DatasetError(f"{annotations}: no annotation with an image in {images}")
+    return Dataset(annotations.stem, samples, notes)

@@ -1,0 +1,370 @@
+"""The one thread that hosts the engine: model loading, encoding, decoding, relabelling, text embeddings.
+
+The GUI never waits for it. Requests are plain data put into a small mailbox under a lock:
+- decode: one slot, the newest prompt state replaces an older one that has not started (a click is never
+  rejected, only superseded);
+- relabel: one slot per tag (annotation id or "proposal"), newest wins;
+- encode: an ordered list (current image first, then the next ones); embeddings stay in memory within a
+  budget, the engine's disk cache keeps the rest;
+- load / vocabulary: the newest wins.
+Results and errors come back by signal, tagged with image id and request id; the GUI drops stale ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtGui import QImage
+
+from annotator.errors import AnnotatorError
+from annotator.gui.settings import ModelConfig
+
+log = logging.getLogger(__name__)
+
+Point = tuple[float, float, bool]
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """One prompt state of one image. `select` asks for another candidate of `proposal` (Tab)."""
+
+    request_id: int
+    image_id: int
+    path: str
+    points: tuple[Point, ...] = ()
+    box: Box | None = None
+    proposal: Any = None  # the engine's Proposal to pick another candidate from
+    select: int | None = None
+
+
+@dataclass(frozen=True)
+class RelabelRequest:
+    request_id: int
+    image_id: int
+    path: str
+    mask: np.ndarray
+    tag: str  # what the labels are for: "annotation:<id>" or "proposal"
+
+
+@dataclass
+class _Mailbox:
+    load: tuple[ModelConfig, str | None] | None = None
+    vocabulary: Any = None
+    decode: DecodeRequest | None = None
+    relabels: dict[str, RelabelRequest] = field(default_factory=dict)
+    order: list[tuple[int, str]] = field(default_factory=list)
+    restrict: tuple[str, ...] | None = None
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for the user: our own errors are already phrased for them, others get their type."""
+    if isinstance(error, AnnotatorError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def embedding_nbytes(embedding: Any) -> int:
+    """Memory an `ImageEmbedding` holds (SAM features plus the region head's arrays)."""
+    total = int(embedding.sam.features.nbytes)
+    for value in embedding.clip.values():
+        total += int(getattr(value, "nbytes", 0))
+    return total
+
+
+class EngineWorker(QThread):
+    """Owns the `Engine`; every public method is called from the GUI thread and returns at once."""
+
+    engine_loading = Signal(str)  # what is being loaded
+    engine_ready = Signal(dict)  # {"device", "sam", "clip", "vocabulary"}
+    engine_failed = Signal(str)
+    progress = Signal(str, int, int)  # stage, done, total (model loading, text embeddings)
+    encoded = Signal(int)  # image id whose embedding now exists
+    encode_progress = Signal(int, int)  # encoded, total
+    proposal_ready = Signal(int, int, object)  # image id, request id, Proposal
+    labels_ready = Signal(int, int, str, object)  # image id, request id, tag, [(name, score)]
+    vocabulary_ready = Signal(int)  # number of entries now used for suggestions
+    failed = Signal(str, int, int, str)  # kind, image id, request id, message
+
+    def __init__(self, budget_mb: int = 1024, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._box = _Mailbox()
+        self._stop = False
+        self._engine: Any = None
+        self._budget = max(1, budget_mb) * 1024 * 1024
+        self._cache: OrderedDict[int, Any] = OrderedDict()  # image id -> ImageEmbedding
+        self._done: set[int] = set()  # image ids encoded (in memory or on disk)
+        self._failed_encode: set[int] = set()
+        self.engine_factory = None  # tests may inject a callable(config, cache_dir) -> Engine
+
+    # ------------------------------------------------------------------ requests (GUI thread)
+    def load(self, config: ModelConfig, cache_dir: str | None = None) -> None:
+        """(Re)build the engine from `config`; embeddings already computed are forgotten."""
+        with self._cond:
+            self._box.load = (config, cache_dir)
+            self._cond.notify()
+
+    def set_vocabulary(self, vocabulary: Any) -> None:
+        """Use an edited vocabulary (a snapshot the GUI will not touch again)."""
+        with self._cond:
+            self._box.vocabulary = vocabulary
+            self._cond.notify()
+
+    def set_restrict(self, names: Sequence[str] | None) -> None:
+        """Restrict suggestions to these names (project labels only), or None for the vocabulary."""
+        with self._cond:
+            self._box.restrict = tuple(names) if names is not None else None
+
+    def decode(self, request: DecodeRequest) -> None:
+        """Replace any pending decode: only the newest prompt state matters."""
+        with self._cond:
+            self._box.decode = request
+            self._cond.notify()
+
+    def cancel_decode(self) -> None:
+        with self._cond:
+            self._box.decode = None
+
+    def relabel(self, request: RelabelRequest) -> None:
+        with self._cond:
+            self._box.relabels[request.tag] = request
+            self._cond.notify()
+
+    def set_order(self, images: Sequence[tuple[int, str]]) -> None:
+        """Images to encode, the current one first, then those to prefetch."""
+        with self._cond:
+            self._box.order = list(images)
+            self._cond.notify()
+
+    def is_encoded(self, image_id: int) -> bool:
+        with self._cond:
+            return image_id in self._done
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current job, then wait for it."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self.wait()
+
+    # ------------------------------------------------------------------ the loop (worker thread)
+    def run(self) -> None:  # noqa: C901 - a flat priority list reads best in one place
+        while True:
+            with self._cond:
+                job = self._next_job()
+                while job is None and not self._stop:
+                    self._cond.wait()
+                    job = self._next_job()
+                if self._stop:
+                    return
+            kind, payload = job
+            try:
+                getattr(self, f"_do_{kind}")(payload)
+            except Exception as error:  # noqa: BLE001 - a model error must never kill the thread
+                log.warning("worker %s failed:\n%s", kind, traceback.format_exc())
+                self._report(kind, payload, error)
+
+    def _next_job(self) -> tuple[str, Any] | None:
+        box = self._box
+        if box.load is not None:
+            job, box.load = ("load", box.load), None
+            return job
+        if self._engine is None:
+            return None
+        if box.vocabulary is not None:
+            job, box.vocabulary = ("vocabulary", box.vocabulary), None
+            return job
+        if box.decode is not None:
+            job, box.decode = ("decode", box.decode), None
+            return job
+        if box.relabels:
+            tag = next(iter(box.relabels))
+            return "relabel", box.relabels.pop(tag)
+        for image_id, path in box.order:
+            if image_id not in self._done and image_id not in self._failed_encode:
+                return "encode", (image_id, path)
+        return None
+
+    def _report(self, kind: str, payload: Any, error: BaseException) -> None:
+        message = describe_error(error)
+        if kind == "load":
+            self._engine = None
+            self.engine_failed.emit(message)
+        elif kind in ("decode", "relabel"):
+            self.failed.emit(kind, payload.image_id, payload.request_id, message)
+        elif kind == "encode":
+            self._failed_encode.add(payload[0])
+            self.failed.emit(kind, payload[0], -1, message)
+        else:
+            self.failed.emit(kind, -1, -1, message)
+
+    def _do_load(self, payload: tuple[ModelConfig, str | None]) -> None:
+        config, cache_dir = payload
+        self._engine = None
+        self._cache.clear()
+        self._done.clear()
+        self._failed_encode.clear()
+        self.engine_loading.emit(Path(config.sam_checkpoint).name or "models")
+        factory = self.engine_factory or _build_engine
+        self._engine = factory(config, cache_dir, self.progress.emit)
+        self.engine_ready.emit(self._engine_info(config))
+
+    def _engine_info(self, config: ModelConfig) -> dict:
+        engine = self._engine
+        vocabulary = getattr(engine, "vocabulary", None)
+        clip_name = config.clip_model or Path(config.clip_config).stem or "default CLIP"
+        return {
+            "device": str(getattr(engine, "device", "?")),
+            "sam": Path(config.sam_checkpoint).name,
+            "clip": clip_name,
+            "vocabulary": len(vocabulary) if vocabulary is not None else 0,
+        }
+
+    def _do_vocabulary(self, vocabulary: Any) -> None:
+        total = len(vocabulary)
+        self.progress.emit("vocabulary", 0, total)
+        self._engine.set_vocabulary(
+            vocabulary, progress=lambda done, n: self.progress.emit("vocabulary", done, n)
+        )
+        self.progress.emit("vocabulary", total, total)
+        self.vocabulary_ready.emit(total)
+
+    def _embedding(self, image_id: int, path: str) -> Any:
+        """From memory, else from the engine (its disk cache, else the encoder)."""
+        embedding = self._cache.get(image_id)
+        if embedding is None:
+            embedding = self._engine.embed(Path(path))
+            self._remember(image_id, embedding)
+        else:
+            self._cache.move_to_end(image_id)
+        return embedding
+
+    def _remember(self, image_id: int, embedding: Any) -> None:
+        first = image_id not in self._done
+        self._cache[image_id] = embedding
+        self._done.add(image_id)
+        with self._cond:
+            order = [i for i, _ in self._box.order]
+        rank = {i: r for r, i in enumerate(order)}
+        keep = order[0] if order else image_id
+        used = sum(embedding_nbytes(e) for e in self._cache.values())
+        # Evict the embeddings whose images are furthest down the prefetch order first.
+        while used > self._budget and len(self._cache) > 1:
+            victim = max(
+                (i for i in self._cache if i != keep), key=lambda i: rank.get(i, len(order))
+            )
+            used -= embedding_nbytes(self._cache.pop(victim))
+        if first:
+            self.encoded.emit(image_id)
+            self.encode_progress.emit(len(self._done), len(order))
+
+    def _do_encode(self, payload: tuple[int, str]) -> None:
+        image_id, path = payload
+        self._embedding(image_id, path)
+
+    def _labels(self, embedding: Any, mask: np.ndarray, region: Any = None) -> list:
+        with self._cond:
+            restrict = self._box.restrict
+        if restrict is not None and region is not None:
+            return self._engine.topk(region, 5, restrict)
+        return self._engine.relabel(embedding, mask, 5, restrict=restrict)
+
+    def _do_decode(self, request: DecodeRequest) -> None:
+        embedding = self._embedding(request.image_id, request.path)
+        with self._cond:
+            restrict = self._box.restrict
+            if self._box.decode is not None and self._box.decode.image_id == request.image_id:
+                return  # a newer prompt state arrived while the image was being encoded
+        if request.select is not None and request.proposal is not None:
+            proposal = self._engine.select(embedding, request.proposal, request.select)
+        else:
+            proposal = self._engine.segment(embedding, request.points, request.box)
+        if restrict is not None and proposal.region is not None:
+            from dataclasses import replace
+
+            proposal = replace(proposal, labels=self._engine.topk(proposal.region, 5, restrict))
+        self.proposal_ready.emit(request.image_id, request.request_id, proposal)
+
+    def _do_relabel(self, request: RelabelRequest) -> None:
+        embedding = self._embedding(request.image_id, request.path)
+        labels = self._labels(embedding, request.mask)
+        self.labels_ready.emit(request.image_id, request.request_id, request.tag, labels)
+
+
+def _build_engine(config: ModelConfig, cache_dir: str | None, progress) -> Any:
+    """Import the engine (and with it torch) only here, inside the worker thread."""
+    from annotator.engine import Engine
+
+    def opt(value: str) -> Path | None:
+        return Path(value) if value else None
+
+    return Engine.from_paths(
+        sam_checkpoint=opt(config.sam_checkpoint),
+        clip_model=config.clip_model or None,
+        clip_weights=opt(config.clip_weights),
+        clip_config=opt(config.clip_config),
+        vocabulary=config.vocabulary or None,
+        device=config.device or "auto",
+        cache_dir=opt(cache_dir or ""),
+        progress=progress,
+    )
+
+
+class ImageLoader(QObject):
+    """Decodes images for display off the GUI thread (a big JPEG takes longer than a frame)."""
+
+    loaded = Signal(int, int, QImage)  # image id, request id, image
+    load_failed = Signal(int, int, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._pending: tuple[int, int, str] | None = None
+        self._event = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="image-loader", daemon=True)
+        self._closing = False
+        self._thread.start()
+
+    def request(self, image_id: int, request_id: int, path: str) -> None:
+        with self._lock:
+            self._pending = (image_id, request_id, path)
+        self._event.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self._event.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        from annotator.io.images import load_image
+
+        while True:
+            self._event.wait()
+            self._event.clear()
+            if self._closing:
+                return
+            with self._lock:
+                job, self._pending = self._pending, None
+            if job is None:
+                continue
+            image_id, request_id, path = job
+            try:
+                rgb = np.ascontiguousarray(load_image(Path(path)))
+                h, w = rgb.shape[:2]
+                image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+            except Exception as error:  # noqa: BLE001 - shown to the user, the app goes on
+                if not self._closing:
+                    self.load_failed.emit(image_id, request_id, describe_error(error))
+                continue
+            if not self._closing:
+                self.loaded.emit(image_id, request_id, image)
