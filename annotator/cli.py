@@ -197,6 +197,10 @@ def _open_project(path: Path, create: bool = True):
     db = _project_path(path)
     if not create and not db.is_file():
         raise AnnotatorError(f"{path}: no project here (expected {db})")
+    if create and not db.parent.is_dir():
+        if not db.parent.parent.is_dir():
+            raise AnnotatorError(f"{path}: no such folder")
+        db.parent.mkdir()
     return Project(db)
 
 
@@ -266,23 +270,40 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def _save_proposal(args, embedding, proposal) -> int:
+    prompts = {
+        "points": [[x, y, int(bool(p))] for x, y, p in args.point],
+        "box": list(args.box) if args.box else None,
+    }
     category = args.category or (proposal.labels[0][0] if proposal.labels else None)
+    return save_mask(args.save, args.image, proposal.mask, category, float(proposal.score), prompts)
+
+
+def save_mask(
+    project: Path,
+    image: Path,
+    mask,
+    category: str | None,
+    score: float | None,
+    prompts: dict | None,
+) -> int:
+    """Store one accepted mask for `image` in `project` (one transaction); returns the annotation id.
+
+    This is the path of `annotator segment --save`, also driven by the kill -9 test.
+    """
+    if not mask.any():
+        raise AnnotatorError("the mask is empty: nothing was saved (try another point or a box)")
     if not category:
         raise AnnotatorError("no label to save the mask under: pass --category NAME")
-    project_root = args.save if args.save.suffix != ".db" else args.save.parent.parent
+    root = project if project.suffix != ".db" else project.parent.parent
     try:
-        file_name = str(args.image.resolve().relative_to(project_root.resolve()))
+        file_name = str(Path(image).resolve().relative_to(Path(root).resolve()))
     except ValueError:
-        file_name = args.image.name
-    with _open_project(args.save) as project:
-        image_id = project.add_image(file_name, embedding.size[1], embedding.size[0])
-        prompts = {
-            "points": [[x, y, int(bool(p))] for x, y, p in args.point],
-            "box": list(args.box) if args.box else None,
-        }
-        return project.add_annotation(
-            image_id, proposal.mask, category, float(proposal.score), prompts
-        )
+        file_name = Path(image).name
+    height, width = mask.shape
+    with _open_project(project) as store:
+        with store.transaction():
+            image_id = store.add_image(file_name, width, height)
+            return store.add_annotation(image_id, mask, category, score, prompts)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -297,6 +318,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from annotator.io.coco import import_coco
 
+    if not args.coco_json.is_file():
+        raise AnnotatorError(f"{args.coco_json}: no such file")
     if not args.images.is_dir():
         raise AnnotatorError(f"{args.images}: not a folder")
     with _open_project(args.project) as project:

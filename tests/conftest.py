@@ -10,6 +10,14 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+
+def pytest_configure(config):
+    # Tiny models are dominated by thread hand-off costs; one intra-op thread is faster and steadier,
+    # and leaves the second core to the GUI thread in the event-loop stall test.
+    import torch
+
+    torch.set_num_threads(1)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,18 +64,21 @@ class Dataset:
     name: str
     samples: list[Sample]
     notes: list[str] = field(default_factory=list)
+    all_categories: list[str] | None = None  # kept by `limited`: the label set stays the dataset's
 
     @property
     def categories(self) -> list[str]:
         """The dataset's own category names, sorted, for the closed-vocabulary accuracy."""
+        if self.all_categories is not None:
+            return list(self.all_categories)
         return sorted({s.category for s in self.samples if s.category})
 
     def limited(self, limit: int | None) -> Dataset:
-        """The first `limit` objects (all when None)."""
+        """The first `limit` objects (all when None); the category list stays the whole dataset's."""
         if limit is None or limit >= len(self.samples):
             return self
         notes = [*self.notes, f"--limit {limit}: {len(self.samples) - limit} objects not evaluated"]
-        return Dataset(self.name, self.samples[:limit], notes)
+        return Dataset(self.name, self.samples[:limit], notes, self.categories)
 
     def by_image(self) -> Iterator[tuple[Path, list[Sample]]]:
         """Consecutive objects grouped by image, so an image is read and embedded once."""
@@ -195,10 +199,15 @@ def _decode_segmentation(segmentation: object, height: int, width: int) -> np.nd
         rle = mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
     elif isinstance(segmentation, dict) and "counts" in segmentation:
         counts = segmentation["counts"]
-        rle = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+        rle = {
+            "size": segmentation["size"],
+            "counts": counts.encode() if isinstance(counts, str) else counts,
+        }
     else:
         raise ValueError("segmentation is neither polygons nor RLE")
-    return mask_utils.decode(rle).astype(bool)
+    with warnings.catch_warnings():  # pycocotools' Cython arrays predate numpy 2's `copy=` keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
 
 
 def coco_dataset(annotations: Path, images: Path) -> Dataset:
@@ -227,7 +236,11 @@ def coco_dataset(annotations: Path, images: Path) -> Dataset:
         try:
             info = image_info[int(ann["image_id"])]
             category = categories[int(ann["category_id"])]
-            height, width, file_name = int(info["height"]), int(info["width"]), str(info["file_name"])
+            height, width, file_name = (
+                int(info["height"]),
+                int(info["width"]),
+                str(info["file_name"]),
+            )
             segmentation = ann["segmentation"]
         except (KeyError, TypeError, ValueError) as error:
             raise CocoFormatError(
@@ -241,7 +254,9 @@ def coco_dataset(annotations: Path, images: Path) -> Dataset:
             missing += 1
             continue
 
-        def load(s=segmentation, h=height, w=width, a=ann.get("id")) -> GroundTruth:
+        ann_id = ann.get("id")
+
+        def load(s=segmentation, h=height, w=width, a=ann_id) -> GroundTruth:
             try:
                 return GroundTruth(_decode_segmentation(s, h, w))
             except (ValueError, TypeError) as error:

@@ -10,6 +10,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+)
 
 
 @dataclass
@@ -18,8 +29,10 @@ class ModelConfig:
 
     sam_checkpoint: str = ""
     clip_model: str = ""
+    clip_pretrained: str = ""
     clip_weights: str = ""
     clip_config: str = ""
+    region_head: str = ""
     device: str = "auto"
     vocabulary: str = ""  # a file path or a shipped name ("default", "coco"...); "" = default
 
@@ -30,7 +43,10 @@ class ModelConfig:
             missing.append("SAM checkpoint (not configured)")
         elif not Path(self.sam_checkpoint).is_file():
             missing.append(f"SAM checkpoint {self.sam_checkpoint}")
-        for label, value in (("CLIP weights", self.clip_weights), ("CLIP config", self.clip_config)):
+        for label, value in (
+            ("CLIP weights", self.clip_weights),
+            ("CLIP config", self.clip_config),
+        ):
             if value and not Path(value).is_file():
                 missing.append(f"{label} {value}")
         return missing
@@ -115,3 +131,77 @@ def merge_args(cfg: ModelConfig, args: object | None) -> ModelConfig:
         if value not in (None, ""):
             setattr(merged, f.name, str(value))
     return merged
+
+
+class SettingsDialog(QDialog):
+    """Model files, device, vocabulary and prefetch budget; OK reloads the models in the worker."""
+
+    def __init__(self, config: ModelConfig, prefetch_mb: int, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        form = QFormLayout(self)
+        self._edits: dict[str, QLineEdit] = {}
+        files = {
+            "sam_checkpoint": ("SAM checkpoint", "Checkpoints (*.pth *.pt);;All files (*)"),
+            "clip_weights": ("CLIP weights", "Weights (*.bin *.pt *.pth *.safetensors);;All (*)"),
+            "clip_config": ("CLIP config", "JSON (*.json)"),
+            "vocabulary": ("Vocabulary file", "Text (*.txt)"),
+        }
+        for key in (
+            "sam_checkpoint",
+            "clip_model",
+            "clip_pretrained",
+            "clip_weights",
+            "clip_config",
+        ):
+            self._row(form, key, getattr(config, key), files.get(key))
+        self.head = QComboBox()
+        self.head.addItems(["", "pool", "crop"])
+        self.head.setCurrentText(config.region_head)
+        form.addRow("Region head (empty = default)", self.head)
+        self.device = QComboBox()
+        self.device.setEditable(True)
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device.setCurrentText(config.device or "auto")
+        form.addRow("Device", self.device)
+        self._row(form, "vocabulary", config.vocabulary, files["vocabulary"])
+        self._edits["vocabulary"].setPlaceholderText("default, coco, lvis, imagenet21k or a file")
+        self.budget = QSpinBox()
+        self.budget.setRange(64, 262144)
+        self.budget.setSuffix(" MB")
+        self.budget.setValue(prefetch_mb)
+        form.addRow("Prefetch memory budget", self.budget)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _row(self, form: QFormLayout, key: str, value: str, browse) -> None:
+        edit = QLineEdit(value)
+        self._edits[key] = edit
+        label = key.replace("_", " ").capitalize()
+        if browse is None:
+            form.addRow(label, edit)
+            return
+        title, pattern = browse
+        button = QPushButton("…")
+        button.setMaximumWidth(30)
+        button.clicked.connect(lambda: self._browse(edit, title, pattern))
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        row.addWidget(button)
+        form.addRow(title, row)
+
+    def _browse(self, edit: QLineEdit, title: str, pattern: str) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, title, edit.text(), pattern)
+        if name:
+            edit.setText(name)
+
+    def values(self) -> tuple[ModelConfig, int]:
+        """The edited configuration and budget."""
+        cfg = ModelConfig(**{k: e.text().strip() for k, e in self._edits.items()})
+        cfg.region_head = self.head.currentText()
+        cfg.device = self.device.currentText().strip() or "auto"
+        return cfg, self.budget.value()

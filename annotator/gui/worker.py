@@ -13,11 +13,12 @@ Results and errors come back by signal, tagged with image id and request id; the
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,13 @@ class EngineWorker(QThread):
     vocabulary_ready = Signal(int)  # number of entries now used for suggestions
     failed = Signal(str, int, int, str)  # kind, image id, request id, message
 
-    def __init__(self, budget_mb: int = 1024, parent: QObject | None = None) -> None:
+    def __init__(self, budget_mb: float = 1024, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._cond = threading.Condition()
         self._box = _Mailbox()
         self._stop = False
         self._engine: Any = None
-        self._budget = max(1, budget_mb) * 1024 * 1024
+        self._budget = int(max(budget_mb, 0.001) * 1024 * 1024)
         self._cache: OrderedDict[int, Any] = OrderedDict()  # image id -> ImageEmbedding
         self._done: set[int] = set()  # image ids encoded (in memory or on disk)
         self._failed_encode: set[int] = set()
@@ -146,6 +147,12 @@ class EngineWorker(QThread):
             self._box.order = list(images)
             self._cond.notify()
 
+    def set_budget(self, budget_mb: float) -> None:
+        """Memory for embeddings kept in memory (the current image always stays)."""
+        with self._cond:
+            self._budget = int(max(budget_mb, 0.001) * 1024 * 1024)
+            self._cond.notify()
+
     def is_encoded(self, image_id: int) -> bool:
         with self._cond:
             return image_id in self._done
@@ -158,7 +165,8 @@ class EngineWorker(QThread):
         self.wait()
 
     # ------------------------------------------------------------------ the loop (worker thread)
-    def run(self) -> None:  # noqa: C901 - a flat priority list reads best in one place
+    def run(self) -> None:
+        _lower_priority()
         while True:
             with self._cond:
                 job = self._next_job()
@@ -190,10 +198,17 @@ class EngineWorker(QThread):
         if box.relabels:
             tag = next(iter(box.relabels))
             return "relabel", box.relabels.pop(tag)
-        for image_id, path in box.order:
+        for image_id, path in box.order[: self._prefetch_count()]:
             if image_id not in self._done and image_id not in self._failed_encode:
                 return "encode", (image_id, path)
         return None
+
+    def _prefetch_count(self) -> int:
+        """How many images of the order (current first) fit the memory budget; 1 until a size is known."""
+        if not self._cache:
+            return 1
+        each = max(1, max(embedding_nbytes(e) for e in self._cache.values()))
+        return max(1, self._budget // each)
 
     def _report(self, kind: str, payload: Any, error: BaseException) -> None:
         message = describe_error(error)
@@ -272,33 +287,34 @@ class EngineWorker(QThread):
         image_id, path = payload
         self._embedding(image_id, path)
 
-    def _labels(self, embedding: Any, mask: np.ndarray, region: Any = None) -> list:
-        with self._cond:
-            restrict = self._box.restrict
-        if restrict is not None and region is not None:
-            return self._engine.topk(region, 5, restrict)
-        return self._engine.relabel(embedding, mask, 5, restrict=restrict)
-
     def _do_decode(self, request: DecodeRequest) -> None:
         embedding = self._embedding(request.image_id, request.path)
         with self._cond:
             restrict = self._box.restrict
-            if self._box.decode is not None and self._box.decode.image_id == request.image_id:
+            if self._box.decode is not None:
                 return  # a newer prompt state arrived while the image was being encoded
         if request.select is not None and request.proposal is not None:
             proposal = self._engine.select(embedding, request.proposal, request.select)
         else:
             proposal = self._engine.segment(embedding, request.points, request.box)
         if restrict is not None and proposal.region is not None:
-            from dataclasses import replace
-
             proposal = replace(proposal, labels=self._engine.topk(proposal.region, 5, restrict))
         self.proposal_ready.emit(request.image_id, request.request_id, proposal)
 
     def _do_relabel(self, request: RelabelRequest) -> None:
         embedding = self._embedding(request.image_id, request.path)
-        labels = self._labels(embedding, request.mask)
+        with self._cond:
+            restrict = self._box.restrict
+        labels = self._engine.relabel(embedding, request.mask, 5, restrict=restrict)
         self.labels_ready.emit(request.image_id, request.request_id, request.tag, labels)
+
+
+def _lower_priority() -> None:
+    """Let the GUI thread win the CPU when both want it (Linux: per-thread nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+    except (AttributeError, OSError):  # other platforms, or not permitted
+        pass
 
 
 def _build_engine(config: ModelConfig, cache_dir: str | None, progress) -> Any:
@@ -311,6 +327,8 @@ def _build_engine(config: ModelConfig, cache_dir: str | None, progress) -> Any:
     return Engine.from_paths(
         sam_checkpoint=opt(config.sam_checkpoint),
         clip_model=config.clip_model or None,
+        clip_pretrained=config.clip_pretrained or None,
+        region_head=config.region_head or None,
         clip_weights=opt(config.clip_weights),
         clip_config=opt(config.clip_config),
         vocabulary=config.vocabulary or None,

@@ -1,0 +1,5 @@
+"""The project store: images, categories and annotations in SQLite."""
+
+from annotator.store.project import KEEP, Annotation, Category, ImageRecord, Project
+
+__all__ = ["KEEP", "Annotation", "Category", "ImageRecord", "Project"]

@@ -1,0 +1,41 @@
+"""Entry point of the desktop app: `annotator [FOLDER]` ends up in `run_gui`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from annotator.gui.main_window import MainWindow
+from annotator.gui.settings import AppSettings, merge_args
+
+
+def create_window(
+    folder: Path | None, args: object | None = None, settings: AppSettings | None = None
+) -> MainWindow:
+    """Build the window (a QApplication must exist); command-line model flags win over settings."""
+    settings = settings or AppSettings()
+    config = merge_args(settings.model_config(), args)
+    cache_dir = getattr(args, "cache_dir", None)
+    window = MainWindow(settings, config, str(cache_dir) if cache_dir else None)
+    if folder is None and settings.last_folder and Path(settings.last_folder).is_dir():
+        folder = Path(settings.last_folder)
+    if folder is not None:
+        if Path(folder).is_dir():
+            window.open_folder(Path(folder))
+        else:
+            window.show_error(f"{folder}: not a folder")
+    return window
+
+
+def run_gui(folder: Path | None, args: object | None = None) -> int:
+    """Open the window on `folder` (or the last folder) and run the event loop; returns the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("annotator")
+    app.setOrganizationName("annotator")
+    window = create_window(folder, args)
+    window.show()
+    return app.exec()

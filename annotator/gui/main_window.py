@@ -1,0 +1,437 @@
+"""The main window: image list (left), canvas (centre), annotations + suggestions + vocabulary (right),
+menus, toolbar, status bar; wires the widgets, the worker thread and the controller together."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QWidget,
+)
+
+from annotator.errors import AnnotatorError
+from annotator.gui.annotation_panel import AnnotationPanel
+from annotator.gui.canvas import Canvas, Tool
+from annotator.gui.controller import Controller
+from annotator.gui.files import FileActions
+from annotator.gui.image_list import ImageList, ImageRow
+from annotator.gui.settings import AppSettings, ModelConfig
+from annotator.gui.suggestions import SuggestionPanel
+from annotator.gui.vocab_editor import VocabularyEditor
+from annotator.gui.worker import EngineWorker, ImageLoader
+from annotator.vocab.vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+TOOLS = (
+    (Tool.POINT, "Points", "P", "SAM: left click adds, right (or Shift) click removes"),
+    (Tool.BOX, "Box", "B", "SAM: drag a box, then click points to refine"),
+    (Tool.RECT, "Rectangle", "R", "Manual rectangle (no model needed)"),
+    (Tool.POLYGON, "Polygon", "O", "Manual polygon: click vertices, Enter or double-click closes"),
+    (Tool.BRUSH, "Brush", "H", "Paint onto the selected mask (Shift+wheel: size)"),
+    (Tool.ERASER, "Eraser", "E", "Erase from the selected mask (Shift+wheel: size)"),
+)
+
+
+class MainWindow(FileActions, QMainWindow):
+    def __init__(
+        self,
+        settings: AppSettings,
+        config: ModelConfig,
+        cache_dir: str | None = None,
+        worker: EngineWorker | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings, self.config, self.cache_dir = settings, config, cache_dir
+        self.setWindowTitle("annotator")
+        self.project: Any = None
+        self.folder: Path | None = None
+        self.image_id: int | None = None
+        self._row: int | None = None
+        self._image_req = 0
+        self.engine_ready = False
+        self.engine_info: dict = {}
+        self.error_box: QMessageBox | None = None
+        self.errors: list[str] = []  # every message shown, newest last (tests and the log read it)
+        self.undo_stack = QUndoStack(self)
+        self.vocabulary = self._initial_vocabulary()
+        self.canvas = Canvas(self)
+        self.setCentralWidget(self.canvas)
+        self.images = ImageList()
+        self.annotations = AnnotationPanel()
+        self.suggestions = SuggestionPanel()
+        self.vocab_editor = VocabularyEditor(self.vocabulary)
+        self.controller = Controller(self)
+        self._docks()
+        self._status_bar()
+        self._actions()
+        self._connect()
+        self.worker = worker or EngineWorker(settings.prefetch_mb)
+        self._connect_worker()
+        self.loader = ImageLoader(self)
+        self.loader.loaded.connect(self._image_loaded)
+        self.loader.load_failed.connect(self._image_failed)
+        self.worker.start()
+        self.update_completer()
+        geometry = settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = settings.state()
+        if state is not None:
+            self.restoreState(state)
+        self.load_models(config)
+
+    # ------------------------------------------------------------------ building
+    def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self._dock("Images", self.images, left, "images")
+        self._dock("Annotations", self.annotations, right, "annotations")
+        self._dock("Labels", self.suggestions, right, "labels")
+        self.vocab_dock = self._dock("Vocabulary", self.vocab_editor, right, "vocabulary")
+        self.vocab_dock.hide()
+
+    def _status_bar(self) -> None:
+        bar = self.statusBar()
+        self.encode_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(200)
+        self.progress.setVisible(False)
+        self.model_label = QLabel("no models")
+        self.zoom_label = QLabel("")
+        for widget in (self.encode_label, self.progress, self.zoom_label, self.model_label):
+            bar.addPermanentWidget(widget)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{text} ({action.shortcut().toString()})  {tip}")
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)  # shortcuts work whichever panel has focus
+        return action
+
+    def _actions(self) -> None:
+        c = self.controller
+        file_menu = self.menuBar().addMenu("&File")
+        self.toolbar = self.addToolBar("Tools")
+        self.toolbar.setObjectName("tools")
+        open_action = self._action(file_menu, "Open folder…", self.choose_folder, "Ctrl+O")
+        self._action(file_menu, "Import COCO…", self.import_coco, "Ctrl+I")
+        self._action(file_menu, "Export COCO (RLE)…", partial(self.export_coco, False), "Ctrl+E")
+        self._action(file_menu, "Export COCO (polygons)…", partial(self.export_coco, True))
+        file_menu.addSeparator()
+        self._action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
+        self._action(file_menu, "Quit", self.close, "Ctrl+Q")
+        edit = self.menuBar().addMenu("&Edit")
+        undo = self.undo_stack.createUndoAction(self, "Undo")
+        undo.setShortcuts(QKeySequence.StandardKey.Undo)
+        redo = self.undo_stack.createRedoAction(self, "Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (undo, redo):
+            edit.addAction(action)
+            self.addAction(action)
+        edit.addSeparator()
+        self._action(edit, "Accept mask", self._accept_key, ["Return", "Enter"], "Store the mask")
+        self._action(edit, "Clear prompts", c.clear, "Esc")
+        self._action(edit, "Delete annotation", c.delete_selected, ["Delete", "Backspace"])
+        self._action(edit, "Next SAM candidate", c.cycle_candidate, None, "Tab on the canvas")
+        self._action(edit, "Type a label", self.suggestions.start_typing, "F2")
+        for n in range(1, 6):
+            self._action(edit, f"Use suggestion {n}", partial(c.pick_number, n), str(n))
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "Previous image", self.previous_image, ["A", "PgUp"])
+        self._action(view, "Next image", self.next_image, ["D", "PgDown"])
+        self._action(view, "Fit to window", self.canvas.fit, "F")
+        self._action(view, "Zoom in", partial(self.canvas.zoom_by, 1.25), "Ctrl++")
+        self._action(view, "Zoom out", partial(self.canvas.zoom_by, 0.8), "Ctrl+-")
+        view.addSeparator()
+        for dock in self.findChildren(QDockWidget):
+            view.addAction(dock.toggleViewAction())
+        tools = self.menuBar().addMenu("&Tools")
+        group = QActionGroup(self)
+        self.tool_actions: dict[Tool, QAction] = {}
+        for tool, text, key, tip in TOOLS:
+            action = self._action(tools, text, partial(self.set_tool, tool), key, tip)
+            action.setCheckable(True)
+            group.addAction(action)
+            self.tool_actions[tool] = action
+            self.toolbar.addAction(action)
+        self.tool_actions[Tool.POINT].setChecked(True)
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(undo)
+        self.toolbar.addAction(redo)
+        self.toolbar.addAction(open_action)
+
+    def _connect(self) -> None:
+        c, canvas = self.controller, self.canvas
+        canvas.prompts_changed.connect(c.prompts_changed)
+        canvas.accept_requested.connect(c.accept)
+        canvas.cycle_requested.connect(c.cycle_candidate)
+        canvas.shape_drawn.connect(c.shape_drawn)
+        canvas.mask_edited.connect(c.mask_edited)
+        canvas.annotation_picked.connect(c.select)
+        canvas.text_typed.connect(self.suggestions.start_typing)
+        canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        self.images.image_chosen.connect(self.go_to)
+        self.annotations.annotation_selected.connect(c.select)
+        self.annotations.visibility_changed.connect(c.set_visible)
+        self.suggestions.label_chosen.connect(c.choose_label)
+        self.suggestions.label_added.connect(c.add_label)
+        self.vocab_editor.edit_requested.connect(c.edit_vocabulary)
+        self.vocab_editor.import_requested.connect(self.import_vocabulary)
+        self.vocab_editor.export_requested.connect(self.export_vocabulary)
+        self.vocab_editor.restrict_toggled.connect(lambda _on: self.categories_changed())
+
+    def _connect_worker(self) -> None:
+        wk = self.worker
+        wk.engine_ready.connect(self._engine_ready)
+        wk.engine_failed.connect(self._engine_failed)
+        wk.engine_loading.connect(lambda name: self.model_label.setText(f"loading {name}…"))
+        wk.progress.connect(self._progress)
+        wk.encoded.connect(lambda image_id: self.images.model_.update(image_id, encoded=True))
+        wk.encode_progress.connect(self._encode_progress)
+        wk.proposal_ready.connect(self.controller.on_proposal)
+        wk.labels_ready.connect(self.controller.on_labels)
+        wk.vocabulary_ready.connect(
+            lambda n: self.show_status(f"Suggestions now use {n} vocabulary entries", 4000)
+        )
+        wk.failed.connect(self._worker_failed)
+
+    # ------------------------------------------------------------------ models
+    def load_models(self, config: ModelConfig) -> None:
+        """Start loading in the worker, or say which files are missing (manual tools still work)."""
+        self.config, self.engine_ready = config, False
+        missing = config.missing_files()
+        if missing:
+            text = "Missing model files: " + "; ".join(missing)
+            self.model_label.setText(f"{text}. Manual tools only (File ▸ Settings…)")
+            self.model_label.setToolTip("\n".join(missing))
+            self.show_status(text + ". Rectangle and polygon tools still work.", 0)
+            return
+        self.model_label.setText("loading models…")
+        self.worker.load(config, self.cache_dir)
+
+    def _engine_ready(self, info: dict) -> None:
+        self.engine_ready, self.engine_info = True, info
+        self.model_label.setText(f"{info['device']} · SAM {info['sam']} · CLIP {info['clip']}")
+        self.progress.setVisible(False)
+        self.clear_status()
+        self.categories_changed()
+        # The vocabulary was edited before the models were ready.
+        if len(self.vocabulary) != info.get("vocabulary", -1):
+            self.worker.set_vocabulary(Vocabulary.loads(self.vocabulary.dumps()))
+        self._send_order()
+        if self.canvas.has_prompts():
+            self.controller.prompts_changed()
+
+    def _engine_failed(self, message: str) -> None:
+        self.engine_ready = False
+        self.model_label.setText("models failed to load: manual tools only")
+        self.show_error(f"Could not load the models: {message}")
+
+    def _worker_failed(self, kind: str, image_id: int, request_id: int, message: str) -> None:
+        self.controller.on_failed(kind, image_id, request_id, message)
+        if kind == "encode":
+            self.images.model_.update(image_id, failed=message)
+        if kind in ("decode", "relabel") and image_id != self.image_id:
+            return
+        self.show_error(f"{kind} failed: {message}")
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if stage == "vocabulary":
+            self.vocab_editor.show_progress(done, total)
+        self.progress.setFormat(f"{stage} %v / %m")
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setVisible(done < total)
+
+    def _encode_progress(self, done: int, total: int) -> None:
+        self.encode_label.setText(f"encoded {self.images.model_.encoded_count()} / {total}")
+
+    # ------------------------------------------------------------------ folder and images
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.settings.last_folder)
+        if folder:
+            self.open_folder(Path(folder))
+
+    def open_folder(self, folder: Path) -> bool:
+        """Open (or create) the folder's project, list its images and show the first one."""
+        from annotator.io.images import image_size, list_images
+        from annotator.store import Project
+
+        try:
+            project = Project.open_folder(folder)
+            paths = list_images(folder)
+            known = {r.file_name: r for r in project.images()}
+            counts = project.counts()
+            rows = []
+            for path in paths:
+                name = path.relative_to(folder).as_posix()
+                record = known.get(name)
+                if record is None:
+                    try:
+                        size = image_size(path)
+                    except AnnotatorError as error:
+                        self.errors.append(str(error))
+                        continue
+                    image_id = project.add_image(name, size.width, size.height)
+                else:
+                    image_id = record.id
+                rows.append(ImageRow(image_id, name, str(path), counts.get(image_id, 0)))
+        except AnnotatorError as error:
+            self.show_error(str(error))
+            return False
+        if self.project is not None:
+            self.project.close()
+        self.project, self.folder = project, folder
+        self.undo_stack.clear()
+        self.settings.last_folder = str(folder)
+        self.setWindowTitle(f"annotator — {folder}")
+        self._row = self.image_id = None
+        self.images.model_.set_rows(rows)
+        self.encode_label.setText(f"encoded 0 / {len(rows)}")
+        self.categories_changed()
+        if rows:
+            self.go_to(0)
+        else:
+            self.show_status(f"No images in {folder}", 0)
+        return True
+
+    def image_path(self) -> str:
+        return self.images.model_.rows[self._row].path if self._row is not None else ""
+
+    def go_to(self, row: int) -> None:
+        rows = self.images.model_.rows
+        if not 0 <= row < len(rows) or row == self._row:
+            return
+        self._row, self.image_id = row, rows[row].image_id
+        self.images.select_row(row)
+        self.controller.image_changed()
+        self.canvas.clear_image()
+        self.annotations.set_annotations([])
+        self._image_req += 1
+        self.loader.request(self.image_id, self._image_req, rows[row].path)
+        self._send_order()
+        self.show_status(f"{rows[row].name} ({row + 1} / {len(rows)})", 3000)
+
+    def _send_order(self) -> None:
+        rows = self.images.model_.rows
+        if self._row is None or not self.engine_ready:
+            return
+        ordered = rows[self._row :] + rows[: self._row]
+        self.worker.set_order([(r.image_id, r.path) for r in ordered])
+
+    def next_image(self) -> None:
+        if self._row is not None:
+            self.go_to(min(self._row + 1, len(self.images.model_.rows) - 1))
+
+    def previous_image(self) -> None:
+        if self._row is not None:
+            self.go_to(max(self._row - 1, 0))
+
+    def _image_loaded(self, image_id: int, request_id: int, image: QImage) -> None:
+        if image_id != self.image_id or request_id != self._image_req:
+            return
+        self.canvas.set_image(image)
+        self.controller.refresh(image_id)
+        self.canvas.setFocus()
+
+    def _image_failed(self, image_id: int, request_id: int, message: str) -> None:
+        if request_id == self._image_req:
+            self.images.model_.update(image_id, failed=message)
+            self.show_error(message)
+
+    def refresh_image(self, image_id: int) -> None:
+        """Called by every undo command: update the list count and, if shown, the canvas."""
+        if self.project is None:
+            return
+        self.images.model_.update(image_id, annotations=len(self.project.annotations(image_id)))
+        self.controller.refresh(image_id)
+
+    def categories_changed(self) -> None:
+        """Keep the worker's 'project labels only' restriction and the completer in step."""
+        if self.vocab_editor.restrict.isChecked() and self.project is not None:
+            self.worker.set_restrict([c.name for c in self.project.categories()])
+        else:
+            self.worker.set_restrict(None)
+        self.update_completer()
+
+    # ------------------------------------------------------------------ small helpers
+    def _accept_key(self) -> None:
+        """Enter accepts the mask, except in a text field where it finishes the text."""
+        focus = QApplication.focusWidget()
+        if focus is self.suggestions.edit:
+            self.suggestions.enter()
+        elif not isinstance(focus, QLineEdit | QAbstractSpinBox | QComboBox):
+            self.controller.accept()
+
+    def set_tool(self, tool: Tool) -> None:
+        self.canvas.set_tool(tool)
+        self.tool_actions[tool].setChecked(True)
+        self.canvas.setFocus()
+
+    def show_status(self, text: str, timeout_ms: int = 4000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def clear_status(self) -> None:
+        self.statusBar().clearMessage()
+
+    def show_error(self, text: str) -> None:
+        """A non-modal message: the window keeps working behind it."""
+        log.warning("%s", text)
+        self.errors.append(text)
+        self.show_status(text, 10000)
+        if self.error_box is None:
+            self.error_box = QMessageBox(QMessageBox.Icon.Warning, "annotator", text, parent=self)
+            self.error_box.setWindowModality(Qt.WindowModality.NonModal)
+        self.error_box.setText(text)
+        self.error_box.show()
+
+    def update_completer(self) -> None:
+        names = self.vocabulary.names()
+        if self.project is not None:
+            extra = [
+                c.name for c in self.project.categories() if self.vocabulary.match(c.name) is None
+            ]
+            names = names + extra
+        self.suggestions.set_names(names)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.hide()  # the worker may need a moment to finish an encode: do not look frozen
+        self.loader.close()
+        self.worker.stop()
+        self.worker.blockSignals(True)
+        self.engine_ready = False
+        if self.project is not None:
+            self.project.close()
+        self.project, self.image_id = None, None
+        super().closeEvent(event)

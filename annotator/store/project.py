@@ -1,0 +1,714 @@
+"""The project: images, categories and annotations in one SQLite file, every accepted edit committed.
+
+Durability: WAL journal with `synchronous=FULL`, and every public mutating call is one transaction
+committed before it returns. WAL + NORMAL would already survive the app being killed (kill -9, a crash)
+because the commit is in the OS's hands when the call returns; FULL adds an fsync of the WAL per commit,
+so an accepted edit also survives a power cut or OS crash. One fsync per user action (a click) costs a
+few milliseconds; a COCO import is one transaction, hence one fsync.
+
+Concurrency: SQLite's locking. Readers never block in WAL mode; writers take the write lock up front
+(`BEGIN IMMEDIATE`) and wait up to `timeout` seconds for another writer (another process or window)
+before a clear `ProjectError`. One `Project` may be shared between threads (calls are serialised by a
+lock).
+
+Masks are stored as COCO compressed RLE; bbox and area are derived from the mask with pycocotools, never
+from the prompts. File names are stored relative to the project folder with '/' separators; on Linux a
+name that is not valid UTF-8 is stored byte for byte (surrogate escapes), so such files still work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from annotator.errors import ProjectError
+from annotator.io.images import show_path as _show
+from annotator.io.masks import (
+    XYWH,
+    mask_to_rle,
+    rle_area,
+    rle_bbox,
+    rle_runs,
+    rle_to_mask,
+    runs_to_rle,
+)
+from annotator.store import schema
+
+PROJECT_DIR = ".annotator"
+DB_NAME = "project.db"
+
+
+class _Keep:
+    """Sentinel: leave this field as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    file_name: str  # relative to the project folder, '/' separated
+    width: int
+    height: int
+    sha256: str | None
+    added: str  # ISO 8601 UTC
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    name: str
+    supercategory: str
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One stored mask. `mask()` decodes it; `rle` is the COCO compressed RLE (counts as str)."""
+
+    id: int
+    image_id: int
+    category_id: int
+    category: str  # the category's name at the time of reading
+    counts: str  # COCO compressed RLE counts
+    height: int
+    width: int
+    bbox: XYWH  # from the mask, COCO convention
+    area: int  # mask pixel count
+    score: float | None
+    prompts_json: str | None  # JSON text of the prompts that made the mask
+    created: str
+    updated: str
+
+    @property
+    def rle(self) -> dict:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+    @property
+    def prompts(self) -> Any:
+        return None if self.prompts_json is None else json.loads(self.prompts_json)
+
+    def mask(self) -> np.ndarray:
+        """bool (H, W) mask."""
+        return rle_to_mask(self.rle)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _name_bytes(name: str) -> bytes:
+    """A file name as the bytes stored in the TEXT column (bound with CAST(? AS TEXT))."""
+    return name.encode("utf-8", errors="surrogateescape")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path, PurePosixPath)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _prompts_json(prompts: Any) -> str | None:
+    if prompts is None:
+        return None
+    try:
+        return json.dumps(prompts, default=_json_default, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"prompts cannot be stored as JSON: {error}") from error
+
+
+def normalise_file_name(file_name: str | os.PathLike) -> str:
+    """A relative, '/'-separated file name; absolute paths and '..' are refused (ValueError)."""
+    text = os.fsdecode(file_name).replace("\\", "/") if os.sep == "\\" else os.fsdecode(file_name)
+    path = PurePosixPath(text)
+    if not text or path.is_absolute() or ".." in path.parts or str(path) == ".":
+        raise ValueError(
+            f"image file name must be relative to the project folder, got {_show(text)!r}"
+        )
+    return str(path)
+
+
+_ANNOTATION_COLUMNS = (
+    "a.id, a.image_id, a.category_id, c.name, a.rle, a.height, a.width, a.bbox_x, a.bbox_y, a.bbox_w,"
+    " a.bbox_h, a.area, a.score, a.prompts, a.created, a.updated"
+)
+
+
+def _annotation(row: tuple) -> Annotation:
+    return Annotation(
+        id=row[0],
+        image_id=row[1],
+        category_id=row[2],
+        category=row[3],
+        counts=row[4],
+        height=row[5],
+        width=row[6],
+        bbox=(row[7], row[8], row[9], row[10]),
+        area=row[11],
+        score=row[12],
+        prompts_json=row[13],
+        created=row[14],
+        updated=row[15],
+    )
+
+
+class Project:
+    """An annotation project stored in one SQLite file.
+
+    `Project.open_folder(folder)` uses `<folder>/.annotator/project.db`; `Project(db_path)` any file
+    (created when missing, with its `.annotator/` folder when named so). A project file inside
+    `.annotator/` knows its image folder (`folder`); elsewhere `folder` is the `folder` meta value or
+    None. Use as a context manager or call `close()`.
+    """
+
+    def __init__(self, db_path: str | os.PathLike, timeout: float = 10.0) -> None:
+        self.path = Path(db_path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        name = _show(self.path)
+        parent = self.path.parent
+        if parent.name == PROJECT_DIR and not parent.exists() and parent.parent.is_dir():
+            try:  # <folder>/.annotator/project.db named directly: make the project's own folder
+                parent.mkdir()
+            except OSError as error:
+                raise ProjectError(
+                    f"{name}: cannot create {PROJECT_DIR}/ ({error.strerror})"
+                ) from error
+        if not parent.is_dir():
+            raise ProjectError(f"{name}: the folder for the project file does not exist")
+        if self.path.is_dir():
+            raise ProjectError(f"{name}: is a folder, not a project file")
+        try:
+            self._con = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise ProjectError(f"{name}: cannot open the project file ({error})") from error
+        self._con.text_factory = lambda data: data.decode("utf-8", errors="surrogateescape")
+        try:
+            self._setup()
+        except BaseException:
+            self._con.close()
+            raise
+        if self.path.parent.name == PROJECT_DIR:
+            self.folder: Path | None = self.path.parent.parent
+        else:
+            stored = self.get_meta("folder")
+            self.folder = Path(stored) if stored else None
+
+    @classmethod
+    def open_folder(cls, folder: str | os.PathLike, timeout: float = 10.0) -> Project:
+        """The project of an image folder, at `<folder>/.annotator/project.db` (created if missing)."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise ProjectError(f"{_show(root)}: not a folder")
+        try:
+            (root / PROJECT_DIR).mkdir(exist_ok=True)
+        except OSError as error:
+            raise ProjectError(
+                f"{_show(root)}: cannot create {PROJECT_DIR}/ ({error.strerror})"
+            ) from error
+        return cls(root / PROJECT_DIR / DB_NAME, timeout=timeout)
+
+    # ----------------------------------------------------------------- connection and transactions
+    def _setup(self) -> None:
+        name = _show(self.path)
+        con = self._con
+        try:
+            con.execute("PRAGMA foreign_keys = ON")
+            version = schema.user_version(con)  # the first read: fails on a non-SQLite file
+            tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            con.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as error:
+            raise ProjectError(self._explain(error, "cannot open")) from error
+        if version > schema.SCHEMA_VERSION:
+            raise ProjectError(
+                f"{name}: made by a newer annotator (schema {version}, this one knows {schema.SCHEMA_VERSION})"
+            )
+        if version == 0 and tables:
+            raise ProjectError(f"{name}: an SQLite file that is not an annotator project")
+        self.journal_mode = str(mode)
+        if version < schema.SCHEMA_VERSION:
+            with self.transaction():
+                if schema.user_version(con) < schema.SCHEMA_VERSION:  # another process may have won
+                    schema.migrate(con)
+
+    def _explain(self, error: sqlite3.Error, doing: str) -> str:
+        name = _show(self.path)
+        text = str(error)
+        if "not a database" in text:
+            return f"{name}: not an SQLite project file (or encrypted)"
+        if "malformed" in text or "corrupt" in text:
+            return f"{name}: the project file is corrupt ({text})"
+        if "locked" in text or "busy" in text:
+            return f"{name}: the project is locked by another program (another annotator window?)"
+        if "readonly" in text:
+            return f"{name}: the project file is read-only"
+        if "disk is full" in text or "full" in text:
+            return f"{name}: the disk is full"
+        return f"{name}: {doing} the project ({text})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction; calls inside it join it. All or nothing, committed on exit."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._con.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise ProjectError(self._explain(error, "cannot write")) from error
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._con.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                self._con.execute("COMMIT")
+            except sqlite3.Error as error:
+                if self._con.in_transaction:
+                    self._con.execute("ROLLBACK")
+                raise ProjectError(self._explain(error, "cannot write")) from error
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A consistent read view for several reads (an export); do not write inside it."""
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            try:
+                self._con.execute("BEGIN DEFERRED")
+            except sqlite3.Error as error:
+                raise ProjectError(self._explain(error, "cannot read")) from error
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                self._con.execute("COMMIT")
+
+    def _write(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        """Execute inside the current transaction, turning SQLite failures into ProjectError."""
+        try:
+            return self._con.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise  # a constraint broken by the caller: a bug, keep the traceback
+        except sqlite3.Error as error:
+            raise ProjectError(self._explain(error, "cannot write")) from error
+
+    def _read(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, params).fetchall()
+            except sqlite3.Error as error:
+                raise ProjectError(self._explain(error, "cannot read")) from error
+
+    def close(self) -> None:
+        """Close the connection (the last one to close checkpoints the WAL into the file)."""
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def integrity_ok(self) -> bool:
+        """True when SQLite's integrity check and the foreign-key check both pass."""
+        try:
+            ok = self._read("PRAGMA integrity_check")
+            fk = self._read("PRAGMA foreign_key_check")
+        except ProjectError:
+            return False
+        return ok == [("ok",)] and not fk
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    # ------------------------------------------------------------------------------------ meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._write(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, str(value)),
+            )
+
+    # ---------------------------------------------------------------------------------- images
+    def add_image(
+        self,
+        file_name: str | os.PathLike,
+        width: int,
+        height: int,
+        sha256: str | None = None,
+        image_id: int | None = None,
+    ) -> int:
+        """Id of the image `file_name`, added if new (idempotent by name).
+
+        `image_id` asks for that id when adding (ignored when taken). An existing image whose size
+        differs raises ProjectError: its masks would no longer line up.
+        """
+        name = normalise_file_name(file_name)
+        width, height = int(width), int(height)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image {_show(name)!r} has no pixels ({width}x{height})")
+        with self.transaction():
+            found = self.image_by_name(name)
+            if found is not None:
+                if (found.width, found.height) != (width, height):
+                    raise ProjectError(
+                        f"{_show(name)}: the image is now {width}x{height} but the project has it as "
+                        f"{found.width}x{found.height}"
+                    )
+                if sha256 and found.sha256 != sha256:
+                    self._write("UPDATE images SET sha256 = ? WHERE id = ?", (sha256, found.id))
+                return found.id
+            if image_id is not None and self._read(
+                "SELECT 1 FROM images WHERE id = ?", (image_id,)
+            ):
+                image_id = None
+            cursor = self._write(
+                "INSERT INTO images (id, file_name, width, height, sha256, added)"
+                " VALUES (?, CAST(? AS TEXT), ?, ?, ?, ?)",
+                (image_id, _name_bytes(name), width, height, sha256, _now()),
+            )
+            return int(cursor.lastrowid)
+
+    def images(self) -> list[ImageRecord]:
+        """All images, in the order they were added."""
+        rows = self._read(
+            "SELECT id, file_name, width, height, sha256, added FROM images ORDER BY id"
+        )
+        return [ImageRecord(*row) for row in rows]
+
+    def image(self, image_id: int) -> ImageRecord:
+        """The image with this id (KeyError if none)."""
+        rows = self._read(
+            "SELECT id, file_name, width, height, sha256, added FROM images WHERE id = ?",
+            (image_id,),
+        )
+        if not rows:
+            raise KeyError(f"no image with id {image_id}")
+        return ImageRecord(*rows[0])
+
+    def image_by_name(self, file_name: str | os.PathLike) -> ImageRecord | None:
+        """The image with this relative file name, or None."""
+        name = normalise_file_name(file_name)
+        rows = self._read(
+            "SELECT id, file_name, width, height, sha256, added FROM images WHERE file_name = CAST(? AS TEXT)",
+            (_name_bytes(name),),
+        )
+        return ImageRecord(*rows[0]) if rows else None
+
+    # ------------------------------------------------------------------------------ categories
+    def category_id(self, name: str, create: bool = True, supercategory: str = "") -> int:
+        """Id of the category `name` (surrounding spaces ignored), created when missing and `create`.
+
+        KeyError when missing and not `create`; ValueError for a blank name.
+        """
+        name = name.strip()
+        if not name:
+            raise ValueError("a category name cannot be empty")
+        rows = self._read("SELECT id FROM categories WHERE name = ?", (name,))
+        if rows:
+            return int(rows[0][0])
+        if not create:
+            raise KeyError(f"no category named {name!r}")
+        return self.add_category(name, supercategory)
+
+    def add_category(
+        self, name: str, supercategory: str = "", category_id: int | None = None
+    ) -> int:
+        """Id of the category `name`, added if new; `category_id` is used when adding if it is free."""
+        name = name.strip()
+        if not name:
+            raise ValueError("a category name cannot be empty")
+        with self.transaction():
+            rows = self._read("SELECT id FROM categories WHERE name = ?", (name,))
+            if rows:
+                return int(rows[0][0])
+            if category_id is not None and self._read(
+                "SELECT 1 FROM categories WHERE id = ?", (category_id,)
+            ):
+                category_id = None
+            cursor = self._write(
+                "INSERT INTO categories (id, name, supercategory) VALUES (?, ?, ?)",
+                (category_id, name, supercategory or ""),
+            )
+            return int(cursor.lastrowid)
+
+    def categories(self) -> list[Category]:
+        """All categories by id."""
+        return [
+            Category(*row)
+            for row in self._read("SELECT id, name, supercategory FROM categories ORDER BY id")
+        ]
+
+    def category(self, category_id: int) -> Category:
+        rows = self._read(
+            "SELECT id, name, supercategory FROM categories WHERE id = ?", (category_id,)
+        )
+        if not rows:
+            raise KeyError(f"no category with id {category_id}")
+        return Category(*rows[0])
+
+    def rename_category(self, category_id: int, name: str) -> None:
+        """Rename a category (its id, and so its annotations, stay). ProjectError if the name is taken."""
+        name = name.strip()
+        if not name:
+            raise ValueError("a category name cannot be empty")
+        with self.transaction():
+            self.category(category_id)
+            other = self._read("SELECT id FROM categories WHERE name = ?", (name,))
+            if other and other[0][0] != category_id:
+                raise ProjectError(f"a category named {name!r} already exists")
+            self._write("UPDATE categories SET name = ? WHERE id = ?", (name, category_id))
+
+    # ----------------------------------------------------------------------------- annotations
+    def _resolve_category(self, category: str | int) -> int:
+        if isinstance(category, (int, np.integer)) and not isinstance(category, bool):
+            self.category(int(category))
+            return int(category)
+        return self.category_id(str(category), create=True)
+
+    def _checked_rle(self, image: ImageRecord, rle: dict) -> tuple[str, XYWH, int]:
+        if [int(v) for v in rle["size"]] != [image.height, image.width]:
+            raise ValueError(
+                f"mask is {rle['size'][0]}x{rle['size'][1]} but image {image.id} is {image.height}x{image.width}"
+            )
+        area = rle_area(rle)
+        if area == 0:
+            raise ValueError("an empty mask cannot be stored (delete the annotation instead)")
+        return rle["counts"], rle_bbox(rle), area
+
+    def _mask_rle(self, image: ImageRecord, mask: np.ndarray) -> tuple[str, XYWH, int]:
+        mask = np.asarray(mask)
+        if mask.shape != (image.height, image.width):
+            raise ValueError(
+                f"mask shape {mask.shape} does not match image {image.id} ({image.height}, {image.width})"
+            )
+        return self._checked_rle(image, mask_to_rle(mask))
+
+    def add_annotation(
+        self,
+        image_id: int,
+        mask: np.ndarray,
+        category: str | int,
+        score: float | None = None,
+        prompts: Any = None,
+    ) -> int:
+        """Store a bool (H, W) mask for an image; `category` is a name (created if new) or an id.
+
+        bbox and area come from the mask. Raises KeyError for an unknown image, ValueError for a mask
+        of the wrong size or an empty one.
+        """
+        with self.transaction():
+            image = self.image(image_id)
+            counts, bbox, area = self._mask_rle(image, mask)
+            return self._insert(
+                image.id,
+                self._resolve_category(category),
+                counts,
+                image,
+                bbox,
+                area,
+                score,
+                prompts,
+            )
+
+    def add_annotation_rle(
+        self,
+        image_id: int,
+        rle: dict,
+        category: str | int,
+        score: float | None = None,
+        prompts: Any = None,
+        annotation_id: int | None = None,
+    ) -> int:
+        """Like `add_annotation` from a COCO RLE (compressed or not, validated) without decoding it.
+
+        `annotation_id` is used if free (importers keep ids stable this way).
+        """
+        runs = rle_runs(rle)
+        with self.transaction():
+            image = self.image(image_id)
+            canonical = runs_to_rle(runs, int(rle["size"][0]), int(rle["size"][1]))
+            counts, bbox, area = self._checked_rle(image, canonical)
+            if annotation_id is not None and self._read(
+                "SELECT 1 FROM annotations WHERE id = ?", (annotation_id,)
+            ):
+                annotation_id = None
+            return self._insert(
+                image.id,
+                self._resolve_category(category),
+                counts,
+                image,
+                bbox,
+                area,
+                score,
+                prompts,
+                annotation_id,
+            )
+
+    def _insert(
+        self,
+        image_id: int,
+        category_id: int,
+        counts: str,
+        image: ImageRecord,
+        bbox: XYWH,
+        area: int,
+        score: float | None,
+        prompts: Any,
+        annotation_id: int | None = None,
+    ) -> int:
+        now = _now()
+        cursor = self._write(
+            "INSERT INTO annotations (id, image_id, category_id, rle, height, width, bbox_x, bbox_y, bbox_w,"
+            " bbox_h, area, score, prompts, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                annotation_id,
+                image_id,
+                category_id,
+                counts,
+                image.height,
+                image.width,
+                *bbox,
+                area,
+                None if score is None else float(score),
+                _prompts_json(prompts),
+                now,
+                now,
+            ),
+        )
+        return int(cursor.lastrowid)
+
+    def update_annotation(
+        self,
+        annotation_id: int,
+        mask: np.ndarray | None = None,
+        category: str | int | None = None,
+        score: float | None = KEEP,
+        prompts: Any = KEEP,
+    ) -> Annotation:
+        """Change the mask, category, score or prompts of an annotation; returns the new record.
+
+        Fields left out stay as they are (`score=None` clears the score).
+        """
+        with self.transaction():
+            old = self.annotation(annotation_id)
+            image = self.image(old.image_id)
+            counts, bbox, area = (
+                (old.counts, old.bbox, old.area) if mask is None else self._mask_rle(image, mask)
+            )
+            category_id = old.category_id if category is None else self._resolve_category(category)
+            new_score = old.score if score is KEEP else (None if score is None else float(score))
+            new_prompts = old.prompts_json if prompts is KEEP else _prompts_json(prompts)
+            self._write(
+                "UPDATE annotations SET category_id = ?, rle = ?, bbox_x = ?, bbox_y = ?, bbox_w = ?, bbox_h = ?,"
+                " area = ?, score = ?, prompts = ?, updated = ? WHERE id = ?",
+                (category_id, counts, *bbox, area, new_score, new_prompts, _now(), annotation_id),
+            )
+            return self.annotation(annotation_id)
+
+    def delete_annotation(self, annotation_id: int) -> Annotation:
+        """Delete an annotation; returns the deleted record (give it to `restore_annotation` to undo)."""
+        with self.transaction():
+            old = self.annotation(annotation_id)
+            self._write("DELETE FROM annotations WHERE id = ?", (annotation_id,))
+            return old
+
+    def restore_annotation(self, record: Annotation) -> int:
+        """Put an annotation back exactly as recorded, with its id (undo of a delete or an update).
+
+        Overwrites the annotation with that id if it exists. The category is found by id, or by name
+        if that id is gone (recreated when missing).
+        """
+        with self.transaction():
+            image = self.image(record.image_id)
+            if (record.height, record.width) != (image.height, image.width):
+                raise ValueError(f"annotation {record.id} does not fit image {image.id}")
+            if self._read("SELECT 1 FROM categories WHERE id = ?", (record.category_id,)):
+                category_id = record.category_id
+            else:
+                category_id = self.category_id(record.category, create=True)
+            self._write(
+                "INSERT OR REPLACE INTO annotations (id, image_id, category_id, rle, height, width, bbox_x,"
+                " bbox_y, bbox_w, bbox_h, area, score, prompts, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.image_id,
+                    category_id,
+                    record.counts,
+                    record.height,
+                    record.width,
+                    *record.bbox,
+                    record.area,
+                    record.score,
+                    record.prompts_json,
+                    record.created,
+                    record.updated,
+                ),
+            )
+            return record.id
+
+    def annotations(self, image_id: int | None = None) -> list[Annotation]:
+        """Annotations of one image (or all), in id order."""
+        sql = f"SELECT {_ANNOTATION_COLUMNS} FROM annotations a JOIN categories c ON c.id = a.category_id"
+        if image_id is None:
+            rows = self._read(sql + " ORDER BY a.id")
+        else:
+            rows = self._read(sql + " WHERE a.image_id = ? ORDER BY a.id", (image_id,))
+        return [_annotation(row) for row in rows]
+
+    def annotation(self, annotation_id: int) -> Annotation:
+        """The annotation with this id (KeyError if none)."""
+        rows = self._read(
+            f"SELECT {_ANNOTATION_COLUMNS} FROM annotations a JOIN categories c ON c.id = a.category_id"
+            " WHERE a.id = ?",
+            (annotation_id,),
+        )
+        if not rows:
+            raise KeyError(f"no annotation with id {annotation_id}")
+        return _annotation(rows[0])
+
+    def counts(self) -> dict[int, int]:
+        """Number of annotations per image id (0 for images without any)."""
+        rows = self._read(
+            "SELECT i.id, count(a.id) FROM images i LEFT JOIN annotations a ON a.image_id = i.id"
+            " GROUP BY i.id ORDER BY i.id"
+        )
+        return {int(image_id): int(n) for image_id, n in rows}

@@ -1,0 +1,99 @@
+"""pytest-qt fixtures for the window: offscreen Qt, tiny real models, a folder of synthetic images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
+
+from annotator.gui.settings import AppSettings, ModelConfig  # noqa: E402
+
+
+def make_images(folder: Path, n: int = 3, size: tuple[int, int] = (320, 240)) -> list[Path]:
+    """Images with a bright square on a textured background (content differs per image)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    w, h = size
+    for i in range(n):
+        pixels = (rng.random((h, w, 3)) * 60 + 40).astype(np.uint8)
+        pixels[60 + 10 * i : 160, 80 : 200 + 10 * i] = (230, 40 + 50 * i, 40)
+        path = folder / f"img_{i:02d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    make_images(folder)
+    return folder
+
+
+@pytest.fixture
+def model_config(engine_args, tmp_path) -> ModelConfig:
+    """The tiny SAM + tiny CLIP, with a private copy of the small vocabulary (edits are saved to it)."""
+    vocab = tmp_path / "vocabulary.txt"
+    shutil.copy(engine_args["vocabulary"], vocab)
+    return ModelConfig(
+        sam_checkpoint=str(engine_args["sam_checkpoint"]),
+        clip_config=str(engine_args["clip_config"]),
+        clip_weights=str(engine_args["clip_weights"]),
+        vocabulary=str(vocab),
+        device="cpu",
+    )
+
+
+def open_window(qtbot, tmp_path, config: ModelConfig, folder: Path | None, wait_engine=True):
+    from annotator.gui.main_window import MainWindow
+
+    settings = AppSettings(tmp_path / "settings.ini")
+    window = MainWindow(settings, config, cache_dir=str(tmp_path / "cache"))
+    qtbot.addWidget(window)
+    window.resize(1000, 700)
+    window.show()
+    if folder is not None:
+        assert window.open_folder(folder)
+        qtbot.waitUntil(lambda: window.canvas.image_size() is not None, timeout=10_000)
+    if wait_engine:
+        qtbot.waitUntil(lambda: window.engine_ready, timeout=60_000)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, model_config, image_folder):
+    return open_window(qtbot, tmp_path, model_config, image_folder)
+
+
+def view_pos(window, x: float, y: float) -> QPoint:
+    """Viewport position of image pixel (x, y)."""
+    return window.canvas.mapFromScene(QPointF(x, y))
+
+
+def click(qtbot, window, x: float, y: float, button=Qt.MouseButton.LeftButton, modifier=None):
+    modifier = modifier or Qt.KeyboardModifier.NoModifier
+    qtbot.mouseClick(window.canvas.viewport(), button, modifier, view_pos(window, x, y))
+
+
+def wait_proposal(qtbot, window, previous=None):
+    c = window.controller
+    qtbot.waitUntil(
+        lambda: (
+            c.pending is not None and c.pending is not previous and c._decode_done == c._decode_req
+        ),
+        timeout=20_000,
+    )
+    return c.pending
+
+
+def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, k, modifier)

@@ -1,0 +1,100 @@
+"""The canvas alone: bbox-only overlays, outlines, zoom and pan, Space tap vs Space drag, typing."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage
+
+from annotator.gui.canvas import Canvas
+from annotator.gui.overlays import mask_bbox, outline_path
+
+
+def _canvas(qtbot, w=640, h=480) -> Canvas:
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(800, 600)
+    canvas.show()
+    image = QImage(w, h, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.darkGray)
+    canvas.set_image(image)
+    return canvas
+
+
+def test_overlay_covers_only_the_mask_bbox(qtbot):
+    canvas = _canvas(qtbot)
+    mask = np.zeros((480, 640), bool)
+    mask[100:150, 200:260] = True
+    mask[120:130, 220:230] = False  # a hole: outer and inner contour
+    canvas.set_annotation(1, mask, (255, 0, 0))
+    item = canvas._overlays[1]
+    assert item.fill.pixmap().size().toTuple() == (60, 50)
+    assert item.fill.offset().toTuple() == (200.0, 100.0)
+    image = item.fill.pixmap().toImage()
+    assert image.pixelColor(5, 5).red() > 0 and image.pixelColor(25, 25).alpha() == 0  # the hole
+    assert mask_bbox(mask) == (200, 100, 260, 150)
+    rect = outline_path(mask[100:150, 200:260], 200, 100).boundingRect()
+    assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (200.5, 100.5, 259.5, 149.5)
+    assert canvas.annotation_at(205, 105) == 1 and canvas.annotation_at(225, 125) is None
+    canvas.remove_annotation(1)
+    assert canvas.masks == {} and item.fill.scene() is None
+
+
+def test_big_image_overlays_are_quick(qtbot):
+    canvas = _canvas(qtbot, 8000, 8000)
+    mask = np.zeros((8000, 8000), bool)
+    mask[1000:4000, 2000:5000] = True
+    started = time.perf_counter()
+    canvas.set_annotation(1, mask, (0, 255, 0))
+    canvas.set_selected(1)
+    elapsed = time.perf_counter() - started
+    assert canvas._overlays[1].fill.pixmap().size().toTuple() == (3000, 3000)
+    assert elapsed < 2.0, f"overlay of a 3000x3000 mask took {elapsed:.2f} s"
+
+
+def test_zoom_fit_and_middle_drag_pan(qtbot):
+    canvas = _canvas(qtbot, 2000, 1500)
+    fit = canvas.zoom()
+    assert 0.3 < fit < 0.45  # the whole image fits in 800x600
+    canvas.zoom_by(4)
+    assert np.isclose(canvas.zoom(), 4 * fit)
+    before = canvas.mapToScene(QPoint(400, 300))
+    viewport = canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(viewport, QPoint(300, 250))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(300, 250))
+    after = canvas.mapToScene(QPoint(400, 300))
+    assert after.x() > before.x() + 50 and after.y() > before.y() + 20  # dragged left/up
+    assert canvas.points == []  # panning adds no prompt
+    canvas.fit()
+    assert np.isclose(canvas.zoom(), fit)
+
+
+def test_space_tap_accepts_space_drag_pans(qtbot):
+    canvas = _canvas(qtbot, 2000, 1500)
+    canvas.zoom_by(4)
+    accepted = []
+    canvas.accept_requested.connect(lambda: accepted.append(1))
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_Space)
+    assert accepted == [1]
+    viewport = canvas.viewport()
+    qtbot.keyPress(canvas, Qt.Key.Key_Space)
+    before = canvas.mapToScene(QPoint(400, 300))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(viewport, QPoint(350, 300))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=QPoint(350, 300))
+    qtbot.keyRelease(canvas, Qt.Key.Key_Space)
+    assert accepted == [1] and canvas.points == []
+    assert canvas.mapToScene(QPoint(400, 300)).x() > before.x() + 20
+
+
+def test_points_sit_where_clicked(qtbot):
+    canvas = _canvas(qtbot)
+    canvas.zoom_by(2.5)
+    target = QPointF(321.5, 123.25)
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(target))
+    ((x, y, positive),) = canvas.points
+    assert positive and abs(x - target.x()) <= 0.5 and abs(y - target.y()) <= 0.5

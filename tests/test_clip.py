@@ -1,0 +1,216 @@
+"""ClipModel: loading (config + weights, name + weights), identity, errors, fast text encoder parity."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from annotator.errors import AnnotatorError, CheckpointError
+from annotator.models.clip import ClipModel
+from tests.tiny_clip import VISION_CFGS, make_tiny_clip, tiny_config
+
+TOWERS = {"convnext": "convnext", "vit": "vit", "vit_tok": "vit", "resnet": "resnet"}
+
+TEXTS = [
+    "a photo of a dog.",
+    "cat",
+    "",
+    "a photo of a hot-air balloon over the mountains at sunrise.",
+    "Straße, café and naïve résumé",
+    "a very long description that goes on " * 12,  # truncated at 77 tokens by the tokenizer
+    "a photo of a traffic light.",
+    "x",
+    "two people riding a tandem bicycle along the beach",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("tiny_clip")
+    return {tower: make_tiny_clip(root, tower) for tower in TOWERS}
+
+
+@pytest.fixture(scope="module")
+def models(tiny) -> dict[str, ClipModel]:
+    return {tower: ClipModel.load(config=c, weights=w) for tower, (c, w) in tiny.items()}
+
+
+@pytest.mark.parametrize("tower", list(TOWERS))
+def test_fast_text_encoder_matches_open_clip(models, tower):
+    clip = models[tower]
+    fast = clip.encode_text(TEXTS, batch_size=4)  # several batches, each cut at its own length
+    reference = clip.encode_text_reference(TEXTS)
+    assert fast.shape == (len(TEXTS), clip.embed_dim) and fast.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert np.abs(fast - reference).max() <= 1e-4
+    # each text keeps its own row: a batch of one gives the same vector
+    single = clip.encode_text([TEXTS[3]])
+    assert np.abs(single[0] - fast[3]).max() <= 1e-4
+    # open_clip's own forward, unnormalised, agrees too (guards encode_text_reference itself)
+    with torch.inference_mode():
+        raw = clip.model.encode_text(open_clip.tokenize(TEXTS))
+    ref = torch.nn.functional.normalize(raw, dim=-1).numpy()
+    assert np.abs(fast - ref).max() <= 1e-4
+
+
+def test_encode_text_progress_and_empty(models):
+    clip = models["convnext"]
+    calls: list[tuple[int, int]] = []
+    clip.encode_text(TEXTS, batch_size=4, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(4, 9), (8, 9), (9, 9)]
+    assert clip.encode_text([]).shape == (0, clip.embed_dim)
+
+
+@pytest.mark.parametrize("tower", list(TOWERS))
+def test_attributes_from_model(models, tower):
+    clip = models[tower]
+    assert clip.tower == TOWERS[tower]
+    assert clip.image_size == 64 and clip.embed_dim == 32
+    assert clip.logit_scale == pytest.approx(float(clip.model.logit_scale.detach().exp()))
+    np.testing.assert_allclose(clip.mean, open_clip.OPENAI_DATASET_MEAN, rtol=1e-6)
+    np.testing.assert_allclose(clip.std, open_clip.OPENAI_DATASET_STD, rtol=1e-6)
+
+
+def test_encode_image_uses_native_preprocessing(models):
+    clip = models["convnext"]
+    rng = np.random.default_rng(1)
+    square = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    # at native size open_clip's PIL transform is only ToTensor + Normalize
+    direct = clip.encode_tensor(clip.normalize_pixels(square))
+    np.testing.assert_allclose(clip.encode_image(square), direct, atol=1e-5)
+    wide = rng.integers(0, 256, (64, 160, 3), dtype=np.uint8)
+    center = wide[:, 48:112]  # shortest side already 64 px: open_clip centre-crops
+    np.testing.assert_allclose(clip.encode_image(wide), clip.encode_image(center), atol=1e-5)
+    assert np.linalg.norm(clip.encode_image(wide)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_identity_names_config_and_weights(tmp_path, tiny):
+    c1, w1 = tiny["convnext"]
+    _, w2 = make_tiny_clip(tmp_path, "convnext", seed=1)
+    a = ClipModel.load(config=c1, weights=w1)
+    b = ClipModel.load(config=c1, weights=w2)
+    again = ClipModel.load(config=c1, weights=w1)
+    vit = ClipModel.load(config=tiny["vit"][0], weights=tiny["vit"][1])
+    assert a.identity == again.identity
+    assert len({a.identity, b.identity, vit.identity}) == 3
+    assert a.identity.split(":")[0] == b.identity.split(":")[0]  # same config part
+
+
+def test_hf_style_config_with_preprocess(tmp_path, tiny):
+    _, weights = tiny["vit"]
+    doc = {
+        "model_cfg": tiny_config("vit"),
+        "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    }
+    config = tmp_path / "open_clip_config.json"
+    config.write_text(json.dumps(doc))
+    clip = ClipModel.load(config=config, weights=weights)
+    np.testing.assert_allclose(clip.mean, 0.5)
+    np.testing.assert_allclose(clip.std, 0.25)
+    image = np.full((64, 64, 3), 128, dtype=np.uint8)
+    expected = (128 / 255 - 0.5) / 0.25
+    np.testing.assert_allclose(clip.normalize_pixels(image).numpy(), expected, atol=1e-6)
+
+
+def test_name_and_weights_file(tmp_path, tiny):
+    # a registered architecture name plus a local weights file takes open_clip's by-name path
+    cfg = tmp_path / "annotator-test-tiny-vit.json"
+    cfg.write_text(json.dumps(tiny_config("vit")))
+    open_clip.add_model_config(cfg)
+    by_name = ClipModel.load("annotator-test-tiny-vit", weights=tiny["vit"][1])
+    by_config = ClipModel.load(config=tiny["vit"][0], weights=tiny["vit"][1])
+    assert by_name.identity.startswith("annotator-test-tiny-vit:")
+    assert by_name.identity.split(":")[1] == by_config.identity.split(":")[1]
+    as_path = ClipModel.load("annotator-test-tiny-vit", pretrained=str(tiny["vit"][1]))
+    assert as_path.identity == by_name.identity  # open_clip's habit: a file path as `pretrained`
+    np.testing.assert_allclose(by_name.encode_text(TEXTS), by_config.encode_text(TEXTS), atol=1e-6)
+
+
+def test_mismatched_weights_name_both_files(tiny):
+    config, _ = tiny["vit"]
+    _, weights = tiny["resnet"]
+    with pytest.raises(CheckpointError) as info:
+        ClipModel.load(config=config, weights=weights)
+    message = str(info.value)
+    assert str(config) in message and str(weights) in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("{not json", "not a readable JSON"),
+        ('{"embed_dim": 32}', "not an open_clip model config"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_bad_config_files(tmp_path, tiny, content, fragment):
+    config = tmp_path / "bad.json"
+    config.write_text(content)
+    with pytest.raises(CheckpointError, match=fragment) as info:
+        ClipModel.load(config=config, weights=tiny["vit"][1])
+    assert str(config) in str(info.value)
+
+
+def test_unreadable_or_missing_files(tmp_path, tiny):
+    config, _ = tiny["vit"]
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        ClipModel.load(config=config, weights=junk)
+    with pytest.raises(CheckpointError, match="not found"):
+        ClipModel.load(config=config, weights=tmp_path / "absent.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        ClipModel.load(config=tmp_path / "absent.json", weights=tiny["vit"][1])
+    with pytest.raises(CheckpointError, match="needs a weights file"):
+        ClipModel.load(config=config)
+
+
+def test_unknown_names_and_tags_fail_before_any_download(tiny):
+    with pytest.raises(CheckpointError, match="unknown CLIP model"):
+        ClipModel.load("no-such-model", pretrained="openai")
+    with pytest.raises(CheckpointError, match="known tags: .*openai"):
+        ClipModel.load("RN50", pretrained="no-such-tag")
+    with pytest.raises(CheckpointError) as info:  # real architecture, tiny weights
+        ClipModel.load("RN50", weights=tiny["resnet"][1])
+    assert "RN50" in str(info.value) and str(tiny["resnet"][1]) in str(info.value)
+    assert issubclass(CheckpointError, AnnotatorError)
+
+
+@pytest.mark.slow
+def test_fast_text_encoder_throughput_on_real_size_tower():
+    """convnext_base_w's text tower (width 640, 12 layers), random init; ≥ 3x open_clip's
+    `encode_text` throughput on short prompts. The reference always runs 77 tokens, so its
+    throughput is measured on fewer prompts to keep the test to a few seconds."""
+    cfg = open_clip.get_model_config("convnext_base_w")
+    torch.manual_seed(0)
+    model = open_clip.CLIP(
+        cfg["embed_dim"], vision_cfg=VISION_CFGS["vit"], text_cfg=cfg["text_cfg"]
+    )
+    clip = ClipModel(model, open_clip.get_tokenizer("convnext_base_w"), "text-bench")
+    prompts = [f"a photo of a {name}." for name in open_clip.IMAGENET_CLASSNAMES[:32]]
+
+    def cpu_seconds(fn, texts) -> float:
+        start = time.thread_time()  # CPU time of this thread: robust to other processes' load
+        fn(texts)
+        return (time.thread_time() - start) / len(texts)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # all work on this thread, so thread_time sees all of it
+    try:
+        fast, reference = [], []
+        for _ in range(2):  # interleaved, best of each
+            fast.append(cpu_seconds(clip.encode_text, prompts[:32]))
+            reference.append(cpu_seconds(clip.encode_text_reference, prompts[:4]))
+    finally:
+        torch.set_num_threads(threads)
+    fast, reference = min(fast), min(reference)
+    assert reference / fast >= 3.0, f"speed-up {reference / fast:.1f}x"
+    np.testing.assert_allclose(
+        clip.encode_text(prompts[:4]), clip.encode_text_reference(prompts[:4]), atol=1e-4
+    )
