@@ -95,16 +95,19 @@ class _TextTower:
         from open_clip.transformer import TextTransformer
 
         src = model.text if isinstance(getattr(model, "text", None), TextTransformer) else model
-        self.token_embedding = src.token_embedding
-        self.positional_embedding = src.positional_embedding
-        self.transformer = src.transformer
-        self.ln_final = src.ln_final
-        self.text_projection = src.text_projection
+        self.token_embedding = getattr(src, "token_embedding", None)
+        self.positional_embedding = getattr(src, "positional_embedding", None)
+        self.transformer = getattr(src, "transformer", None)
+        self.ln_final = getattr(src, "ln_final", None)
+        self.text_projection = getattr(src, "text_projection", None)
         self.attn_mask = getattr(src, "attn_mask", None)
         self.pool_type = getattr(src, "pool_type", getattr(model, "text_pool_type", "argmax"))
         self.eos_id = getattr(src, "eos_id", getattr(model, "text_eos_id", None))
+        # anything else (HF text towers, CoCa's appended class token, bidirectional towers)
+        # goes through open_clip's own encode_text
         self.supported = (
-            hasattr(self.transformer, "resblocks")
+            self.token_embedding is not None
+            and hasattr(self.transformer, "resblocks")
             and self.attn_mask is not None  # causal: later tokens cannot reach the pooled one
             and getattr(src, "cls_emb", None) is None
             and not getattr(src, "use_pad_mask", False)
@@ -195,10 +198,8 @@ class ClipModel:
         if not name:
             raise CheckpointError("no CLIP model named: give a model name or a config JSON")
         if weights is None and pretrained is not None and Path(pretrained).is_file():
-            weights, pretrained = (
-                Path(pretrained),
-                None,
-            )  # open_clip's habit: a path as `pretrained`
+            # open_clip's habit: a file path given as `pretrained`
+            weights, pretrained = Path(pretrained), None
         if name not in open_clip.list_models():
             raise CheckpointError(f"unknown CLIP model {name!r} (see open_clip.list_models())")
         if weights is not None:
@@ -250,8 +251,9 @@ class ClipModel:
         and tests that need full-size towers without weights."""
         if name not in open_clip.list_models():
             raise CheckpointError(f"unknown CLIP model {name!r} (see open_clip.list_models())")
-        torch.manual_seed(seed)
-        model = open_clip.create_model(name, pretrained=None, device=device)
+        with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
+            torch.manual_seed(seed)
+            model = open_clip.create_model(name, pretrained=None, device=device)
         return cls(model, open_clip.get_tokenizer(name), f"{name}:random-{seed}", device)
 
     # -------------------------------------------------------------------------------------- text

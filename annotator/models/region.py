@@ -180,13 +180,12 @@ class _ConvNextPooler:
         return prepared["features"].shape[1:]
 
     def head(self, prepared: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
-        feats = prepared["features"]
+        feats = np.asarray(prepared["features"], dtype=np.float32)  # a cache may hold float16
         flat = feats.reshape(feats.shape[0], -1)
         pooled = (flat @ weights.reshape(-1)) / float(weights.sum())
         with torch.inference_mode():
-            x = torch.from_numpy(pooled).to(self.clip.device, self.clip._dtype())[
-                None, :, None, None
-            ]
+            x = torch.from_numpy(pooled).reshape(1, -1, 1, 1)  # a 1x1 map: global pool is a no-op
+            x = x.to(self.clip.device, self.clip._dtype())
             out = self.visual.head(self.visual.trunk.forward_head(x))
         return out[0].float().cpu().numpy()
 
@@ -268,11 +267,13 @@ class _ResNetPooler:
         const = self.constants(grid)
         w = weights.reshape(-1)
         a = w / w.sum()
-        channels = prepared["key"].shape[0]
-        key = prepared["key"].reshape(channels, -1)  # (C, n)
-        value = prepared["value"].reshape(channels, -1)
+        key, value, query = (
+            np.asarray(prepared[k], dtype=np.float32).reshape(len(prepared[k]), -1)  # (C, cells)
+            for k in ("key", "value", "query")
+        )
+        channels = key.shape[0]
         # token 0 is the (weighted) mean feature plus position 0, projected
-        q0 = prepared["query"].reshape(channels, -1) @ a + const["q0"]
+        q0 = query @ a + const["q0"]
         k0 = key @ a - a @ const["pos_k"] + const["k0"]
         v0 = value @ a - a @ const["pos_v"] + const["v0"]
         heads = self.pool.num_heads
@@ -319,7 +320,7 @@ class _VitPooler:
         return prepared["features"].shape[1:]
 
     def head(self, prepared: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
-        feats = prepared["features"]
+        feats = np.asarray(prepared["features"], dtype=np.float32)
         return (feats.reshape(feats.shape[0], -1) @ weights.reshape(-1)) / float(weights.sum())
 
 

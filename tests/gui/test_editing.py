@@ -148,3 +148,21 @@ def test_model_exception_shows_message_and_window_keeps_working(qtbot, window):
     click(qtbot, window, 140, 110)
     assert wait_proposal(qtbot, window).mask.any()
     assert calls == [1]
+
+
+def test_import_coco_into_another_folder(qtbot, tmp_path, window, model_config, image_folder):
+    import shutil
+
+    pending = _accept_click(qtbot, window)
+    out = tmp_path / "export.json"
+    assert window.export_coco(False, out)
+    copy = tmp_path / "copy"
+    shutil.copytree(image_folder, copy, ignore=shutil.ignore_patterns(".annotator"))
+    other = open_window(qtbot, tmp_path / "other", model_config, copy, wait_engine=False)
+    assert other.canvas.masks == {}
+    assert other.import_coco(out)
+    qtbot.waitUntil(lambda: len(other.canvas.masks) == 1)
+    (record,) = other.project.annotations(other.image_id)
+    assert record.category == pending.labels[0][0]
+    assert np.array_equal(record.mask(), pending.mask)
+    assert other.images.model_.rows[0].annotations == 1
