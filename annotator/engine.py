@@ -179,7 +179,8 @@ class Engine:
 
     # ----------------------------------------------------------------------------------------- encoding
     def _clip_id(self) -> str:
-        return f"{self.clip.identity}|{self.head.name}"
+        # The head's identity includes the settings its cached arrays depend on (e.g. pool@1024).
+        return f"{self.clip.identity}|{getattr(self.head, 'identity', self.head.name)}"
 
     def is_cached(self, image: Path) -> bool:
         """True when both halves of this image's embedding are on disk."""
@@ -292,6 +293,16 @@ class Engine:
     def region_embedding(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
         """(D,) normalised CLIP embedding of a region (for evaluation, search and similarity)."""
         return self.head.embed(embedding.clip, np.asarray(mask, dtype=bool))
+
+    def image_embedding(self, embedding: ImageEmbedding) -> np.ndarray:
+        """(D,) normalised CLIP embedding of the whole image (tags, image similarity): the head's
+        full-image mask, which for the ConvNeXt pool head is the model's own image embedding."""
+        return self.region_embedding(embedding, np.ones(embedding.size, dtype=bool))
+
+    @property
+    def region_model_id(self) -> str:
+        """Identity of what region/image embeddings depend on (CLIP model + region head)."""
+        return self._clip_id()
 
     def relabel(
         self,

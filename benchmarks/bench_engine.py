@@ -129,13 +129,16 @@ def main() -> int:
     # ---- encode: engine.embed (no cache) vs raw SAM encoder + raw CLIP trunk, one after the other
     nocache = Engine(engine.sam, engine.clip, engine.head, engine.index, cache=None)
     predictor = SamPredictor(engine.sam.model)
-    trunk_input = engine.head.preprocess(image) if hasattr(engine.head, "preprocess") else None
+    # The raw CLIP encoder: the ConvNeXt trunk on an input of the size the pool head uses (speed does not
+    # depend on the pixel values), built here without any of the project's code.
+    h_in, w_in = engine.head.input_size(image.shape[:2])
+    trunk_input = torch.randn(1, 3, h_in, w_in)
+    results["clip_input"] = f"{w_in}x{h_in}"
 
     def raw_encode():
         predictor.set_image(image)
-        if trunk_input is not None:
-            with torch.inference_mode():
-                engine.clip.model.visual.trunk.forward_features(trunk_input)
+        with torch.inference_mode():
+            engine.clip.model.visual.trunk.forward_features(trunk_input)
 
     times = interleaved(
         {"engine": lambda: nocache.embed(image), "raw": raw_encode}, args.encode_repeats, 1

@@ -278,3 +278,22 @@ def test_tiny_layout_constant_is_what_was_built(model):
     assert model.arch.encoder_embed_dim == TINY["embed_dim"]
     assert model.arch.global_attn_indexes == tuple(TINY["global_attn_indexes"])
     assert model.arch.window_size == TINY["window_size"]
+
+
+def test_lean_decoder_is_bit_identical_and_per_image(model, scenes):
+    """The cached per-image decoder state (sam_decoder.py) gives exactly the upstream logits, and
+    switching images (and back) never reuses another image's state."""
+    photo, photo_predictor = scenes("photo")
+    synthetic, synthetic_predictor = scenes("synthetic")
+    for emb, predictor in [(photo, photo_predictor), (synthetic, synthetic_predictor)] * 2:
+        for prompt in PROMPTS.values():
+            for multimask in (True, False):
+                points, labels, box = prompt
+                _, scores, low = predictor.predict(points, labels, box, multimask_output=multimask)
+                out = model.decode(emb, points, labels, box, multimask)
+                assert np.array_equal(out.low_res_logits, low) and np.array_equal(out.scores, scores)
+    # A copy of the same features (e.g. reloaded from the cache) is a new key, and still exact.
+    copy = SamEmbedding(photo.features.copy(), photo.original_size, photo.input_size)
+    points, labels, box = PROMPTS["one_point"]
+    _, _, low = photo_predictor.predict(points, labels, box, multimask_output=True)
+    assert np.array_equal(model.decode(copy, points, labels, box, True).low_res_logits, low)

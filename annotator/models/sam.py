@@ -15,6 +15,7 @@ import hashlib
 import pickle
 import re
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,7 @@ from segment_anything.modeling import (
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from annotator.errors import CheckpointError, PromptError
+from annotator.models import sam_decoder
 from annotator.models.weights import sha256_file
 
 # Not stored in checkpoints (non-persistent buffers / constructor constants): upstream values.
@@ -371,6 +373,9 @@ class SamModel:
         with torch.inference_mode():
             # Depends only on weights: computed once instead of on every click.
             self._dense_pe = sam.prompt_encoder.get_dense_pe()
+        # The last image's prompt-independent decoder work (see sam_decoder.py), keyed by its features.
+        self._state_key: tuple[weakref.ref, int] | None = None
+        self._state: sam_decoder.DecoderState | None = None
 
     @property
     def sam(self) -> Sam:
@@ -464,6 +469,19 @@ class SamModel:
             features_np = features[0].cpu().numpy()
         return SamEmbedding(features_np, original_size, input_size)
 
+    def _decoder_state(
+        self, embedding: SamEmbedding, dense: torch.Tensor
+    ) -> sam_decoder.DecoderState:
+        """The image's `DecoderState`, computed on its first click and kept while it is clicked."""
+        features = embedding.features
+        key = self._state_key
+        if key is None or key[0]() is not features or key[1] != id(features):
+            self._state = sam_decoder.prepare(
+                self.model.mask_decoder, self._features(embedding), self._dense_pe, dense
+            )
+            self._state_key = (weakref.ref(features), id(features))
+        return self._state
+
     def _features(self, embedding: SamEmbedding) -> torch.Tensor:
         """(1, C, h, w) view of the cached features (no copy on CPU)."""
         f = embedding.features
@@ -522,13 +540,20 @@ class SamModel:
                 boxes=box_t,
                 masks=mask_t,
             )
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=self._features(embedding),
-                image_pe=self._dense_pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
+            if mask_t is None:
+                # The lean path: bit-identical to the upstream decoder, without the per-image work.
+                state = self._decoder_state(embedding, dense)
+                low_res, iou = sam_decoder.predict_masks(
+                    self.model.mask_decoder, state, sparse, multimask
+                )
+            else:
+                low_res, iou = self.model.mask_decoder(
+                    image_embeddings=self._features(embedding),
+                    image_pe=self._dense_pe,
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=multimask,
+                )
             return Masks(low_res[0].cpu().numpy(), iou[0].cpu().numpy())
 
     def upscale(self, embedding: SamEmbedding, low_res_logits: np.ndarray) -> np.ndarray:
