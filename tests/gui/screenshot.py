@@ -1,10 +1,12 @@
 """Take `docs/screenshot.png` of the real window (run under Xvfb; not a test).
 
-    xvfb-run -s "-screen 0 1600x1000x24" python -m tests.gui.screenshot docs/screenshot.png
+    xvfb-run -s "-screen 0 1600x1000x24" python -m tests.gui.screenshot docs/screenshot.png PHOTOS_DIR
 
-No model weights can be downloaded here, so the window runs with the tiny random test models (SAM and
-CLIP) and the COCO vocabulary: the accepted mask is a polygon traced with real canvas clicks along a
-ground-truth outline of `coco_mval80` and labelled by typing, as a user of the manual tools would.
+PHOTOS_DIR holds freely licensed photos (the published screenshot uses scikit-image's CC0 sample photos
+`coffee.png` (CC0) and `rocket.jpg` (public domain); research data sets must not end up in the repository). No model weights can
+be downloaded here, so the window runs with the tiny random test models (SAM and CLIP) and the COCO
+vocabulary: the accepted mask is a polygon traced with real canvas clicks along an outline that OpenCV's
+GrabCut finds inside a rectangle, labelled by typing, as a user of the manual tools would.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from PySide6.QtWidgets import QApplication
 from annotator.gui.main_window import MainWindow
 from annotator.gui.settings import AppSettings, ModelConfig
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco_mval80"
-NAMES = ("bear00_000000243075", "elephant00_000000183648", "zebra00_000000454750")
+# file name -> (label, GrabCut rectangle x, y, w, h) for the photo that gets the annotation
+SUBJECT = ("coffee.png", "cup", (40, 10, 520, 370))
 
 
 def wait(app: QApplication, condition, seconds: float = 60, window=None) -> None:
@@ -48,14 +50,17 @@ def wait(app: QApplication, condition, seconds: float = 60, window=None) -> None
         time.sleep(0.01)
 
 
-def outline(gt: Path) -> np.ndarray:
-    mask = cv2.imread(str(gt), cv2.IMREAD_GRAYSCALE) > 127
+def outline(image: Path, rect: tuple[int, int, int, int]) -> np.ndarray:
+    pixels = cv2.imread(str(image))
+    labels = np.zeros(pixels.shape[:2], np.uint8)
+    cv2.grabCut(pixels, labels, rect, None, None, 8, cv2.GC_INIT_WITH_RECT)
+    mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     biggest = max(contours, key=cv2.contourArea)
     return cv2.approxPolyDP(biggest, 1.5, True).reshape(-1, 2).astype(float) + 0.5
 
 
-def main(out: Path) -> None:
+def main(out: Path, photos: Path) -> None:
     from tests.tiny_clip import make_tiny_clip
     from tests.tiny_sam import make_tiny_sam
 
@@ -63,8 +68,8 @@ def main(out: Path) -> None:
     tmp = Path(tempfile.mkdtemp())
     folder = tmp / "photos"
     folder.mkdir()
-    for name in NAMES:
-        shutil.copy(DATA / "img" / f"{name}.jpg", folder)
+    for path in sorted(photos.iterdir()):
+        shutil.copy(path, folder)
     config_json, weights = make_tiny_clip(tmp / "clip", tower="convnext")
     config = ModelConfig(
         sam_checkpoint=str(make_tiny_sam(tmp / "tiny_sam.pth")),
@@ -82,14 +87,14 @@ def main(out: Path) -> None:
     viewport = window.canvas.viewport()
     points = [
         window.canvas.mapFromScene(QPointF(x, y))
-        for x, y in outline(DATA / "gt" / f"{NAMES[0]}.png")
+        for x, y in outline(folder / SUBJECT[0], SUBJECT[2])
     ]
     # A click near the first vertex closes the polygon: keep the others away from it.
     points = points[:1] + [p for p in points[1:] if (p - points[0]).manhattanLength() > 14]
     for pos in points:
         QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos)
     window.canvas.close_polygon()
-    window.suggestions.start_typing(NAMES[0].split("00_")[0])
+    window.suggestions.start_typing(SUBJECT[1])
     window.suggestions.enter()
     wait(app, lambda: len(window.canvas.masks) == 1, 20, window)
     window.set_tool(window.canvas.tool.POINT)
@@ -106,4 +111,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png"))
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
