@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,19 @@ from pathlib import Path
 from annotator import __version__
 from annotator.errors import AnnotatorError, PromptError
 
-COMMANDS = ("embed", "segment", "export", "import", "vocab", "weights", "eval")
+COMMANDS = (
+    "embed",
+    "segment",
+    "export",
+    "import",
+    "vocab",
+    "weights",
+    "eval",
+    "find",
+    "tag",
+    "similar",
+    "compare",
+)
 
 
 def model_flags() -> argparse.ArgumentParser:
@@ -182,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         register_eval = None
     if register_eval is not None:
         register_eval(sub, [models])
+    from annotator.discovery.command import register as register_discovery
+
+    register_discovery(sub, [models])
     return parser
 
 
@@ -213,7 +229,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from annotator.io.images import list_images
+    from annotator.io.images import list_images, show_path
 
     if not args.folder.is_dir():
         raise AnnotatorError(f"{args.folder}: not a folder")
@@ -231,7 +247,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 engine.embed(path)
             except AnnotatorError as error:
                 failed += 1
-                bar.write(f"annotator: skipped {path.name}: {error}", file=sys.stderr)
+                bar.write(f"annotator: skipped {show_path(path.name)}: {error}", file=sys.stderr)
     print(
         f"{len(paths) - failed - skipped} embedded, {skipped} already cached, {failed} failed",
         file=sys.stderr,
@@ -396,8 +412,27 @@ HANDLERS = {
 }
 
 
+_NEGATIVE_VALUE = re.compile(r"-\d|-\.\d")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--point -5,10` -> `--point=-5,10`: argparse takes a value that starts with '-' and is not a
+    plain number for an option, so points and boxes outside the image could not be given."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--point", "--box") and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     # `annotator`, `annotator FOLDER` and `annotator --flags FOLDER` all open the window.
     first = next((a for a in argv if not a.startswith("-")), None)
     if not any(a in ("-h", "--help", "--version") for a in argv[:1]) and first not in COMMANDS + (
@@ -409,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = HANDLERS.get(args.command)
     if args.command == "eval":
         from annotator.evaluation.command import run as handler
+    elif getattr(args, "discovery_command", None):
+        from annotator.discovery.command import run as handler
     if handler is None:
         parser.print_help()
         return 2

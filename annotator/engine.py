@@ -186,7 +186,10 @@ class Engine:
         """True when both halves of this image's embedding are on disk."""
         if self.cache is None:
             return False
-        digest = file_hash(Path(image))
+        try:
+            digest = file_hash(Path(image))
+        except OSError:
+            return False  # gone or unreadable: `embed` raises the user-facing ImageLoadError
         return self.cache.contains("sam", self.sam.identity, digest) and self.cache.contains(
             "clip", self._clip_id(), digest
         )
@@ -196,7 +199,10 @@ class Engine:
         pixels: np.ndarray | None = None
         if isinstance(image, (str, Path)):
             path = Path(image)
-            digest = file_hash(path) if path.is_file() else None
+            try:
+                digest = file_hash(path)
+            except OSError:  # gone, a folder, unreadable: load_image below says which
+                digest = None
         else:
             pixels = np.ascontiguousarray(image)
             digest = pixels_hash(pixels)

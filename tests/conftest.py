@@ -18,6 +18,7 @@ def pytest_configure(config):
 
     torch.set_num_threads(1)
 
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

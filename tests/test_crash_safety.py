@@ -111,7 +111,9 @@ def test_annotations_survive_kill_9(server):
             assert ann.rle["counts"] == record["counts"] and ann.category == record["category"]
         # Only the one save in flight at each kill may have committed without being journaled.
         extra = len(stored) - len(records)
-        assert unjournaled <= extra <= unjournaled + 1, f"kill {kill}: {extra} unexplained annotations"
+        assert unjournaled <= extra <= unjournaled + 1, (
+            f"kill {kill}: {extra} unexplained annotations"
+        )
         unjournaled = extra
         for ann in stored.values():
             if ann.id in verified:

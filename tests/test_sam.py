@@ -291,7 +291,9 @@ def test_lean_decoder_is_bit_identical_and_per_image(model, scenes):
                 points, labels, box = prompt
                 _, scores, low = predictor.predict(points, labels, box, multimask_output=multimask)
                 out = model.decode(emb, points, labels, box, multimask)
-                assert np.array_equal(out.low_res_logits, low) and np.array_equal(out.scores, scores)
+                assert np.array_equal(out.low_res_logits, low) and np.array_equal(
+                    out.scores, scores
+                )
     # A copy of the same features (e.g. reloaded from the cache) is a new key, and still exact.
     copy = SamEmbedding(photo.features.copy(), photo.original_size, photo.input_size)
     points, labels, box = PROMPTS["one_point"]

@@ -6,8 +6,10 @@ import logging
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from annotator.gui.first_run import missing_weights
 from annotator.gui.main_window import MainWindow
 from annotator.gui.settings import AppSettings, merge_args
 
@@ -27,6 +29,8 @@ def create_window(
             window.open_folder(Path(folder))
         else:
             window.show_error(f"{folder}: not a folder")
+    if missing_weights(window.config):  # first start: offer to download them, once shown
+        QTimer.singleShot(0, window.offer_downloads)
     return window
 
 

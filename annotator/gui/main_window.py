@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -27,11 +27,16 @@ from PySide6.QtWidgets import (
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
 from annotator.gui.canvas import Canvas, Tool
+from annotator.gui.compare_view import CompareView
 from annotator.gui.controller import Controller
 from annotator.gui.files import FileActions
+from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
 from annotator.gui.image_list import ImageList, ImageRow
+from annotator.gui.search_panel import SearchPanel
 from annotator.gui.settings import AppSettings, ModelConfig
+from annotator.gui.similar_panel import SimilarPanel
 from annotator.gui.suggestions import SuggestionPanel
+from annotator.gui.tags_bar import TagsBar
 from annotator.gui.vocab_editor import VocabularyEditor
 from annotator.gui.worker import EngineWorker, ImageLoader
 from annotator.vocab.vocabulary import Vocabulary
@@ -49,6 +54,9 @@ TOOLS = (
 
 
 class MainWindow(FileActions, QMainWindow):
+    image_selected = Signal(int)  # image id chosen (its pixels are still loading)
+    image_shown = Signal(int)  # image id now on the canvas with its annotations
+
     def __init__(
         self,
         settings: AppSettings,
@@ -67,6 +75,7 @@ class MainWindow(FileActions, QMainWindow):
         self.engine_ready = False
         self.engine_info: dict = {}
         self.error_box: QMessageBox | None = None
+        self.first_run: FirstRunDialog | None = None
         self.errors: list[str] = []  # every message shown, newest last (tests and the log read it)
         self.undo_stack = QUndoStack(self)
         self.vocabulary = self._initial_vocabulary()
@@ -77,6 +86,11 @@ class MainWindow(FileActions, QMainWindow):
         self.suggestions = SuggestionPanel()
         self.vocab_editor = VocabularyEditor(self.vocabulary)
         self.controller = Controller(self)
+        self.current_image: QImage | None = None  # the shown image's pixels (compare view)
+        self.search = SearchPanel(self)
+        self.similar = SimilarPanel(self)
+        self.tags = TagsBar(self)
+        self.compare_view: CompareView | None = None
         self._docks()
         self._status_bar()
         self._actions()
@@ -113,6 +127,14 @@ class MainWindow(FileActions, QMainWindow):
         self._dock("Labels", self.suggestions, right, "labels")
         self.vocab_dock = self._dock("Vocabulary", self.vocab_editor, right, "vocabulary")
         self.vocab_dock.hide()
+        self.search_dock = self._dock("Search", self.search, right, "search")
+        self.similar_dock = self._dock("Similar", self.similar, right, "similar")
+        self.tabifyDockWidget(self.search_dock, self.similar_dock)
+        self.search_dock.raise_()
+        self.addToolBarBreak()
+        self.tags_toolbar = self.addToolBar("Tags")
+        self.tags_toolbar.setObjectName("tags")
+        self.tags_toolbar.addWidget(self.tags)
 
     def _status_bar(self) -> None:
         bar = self.statusBar()
@@ -149,6 +171,9 @@ class MainWindow(FileActions, QMainWindow):
         self._action(file_menu, "Export COCO (polygons)…", partial(self.export_coco, True))
         file_menu.addSeparator()
         self._action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
+        self._action(
+            file_menu, "Download models…", self.offer_downloads, None, "Get missing weights"
+        )
         self._action(file_menu, "Quit", self.close, "Ctrl+Q")
         edit = self.menuBar().addMenu("&Edit")
         undo = self.undo_stack.createUndoAction(self, "Undo")
@@ -175,6 +200,13 @@ class MainWindow(FileActions, QMainWindow):
         view.addSeparator()
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())
+        view.addAction(self.tags_toolbar.toggleViewAction())
+        find = self.menuBar().addMenu("Fi&nd")
+        self._action(find, "Find objects by text…", self._start_search, "Ctrl+F")
+        self._action(find, "Similar to selection", self._find_similar, "Ctrl+Shift+F")
+        self._action(find, "Seed labels from tags", lambda: self.tags.seed())
+        find.addSeparator()
+        self._action(find, "Compare models…", self.open_compare, "Ctrl+Shift+C")
         tools = self.menuBar().addMenu("&Tools")
         group = QActionGroup(self)
         self.tool_actions: dict[Tool, QAction] = {}
@@ -209,6 +241,10 @@ class MainWindow(FileActions, QMainWindow):
         self.vocab_editor.import_requested.connect(self.import_vocabulary)
         self.vocab_editor.export_requested.connect(self.export_vocabulary)
         self.vocab_editor.restrict_toggled.connect(lambda _on: self.categories_changed())
+        self.image_selected.connect(self.search.image_changed)
+        self.image_shown.connect(self.similar.image_shown)
+        self.image_shown.connect(self.tags.request)
+        self.tags.tag_clicked.connect(self._search_for)
 
     def _connect_worker(self) -> None:
         wk = self.worker
@@ -224,20 +260,38 @@ class MainWindow(FileActions, QMainWindow):
             lambda n: self.show_status(f"Suggestions now use {n} vocabulary entries", 4000)
         )
         wk.failed.connect(self._worker_failed)
+        for panel in (self.search, self.similar, self.tags):
+            wk.discovered.connect(panel.on_result)
+            wk.failed.connect(panel.on_failed)
+        wk.vocabulary_ready.connect(lambda _n: self.tags.request())
 
     # ------------------------------------------------------------------ models
     def load_models(self, config: ModelConfig) -> None:
         """Start loading in the worker, or say which files are missing (manual tools still work)."""
+        config = with_cached_weights(config)  # files downloaded earlier (GUI or CLI) count
         self.config, self.engine_ready = config, False
         missing = config.missing_files()
         if missing:
             text = "Missing model files: " + "; ".join(missing)
-            self.model_label.setText(f"{text}. Manual tools only (File ▸ Settings…)")
+            self.model_label.setText(f"{text}. Manual tools only (File ▸ Download models…)")
             self.model_label.setToolTip("\n".join(missing))
             self.show_status(text + ". Rectangle and polygon tools still work.", 0)
             return
         self.model_label.setText("loading models…")
         self.worker.load(config, self.cache_dir)
+
+    def offer_downloads(self) -> FirstRunDialog | None:
+        """Open the first-run dialog for the missing default weights (non-modal); None if none are."""
+        missing = missing_weights(self.config)
+        if not missing:
+            self.show_status("No model file is missing", 4000)
+            return None
+        if self.first_run is not None:
+            self.first_run.close()
+        self.first_run = FirstRunDialog(missing, self.config, self.settings, self)
+        self.first_run.models_ready.connect(self.load_models)
+        self.first_run.show()
+        return self.first_run
 
     def _engine_ready(self, info: dict) -> None:
         self.engine_ready, self.engine_info = True, info
@@ -251,6 +305,8 @@ class MainWindow(FileActions, QMainWindow):
         self._send_order()
         if self.canvas.has_prompts():
             self.controller.prompts_changed()
+        if self.canvas.image_size() is not None:
+            self.tags.request()
 
     def _engine_failed(self, message: str) -> None:
         self.engine_ready = False
@@ -292,7 +348,7 @@ class MainWindow(FileActions, QMainWindow):
             paths = list_images(folder)
             known = {r.file_name: r for r in project.images()}
             counts = project.counts()
-            rows = []
+            rows, unreadable = [], []
             for path in paths:
                 name = path.relative_to(folder).as_posix()
                 record = known.get(name)
@@ -300,7 +356,7 @@ class MainWindow(FileActions, QMainWindow):
                     try:
                         size = image_size(path)
                     except AnnotatorError as error:
-                        self.errors.append(str(error))
+                        unreadable.append(str(error))
                         continue
                     image_id = project.add_image(name, size.width, size.height)
                 else:
@@ -323,6 +379,10 @@ class MainWindow(FileActions, QMainWindow):
             self.go_to(0)
         else:
             self.show_status(f"No images in {folder}", 0)
+        if unreadable:  # say why files are missing from the list (each one is in self.errors)
+            self.errors.extend(unreadable)
+            count = "1 file" if len(unreadable) == 1 else f"{len(unreadable)} files"
+            self.show_error(f"{count} could not be read and are not listed; {unreadable[0]}")
         return True
 
     def image_path(self) -> str:
@@ -335,6 +395,8 @@ class MainWindow(FileActions, QMainWindow):
         self._row, self.image_id = row, rows[row].image_id
         self.images.select_row(row)
         self.controller.image_changed()
+        self.current_image = None
+        self.image_selected.emit(self.image_id)
         self.canvas.clear_image()
         self.annotations.set_annotations([])
         self._image_req += 1
@@ -361,8 +423,10 @@ class MainWindow(FileActions, QMainWindow):
         if image_id != self.image_id or request_id != self._image_req:
             return
         self.canvas.set_image(image)
+        self.current_image = image
         self.controller.refresh(image_id)
         self.canvas.setFocus()
+        self.image_shown.emit(image_id)
 
     def _image_failed(self, image_id: int, request_id: int, message: str) -> None:
         if request_id == self._image_req:
@@ -384,12 +448,37 @@ class MainWindow(FileActions, QMainWindow):
             self.worker.set_restrict(None)
         self.update_completer()
 
+    # ------------------------------------------------------------------ discovery
+    def _start_search(self) -> None:
+        self.search_dock.show()
+        self.search_dock.raise_()
+        self.search.start()
+
+    def _search_for(self, text: str) -> None:
+        self.search_dock.show()
+        self.search_dock.raise_()
+        self.search.search(text)
+
+    def _find_similar(self) -> None:
+        self.similar_dock.show()
+        self.similar_dock.raise_()
+        self.similar.find()
+
+    def open_compare(self) -> CompareView:
+        """The side-by-side view on the current image, starting from the canvas's clicks."""
+        if self.compare_view is None:
+            self.compare_view = CompareView(self)
+        self.compare_view.open_current()
+        return self.compare_view
+
     # ------------------------------------------------------------------ small helpers
     def _accept_key(self) -> None:
         """Enter accepts the mask, except in a text field where it finishes the text."""
         focus = QApplication.focusWidget()
         if focus is self.suggestions.edit:
             self.suggestions.enter()
+        elif focus is self.search.edit:
+            self.search.search()
         elif not isinstance(focus, QLineEdit | QAbstractSpinBox | QComboBox):
             self.controller.accept()
 

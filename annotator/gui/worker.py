@@ -17,7 +17,7 @@ import os
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,45 @@ class RelabelRequest:
     tag: str  # what the labels are for: "annotation:<id>" or "proposal"
 
 
+@dataclass(frozen=True)
+class DiscoveryRequest:
+    """One search / tags / similar / compare job; `kind` names its function in `DISCOVERY_JOBS`."""
+
+    request_id: int
+    image_id: int
+    path: str
+    kind: str
+    params: Any = None  # plain data the job reads (a query, a mask, a ModelConfig...)
+
+
+@dataclass
+class JobContext:
+    """What a discovery job may use, in the worker thread only."""
+
+    engine: Any
+    embedding: Callable[[int, str], Any]  # (image id, path) -> ImageEmbedding, cached
+    other_engine: Callable[[ModelConfig], Any]  # an engine for another model choice (kept)
+    restrict: tuple[str, ...] | None
+    state: dict  # per-engine scratch space (e.g. a proposal cache); cleared on reload
+    superseded: Callable[[], bool]  # a newer request of the same kind is waiting
+    urgent: Callable[[], bool]  # a click (decode) or relabel is waiting: a long job should yield
+    progress: Callable[[str, int, int], None]  # stage, done, total (the status bar)
+
+
+DiscoveryJob = Callable[[JobContext, DiscoveryRequest], Any]
+DISCOVERY_JOBS: dict[str, DiscoveryJob] = {}
+
+
+def discovery_job(kind: str) -> Callable[[DiscoveryJob], DiscoveryJob]:
+    """Register the worker-side function of a discovery request kind (a registry, not branches)."""
+
+    def register(function: DiscoveryJob) -> DiscoveryJob:
+        DISCOVERY_JOBS[kind] = function
+        return function
+
+    return register
+
+
 @dataclass
 class _Mailbox:
     load: tuple[ModelConfig, str | None] | None = None
@@ -65,6 +104,7 @@ class _Mailbox:
     relabels: dict[str, RelabelRequest] = field(default_factory=dict)
     order: list[tuple[int, str]] = field(default_factory=list)
     restrict: tuple[str, ...] | None = None
+    discoveries: dict[str, DiscoveryRequest] = field(default_factory=dict)  # one slot per kind
 
 
 def describe_error(error: BaseException) -> str:
@@ -95,6 +135,7 @@ class EngineWorker(QThread):
     labels_ready = Signal(int, int, str, object)  # image id, request id, tag, [(name, score)]
     vocabulary_ready = Signal(int)  # number of entries now used for suggestions
     failed = Signal(str, int, int, str)  # kind, image id, request id, message
+    discovered = Signal(str, int, int, object)  # discovery kind, image id, request id, result
 
     def __init__(self, budget_mb: float = 1024, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +148,10 @@ class EngineWorker(QThread):
         self._done: set[int] = set()  # image ids encoded (in memory or on disk)
         self._failed_encode: set[int] = set()
         self.engine_factory = None  # tests may inject a callable(config, cache_dir) -> Engine
+        self._cache_dir: str | None = None
+        self._config: ModelConfig | None = None
+        self._others: dict[str, Any] = {}  # repr(ModelConfig) -> Engine (the compare view's B)
+        self._job_state: dict = {}
 
     # ------------------------------------------------------------------ requests (GUI thread)
     def load(self, config: ModelConfig, cache_dir: str | None = None) -> None:
@@ -139,6 +184,14 @@ class EngineWorker(QThread):
     def relabel(self, request: RelabelRequest) -> None:
         with self._cond:
             self._box.relabels[request.tag] = request
+            self._cond.notify()
+
+    def discover(self, request: DiscoveryRequest) -> None:
+        """Queue a discovery job; a newer request of the same kind replaces one not yet started."""
+        if request.kind not in DISCOVERY_JOBS:
+            raise KeyError(f"unknown discovery job {request.kind!r}")
+        with self._cond:
+            self._box.discoveries[request.kind] = request
             self._cond.notify()
 
     def set_order(self, images: Sequence[tuple[int, str]]) -> None:
@@ -198,6 +251,9 @@ class EngineWorker(QThread):
         if box.relabels:
             tag = next(iter(box.relabels))
             return "relabel", box.relabels.pop(tag)
+        if box.discoveries:
+            kind = next(iter(box.discoveries))
+            return "discover", box.discoveries.pop(kind)
         for image_id, path in box.order[: self._prefetch_count()]:
             if image_id not in self._done and image_id not in self._failed_encode:
                 return "encode", (image_id, path)
@@ -217,6 +273,8 @@ class EngineWorker(QThread):
             self.engine_failed.emit(message)
         elif kind in ("decode", "relabel"):
             self.failed.emit(kind, payload.image_id, payload.request_id, message)
+        elif kind == "discover":
+            self.failed.emit(payload.kind, payload.image_id, payload.request_id, message)
         elif kind == "encode":
             self._failed_encode.add(payload[0])
             self.failed.emit(kind, payload[0], -1, message)
@@ -229,6 +287,9 @@ class EngineWorker(QThread):
         self._cache.clear()
         self._done.clear()
         self._failed_encode.clear()
+        self._others.clear()
+        self._job_state = {}
+        self._cache_dir, self._config = cache_dir, config
         self.engine_loading.emit(Path(config.sam_checkpoint).name or "models")
         factory = self.engine_factory or _build_engine
         self._engine = factory(config, cache_dir, self.progress.emit)
@@ -252,6 +313,7 @@ class EngineWorker(QThread):
             vocabulary, progress=lambda done, n: self.progress.emit("vocabulary", done, n)
         )
         self.progress.emit("vocabulary", total, total)
+        self._job_state.pop("tags", None)  # tags name vocabulary entries: recompute them
         self.vocabulary_ready.emit(total)
 
     def _embedding(self, image_id: int, path: str) -> Any:
@@ -307,6 +369,50 @@ class EngineWorker(QThread):
             restrict = self._box.restrict
         labels = self._engine.relabel(embedding, request.mask, 5, restrict=restrict)
         self.labels_ready.emit(request.image_id, request.request_id, request.tag, labels)
+
+    def _do_discover(self, request: DiscoveryRequest) -> None:
+        with self._cond:
+            restrict = self._box.restrict
+
+        def superseded() -> bool:
+            with self._cond:
+                return request.kind in self._box.discoveries
+
+        def urgent() -> bool:
+            with self._cond:
+                return self._box.decode is not None or bool(self._box.relabels)
+
+        context = JobContext(
+            self._engine,
+            self._embedding,
+            self._other_engine,
+            restrict,
+            self._job_state,
+            superseded,
+            urgent,
+            self.progress.emit,
+        )
+        result = DISCOVERY_JOBS[request.kind](context, request)
+        self.discovered.emit(request.kind, request.image_id, request.request_id, result)
+
+    def _other_engine(self, config: ModelConfig) -> Any:
+        """An engine for another model choice, built once and kept (at most two besides ours)."""
+        key = repr(config)
+        engine = self._others.get(key)
+        if engine is None and self._config is not None and hasattr(self._engine, "with_head"):
+            if replace(self._config, region_head=config.region_head) == config:
+                from annotator.models.region import default_head_name
+
+                head = config.region_head or default_head_name(self._engine.clip)
+                engine = self._engine.with_head(head)  # only the head differs: share the models
+        if engine is None:
+            factory = self.engine_factory or _build_engine
+            engine = factory(config, self._cache_dir, self.progress.emit)
+        if key not in self._others:
+            while len(self._others) >= 2:
+                self._others.pop(next(iter(self._others)))
+            self._others[key] = engine
+        return engine
 
 
 def _lower_priority() -> None:

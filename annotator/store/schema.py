@@ -57,6 +57,66 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # 1 -> 2: CLIP embeddings of whole images and of annotated objects (similarity search). A
+    # vector belongs to one (kind, ref id, model id); triggers drop it when its image or annotation
+    # is deleted or its mask changes, so a stored vector is never stale.
+    (
+        """
+        CREATE TABLE embeddings (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('image', 'annotation')),
+            ref_id INTEGER NOT NULL,             -- images.id or annotations.id
+            model_id TEXT NOT NULL,              -- CLIP identity | region head identity
+            vector BLOB NOT NULL,                -- float32, little endian, L2-normalised
+            UNIQUE (kind, model_id, ref_id)
+        )
+        """,
+        # A change counter per (kind, model): a loaded matrix checks it with one key lookup
+        # instead of scanning 100k rows to tell whether it is stale.
+        """
+        CREATE TABLE embedding_versions (
+            kind TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (kind, model_id)
+        )
+        """,
+        """
+        CREATE TRIGGER embeddings_inserted AFTER INSERT ON embeddings BEGIN
+            INSERT INTO embedding_versions (kind, model_id, version)
+            VALUES (NEW.kind, NEW.model_id, 1)
+            ON CONFLICT (kind, model_id) DO UPDATE SET version = version + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER embeddings_deleted AFTER DELETE ON embeddings BEGIN
+            INSERT INTO embedding_versions (kind, model_id, version)
+            VALUES (OLD.kind, OLD.model_id, 1)
+            ON CONFLICT (kind, model_id) DO UPDATE SET version = version + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER embeddings_drop_image AFTER DELETE ON images BEGIN
+            DELETE FROM embeddings WHERE kind = 'image' AND ref_id = OLD.id;
+        END
+        """,
+        """
+        CREATE TRIGGER embeddings_drop_annotation AFTER DELETE ON annotations BEGIN
+            DELETE FROM embeddings WHERE kind = 'annotation' AND ref_id = OLD.id;
+        END
+        """,
+        """
+        CREATE TRIGGER embeddings_new_annotation AFTER INSERT ON annotations BEGIN
+            DELETE FROM embeddings WHERE kind = 'annotation' AND ref_id = NEW.id;
+        END
+        """,
+        """
+        CREATE TRIGGER embeddings_mask_changed AFTER UPDATE OF rle ON annotations
+        WHEN OLD.rle IS NOT NEW.rle BEGIN
+            DELETE FROM embeddings WHERE kind = 'annotation' AND ref_id = OLD.id;
+        END
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,263 @@
+"""First start without weights (issue 6): the dialog against a local HTTP server, never the internet.
+
+The registry entry of the default SAM checkpoint is replaced by one that points at a server on
+127.0.0.1 serving the tiny test checkpoint, with its real size and sha256 (as tests/test_weights.py
+fakes registry entries), so a finished download really loads in the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QFileDialog, QPushButton
+
+from annotator.gui import first_run
+from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
+from annotator.gui.settings import AppSettings, ModelConfig
+from annotator.models import weights
+from tests.gui.conftest import click, open_window, wait_proposal
+
+
+class Server:
+    """Serves `files` with Range support; `delay` seconds per 64 KiB block makes a download slow."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.delay = 0.0
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                rng = self.headers.get("Range")
+                server.requests.append((self.path, rng))
+                data = server.files[self.path]
+                start = int(rng.removeprefix("bytes=").split("-")[0]) if rng else 0
+                self.send_response(206 if rng else 200)
+                if rng:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                try:
+                    for i in range(start, len(data), 1 << 16):
+                        self.wfile.write(data[i : i + (1 << 16)])
+                        time.sleep(server.delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client cancelled
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def payload(engine_args) -> bytes:
+    return Path(engine_args["sam_checkpoint"]).read_bytes()
+
+
+@pytest.fixture
+def server(payload) -> Iterator[Server]:
+    # The tiny checkpoint is smaller than one download chunk: a 3 MiB file for the cancel test.
+    s = Server({"/sam.pth": payload, "/big.bin": bytes(range(256)) * (3 * weights.CHUNK // 256)})
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fake_sam(server, payload, tmp_path, monkeypatch) -> weights.KnownWeights:
+    """The default SAM entry, pointing at the local server; the weights cache in tmp_path."""
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "annotator-cache"))
+    entry = weights.KnownWeights(
+        name=weights.DEFAULT_SAM,
+        kind="sam",
+        url=f"{server.url}/sam.pth",
+        filename="tiny_sam_download.pth",
+        size=len(payload),
+        sha256=hashlib.sha256(payload).hexdigest(),
+        description="the tiny test SAM",
+    )
+    monkeypatch.setitem(weights.KNOWN, weights.DEFAULT_SAM, entry)
+    return entry
+
+
+@pytest.fixture
+def no_sam(model_config) -> ModelConfig:
+    """The tiny CLIP configured, no SAM checkpoint: only SAM is missing."""
+    return replace(model_config, sam_checkpoint="")
+
+
+def _cancel_button(dialog) -> QPushButton:
+    (button,) = dialog.progress_dialog.findChildren(QPushButton)
+    return button
+
+
+def test_window_names_the_missing_file_and_a_download_loads_the_models(
+    qtbot, tmp_path, no_sam, fake_sam, payload, image_folder
+):
+    window = open_window(qtbot, tmp_path, no_sam, image_folder, wait_engine=False)
+    assert not window.engine_ready
+    assert "SAM checkpoint (not configured)" in window.model_label.text()
+    assert "Download models" in window.model_label.text()
+    dialog = window.offer_downloads()
+    assert [k.name for k in dialog.missing.values()] == [weights.DEFAULT_SAM]  # CLIP is configured
+    assert dialog.status[weights.DEFAULT_SAM].text() == "missing"
+    with qtbot.waitSignal(dialog.models_ready, timeout=20_000) as ready:
+        dialog.download_buttons[weights.DEFAULT_SAM].click()
+        assert dialog.thread is not None and dialog.progress_dialog.isVisible()
+    assert dialog.last_progress == (len(payload), len(payload))  # 100 %
+    target = weights.cached_path(weights.DEFAULT_SAM)
+    assert target.read_bytes() == payload and not dialog.isVisible()
+    assert ready.args[0].sam_checkpoint == str(target)
+    assert window.settings.model_config().sam_checkpoint == str(target)  # remembered
+    qtbot.waitUntil(lambda: window.engine_ready, timeout=60_000)
+    qtbot.waitUntil(lambda: dialog.thread is None)
+    click(qtbot, window, 140, 110)
+    assert wait_proposal(qtbot, window).mask.shape == (240, 320)
+
+
+def test_cancel_keeps_the_part_file_and_the_next_download_resumes(
+    qtbot, tmp_path, settings_file, server, fake_sam, no_sam, monkeypatch
+):
+    big = server.files["/big.bin"]
+    entry = replace(
+        fake_sam,
+        url=f"{server.url}/big.bin",
+        filename="big.bin",
+        size=len(big),
+        sha256=hashlib.sha256(big).hexdigest(),
+    )
+    monkeypatch.setitem(weights.KNOWN, weights.DEFAULT_SAM, entry)
+    server.delay = 0.01  # about half a second for the 3 MiB
+    dialog = FirstRunDialog([entry], no_sam, settings_file)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.download_buttons[entry.name].click()
+    qtbot.waitUntil(lambda: dialog.last_progress[0] >= weights.CHUNK, timeout=20_000)
+    assert dialog.last_progress[1] == len(big)
+    assert (
+        "MB" in dialog.progress_dialog.labelText() and " / " in dialog.progress_dialog.labelText()
+    )
+    _cancel_button(dialog).click()
+    qtbot.waitUntil(lambda: dialog.thread is None, timeout=20_000)
+    part = weights.cache_dir() / "big.bin.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(big) and kept % weights.CHUNK == 0
+    assert not (weights.cache_dir() / "big.bin").exists()
+    status = dialog.status[entry.name].text()
+    assert "cancelled" in status and "resumes" in status
+    assert dialog.download_buttons[entry.name].text() == "Resume"
+    assert dialog.download_buttons[entry.name].isEnabled()
+
+    server.delay = 0.0
+    with qtbot.waitSignal(dialog.models_ready, timeout=20_000):
+        dialog.download_buttons[entry.name].click()
+    assert server.requests[-1] == ("/big.bin", f"bytes={kept}-")  # resumed, not restarted
+    assert (weights.cache_dir() / "big.bin").read_bytes() == big and not part.exists()
+    assert dialog.last_progress == (len(big), len(big))
+
+
+def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
+    qtbot, settings_file, server, fake_sam, no_sam, payload, monkeypatch
+):
+    monkeypatch.setitem(weights.KNOWN, fake_sam.name, replace(fake_sam, sha256="0" * 64))
+    dialog = FirstRunDialog([fake_sam], no_sam, settings_file)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.download_buttons[fake_sam.name].click()
+    qtbot.waitUntil(lambda: dialog.thread is None, timeout=20_000)
+    status = dialog.status[fake_sam.name].text()
+    assert status.startswith("download failed:") and "sha256" in status and "\n" not in status
+    assert dialog.download_buttons[fake_sam.name].text() == "Retry"
+    assert dialog.isVisible() and dialog.progress_dialog is None
+    target = weights.cached_path(fake_sam.name)
+    assert not target.exists() and not target.with_name(target.name + ".part").exists()
+    assert settings_file.model_config().sam_checkpoint == ""  # nothing was stored
+
+    monkeypatch.setitem(weights.KNOWN, fake_sam.name, fake_sam)  # the right file this time
+    with qtbot.waitSignal(dialog.models_ready, timeout=20_000):
+        dialog.download_buttons[fake_sam.name].click()
+    assert server.requests[-1] == ("/sam.pth", None)  # a clean retry: no Range header
+    assert target.read_bytes() == payload
+
+
+def test_choose_file_sets_the_paths(qtbot, tmp_path, settings_file, engine_args, monkeypatch):
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(first_run, "_in_hub_cache", lambda known: False)  # whatever ~/.cache holds
+    missing = missing_weights(ModelConfig())
+    assert [k.name for k in missing] == [weights.DEFAULT_SAM, weights.DEFAULT_CLIP]
+    dialog = FirstRunDialog(missing, ModelConfig(), settings_file)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    sam = str(engine_args["sam_checkpoint"])
+    clip = str(tmp_path / "my_clip.bin")
+    answers = iter([(sam, ""), (clip, "")])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: next(answers))
+    dialog.choose_buttons[weights.DEFAULT_SAM].click()
+    assert settings_file.model_config().sam_checkpoint == sam
+    assert dialog.status[weights.DEFAULT_SAM].text() == f"using {sam}"
+    assert not dialog.download_buttons[weights.DEFAULT_SAM].isEnabled()
+    with qtbot.waitSignal(dialog.models_ready) as ready:
+        dialog.choose_buttons[weights.DEFAULT_CLIP].click()
+    stored = settings_file.model_config()
+    assert (stored.sam_checkpoint, stored.clip_model, stored.clip_weights) == (
+        sam,
+        "convnext_base_w",
+        clip,
+    )
+    assert ready.args[0] == stored
+    # A later start finds nothing missing once the files are configured.
+    assert missing_weights(stored) == []
+
+
+def test_downloaded_files_are_found_at_the_next_start(qtbot, tmp_path, monkeypatch):
+    """Files in the weights cache (from the dialog or `annotator weights download`) count."""
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(first_run, "_in_hub_cache", lambda known: False)
+    sam = weights.cached_path(weights.DEFAULT_SAM)
+    sam.parent.mkdir(parents=True)
+    sam.write_bytes(b"x")
+    config = with_cached_weights(ModelConfig())
+    assert config.sam_checkpoint == str(sam) and config.clip_weights == ""
+    assert [k.name for k in missing_weights(ModelConfig())] == [weights.DEFAULT_CLIP]
+    clip = weights.cached_path(weights.DEFAULT_CLIP)
+    clip.write_bytes(b"y")
+    config = with_cached_weights(ModelConfig())
+    assert (config.clip_model, config.clip_weights) == ("convnext_base_w", str(clip))
+    assert missing_weights(ModelConfig()) == []
+    # Another CLIP model or local files configured: the default CLIP file is not needed.
+    assert missing_weights(ModelConfig(sam_checkpoint="s.pth", clip_model="RN50")) == []
+
+
+def test_first_start_opens_the_dialog(qtbot, tmp_path, fake_sam, no_sam, monkeypatch):
+    from annotator.gui.app import create_window
+
+    settings = AppSettings(tmp_path / "first.ini")
+    settings.set_model_config(no_sam)
+    window = create_window(None, None, settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.first_run is not None and window.first_run.isVisible())
+    assert list(window.first_run.missing) == [weights.DEFAULT_SAM]
+    window.first_run.reject()  # "Manual tools only": the window stays, without models
+    assert window.isVisible() and not window.engine_ready
+
+
+@pytest.fixture
+def settings_file(tmp_path) -> AppSettings:
+    return AppSettings(tmp_path / "settings.ini")

@@ -1,0 +1,510 @@
+"""Issue 4 through the real `annotator` command: every kind of bad input gives exit 2 and one line.
+
+Most cases call `annotator.cli.main([...])` in-process (the same code the console script runs, minus
+the interpreter start-up); the cases where the process boundary matters (a non-UTF-8 file name on
+stderr, two processes writing one project) run real subprocesses. See docs/bad-input.md for the table.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from annotator.cli import main
+from annotator.models import weights
+from annotator.store import Project
+from tests.conftest import cli_flags
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `annotator ARGS` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse usage errors
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def one_line_error(result: tuple[int, str, str], *needles: str) -> str:
+    """Exit 2, no traceback, one error line (the last; a progress bar may precede it) naming what
+    is wrong."""
+    code, _, err = result
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in re.split(r"[\r\n]", err) if line.strip()]
+    errors = [line for line in lines if line.startswith("annotator")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    for needle in needles:
+        assert needle in errors[0], err
+    return errors[0]
+
+
+@pytest.fixture
+def flags(engine_args, tmp_path) -> list[str]:
+    return [*cli_flags(engine_args), "--cache-dir", str(tmp_path / "cache")]
+
+
+def _set(flags: list[str], flag: str, value: object) -> list[str]:
+    out = list(flags)
+    out[out.index(flag) + 1] = str(value)
+    return out
+
+
+def _pattern(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([x * 255 // width, y * 255 // height, (x * 7 + y * 3) % 256], -1)
+    image[height // 5 : height // 2, width // 6 : width // 2] = (240, 30, 30)  # off-centre block
+    return image.astype(np.uint8)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares a size but has no pixel data (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def _odd_images(folder: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """Files that must load (name -> (width, height)) and files that must fail (name -> reason)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good: dict[str, tuple[int, int]] = {}
+    Image.fromarray(_pattern(30, 40)).save(folder / "png_named.jpg", format="PNG")
+    good["png_named.jpg"] = (40, 30)
+    grey16 = (np.arange(24 * 36, dtype=np.uint32).reshape(24, 36) * 70).astype(np.uint16)
+    Image.fromarray(grey16).save(folder / "grey16.png")
+    good["grey16.png"] = (36, 24)
+    Image.new("CMYK", (20, 16), (255, 0, 0, 0)).save(folder / "cmyk.jpg", quality=95)
+    good["cmyk.jpg"] = (20, 16)
+    Image.fromarray(_pattern(18, 26)).convert("P").save(folder / "palette.png")
+    good["palette.png"] = (26, 18)
+    rgba = np.dstack([_pattern(22, 28), np.full((22, 28), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
+    good["rgba.png"] = (28, 22)
+    Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(folder / "one_pixel.png")
+    good["one_pixel.png"] = (1, 1)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 40 wide x 30 high, shown 30 wide x 40 high
+    Image.fromarray(_pattern(30, 40)).save(folder / "exif6.jpg", quality=95, exif=exif)
+    good["exif6.jpg"] = (30, 40)
+
+    bad: dict[str, str] = {}
+    (folder / "zero.jpg").write_bytes(b"")
+    bad["zero.jpg"] = "the file is empty"
+    buffer = io.BytesIO()
+    Image.fromarray(_pattern(64, 64)).save(buffer, format="JPEG")
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    bad["truncated.jpg"] = "truncated or corrupt"
+    (folder / "text.png").write_text("this is a text file with an image extension\n")
+    bad["text.png"] = "not an image"
+    (folder / "bomb.png").write_bytes(_png_header_only(40_000, 40_000))
+    bad["bomb.png"] = "image too large"
+    return good, bad
+
+
+# ------------------------------------------------------------------------------------------ images
+def test_odd_and_broken_images_through_embed_and_segment(cli, flags, tmp_path):
+    folder = tmp_path / "images"
+    good, bad = _odd_images(folder)
+    code, _, err = cli("embed", folder, *flags)
+    assert code == 1  # some images could not be embedded; the others were
+    assert f"{len(good)} embedded, 0 already cached, {len(bad)} failed" in err
+    for name, reason in bad.items():
+        (line,) = [x for x in err.splitlines() if f"skipped {name}:" in x]
+        assert reason in line and str(folder / name) in line
+    assert "Traceback" not in err
+    # Everything that embedded is cached: a second run encodes nothing.
+    assert (
+        f"0 embedded, {len(good)} already cached, {len(bad)} failed"
+        in cli("embed", folder, *flags)[2]
+    )
+    for name, (width, height) in good.items():
+        code, out, err = cli("segment", folder / name, "--point", "0,0", *flags)
+        assert code == 0, err
+        result = json.loads(out)
+        assert (result["width"], result["height"]) == (width, height), name
+        assert result["rle"]["size"] == [height, width]
+    for name, reason in bad.items():
+        one_line_error(cli("segment", folder / name, "--point", "1,1", *flags), name, reason)
+
+
+def test_exif_rotated_mask_lines_up_and_export_has_the_rotated_size(cli, flags, tmp_path):
+    """A JPEG stored 40x30 with orientation 6 is shown 30x40: the mask made through `segment` on it is
+    exactly the mask made on those upright pixels saved losslessly without EXIF, and the export says
+    30x40."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    rotated = folder / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_pattern(30, 40)).save(rotated, quality=95, exif=exif)
+    with Image.open(rotated) as raw:
+        stored = np.asarray(raw.convert("RGB"))
+    upright = np.rot90(stored, -1)  # orientation 6: shown turned 90 degrees clockwise
+    assert upright.shape == (40, 30, 3)
+    reference = tmp_path / "upright.png"
+    Image.fromarray(np.ascontiguousarray(upright)).save(reference)
+    box = ["--box", "3,4,20,33"]  # fits the upright 30x40 picture only
+    code, out, err = cli("segment", rotated, *box, "--save", folder, "--category", "thing", *flags)
+    assert code == 0, err
+    made = json.loads(out)
+    code, out, err = cli("segment", reference, *box, *flags)
+    assert code == 0, err
+    expected = json.loads(out)
+    assert (made["width"], made["height"]) == (30, 40)
+    decode = lambda r: mask_utils.decode({**r, "counts": r["counts"].encode()}).astype(bool)  # noqa: E731
+    assert decode(made["rle"]).shape == (40, 30)
+    assert np.array_equal(decode(made["rle"]), decode(expected["rle"]))
+    assert decode(made["rle"]).any()
+
+    coco = tmp_path / "coco.json"
+    code, _, err = cli("export", folder, "-o", coco)
+    assert code == 0, err
+    doc = json.loads(coco.read_text())
+    assert [(i["file_name"], i["width"], i["height"]) for i in doc["images"]] == [
+        ("rotated.jpg", 30, 40)
+    ]
+    (ann,) = doc["annotations"]
+    assert np.array_equal(decode(ann["segmentation"]), decode(made["rle"]))
+
+
+def test_a_file_deleted_during_embed_is_skipped(cli, flags, tmp_path, monkeypatch):
+    from annotator.engine import Engine
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(_pattern(20 + i, 30)).save(folder / f"{i}.png")
+    real_embed = Engine.embed
+
+    def embed_then_delete(self, image, *args, **kwargs):
+        (folder / "1.png").unlink(missing_ok=True)  # deleted after the folder was listed
+        return real_embed(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "embed", embed_then_delete)
+    code, _, err = cli("embed", folder, *flags)
+    assert code == 1
+    assert "2 embedded, 0 already cached, 1 failed" in err
+    assert f"skipped 1.png: {folder / '1.png'}: file not found" in err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names are bytes only on Linux")
+def test_non_utf8_file_names_through_the_real_command(engine_args, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    good = folder / os.fsdecode(b"caf\xe9.png")
+    Image.fromarray(_pattern(20, 30)).save(good)
+    (folder / os.fsdecode(b"vid\xe9.jpg")).write_bytes(b"")
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    flags = [*cli_flags(engine_args), "--cache-dir", str(tmp_path / "cache")]
+    script = (
+        "import json, sys; from annotator.cli import main; embed, segment = json.loads(sys.argv[1]); "
+        "print('RC', main(embed), file=sys.stderr, flush=True); sys.exit(main(segment))"
+    )
+    commands = [["embed", str(folder), *flags], ["segment", str(good), "--point", "3,3", *flags]]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(commands)],
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    err = done.stderr.decode("utf-8")  # printable: the bad bytes are escaped
+    assert "Traceback" not in err
+    assert "RC 1" in err and "1 embedded, 0 already cached, 1 failed" in err
+    assert "skipped vid\\xe9.jpg:" in err and "the file is empty" in err
+    assert done.returncode == 0, err
+    result = json.loads(done.stdout)
+    assert (result["width"], result["height"]) == (30, 20)
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+def test_bad_checkpoints_are_one_line_errors(
+    cli, flags, engine_args, tiny_vit_clip_files, tmp_path
+):
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(20, 30)).save(image)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "notes.pth").write_text("these are my notes, not weights\n")
+    torch.save(torch.nn.Linear(3, 4).state_dict(), tmp_path / "linear.pth")
+    data = Path(engine_args["sam_checkpoint"]).read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    sam_cases = {
+        "missing.pth": "file not found",
+        "empty.pth": "empty",
+        "notes.pth": "not a PyTorch checkpoint",
+        "linear.pth": "not a Segment-Anything state dict",
+        "cut.pth": "truncated or corrupt",
+    }
+    for name, reason in sam_cases.items():
+        bad = _set(flags, "--sam-checkpoint", tmp_path / name)
+        one_line_error(cli("segment", image, "--point", "3,3", *bad), str(tmp_path / name), reason)
+    vit_config, vit_weights = tiny_vit_clip_files
+    # CLIP config and weights of two different models: both files are named.
+    mixed = _set(flags, "--clip-weights", vit_weights)
+    one_line_error(
+        cli("segment", image, "--point", "3,3", *mixed),
+        str(vit_weights),
+        str(engine_args["clip_config"]),
+    )
+    mixed = _set(flags, "--clip-config", vit_config)
+    one_line_error(
+        cli("embed", image.parent, *mixed), str(vit_config), str(engine_args["clip_weights"])
+    )
+    one_line_error(
+        cli("segment", image, "--point", "3,3", *_set(flags, "--clip-weights", tmp_path / "x.pt")),
+        str(tmp_path / "x.pt"),
+        "not found",
+    )
+    one_line_error(
+        cli("vocab", "build", *_set(flags, "--clip-config", tmp_path / "notes.pth")),
+        str(tmp_path / "notes.pth"),
+        "JSON",
+    )
+
+
+def test_truncated_download_and_hash_mismatch_through_the_cli(cli, tmp_path, monkeypatch):
+    from tests.test_weights import PAYLOAD, SHA, Server
+
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "cache"))
+    server = Server()
+    try:
+        entry = weights.KnownWeights(
+            "tiny_test", "sam", f"{server.url}/model.pth", "tiny.pth", len(PAYLOAD), SHA, "test"
+        )
+        monkeypatch.setitem(weights.KNOWN, "tiny_test", entry)
+        target = tmp_path / "cache" / "weights" / "tiny.pth"
+        server.cut_after = 1_000_000  # the connection drops: a truncated download
+        one_line_error(cli("weights", "download", "tiny_test"), "interrupted", "resumes")
+        assert Path(f"{target}.part").stat().st_size == 1_000_000 and not target.exists()
+        one_line_error(cli("weights", "verify", "tiny_test"), str(target), "no such file")
+        truncated = tmp_path / "truncated.pth"
+        truncated.write_bytes(PAYLOAD[:1_000_000])
+        one_line_error(cli("weights", "verify", "tiny_test", truncated), "does not match")
+        server.cut_after = None
+        code, out, err = cli("weights", "download", "tiny_test")
+        assert code == 0, err
+        assert out.strip() == str(target)
+        assert target.read_bytes() == PAYLOAD
+        assert server.requests[-1] == ("/model.pth", "bytes=1000000-")  # resumed
+        assert cli("weights", "verify", "tiny_test")[1].strip() == f"{target}: ok"
+        # The server sends other bytes than the published sha256: deleted, clear message.
+        target.unlink()
+        wrong = weights.KnownWeights(
+            "tiny_test", "sam", entry.url, "tiny.pth", len(PAYLOAD), "0" * 64, "test"
+        )
+        monkeypatch.setitem(weights.KNOWN, "tiny_test", wrong)
+        one_line_error(cli("weights", "download", "tiny_test"), "sha256", "deleted")
+        assert not target.exists() and not Path(f"{target}.part").exists()
+        one_line_error(cli("weights", "download", "nope"), "'nope'", "sam_vit_b")
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------------------------------- COCO
+def test_coco_import_errors_change_nothing(cli, tmp_path):
+    project = images = tmp_path / "project"
+    images.mkdir()
+    Image.fromarray(_pattern(12, 16)).save(images / "a.png")
+    valid = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 16, "height": 12}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 6, 1, 6]]}
+        ],
+    }
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(valid))
+    code, out, err = cli("import", path, "--images", images, "--project", project)
+    assert code == 0, err
+    assert json.loads(out)["annotations_added"] == 1
+    db = project / ".annotator" / "project.db"
+
+    def broken(change) -> dict:
+        doc = json.loads(json.dumps(valid))
+        change(doc)
+        return doc
+
+    cases = {
+        "{not json": "JSON",
+        json.dumps([1, 2]): "must be an object",
+        json.dumps(broken(lambda d: d.pop("images"))): "missing key 'images'",
+        json.dumps(broken(lambda d: d["annotations"][0].pop("segmentation"))): "segmentation",
+        json.dumps(broken(lambda d: d["annotations"][0].update(image_id=9))): "no image has id 9",
+        json.dumps(
+            broken(
+                lambda d: d["annotations"][0].update(
+                    segmentation={"size": [12, 16], "counts": "1~"}
+                )
+            )
+        ): "counts",
+        json.dumps(
+            broken(lambda d: d["annotations"][0].update(segmentation=[[1, 1, 90, 1, 8, 6]]))
+        ): "polygon reaches",
+        json.dumps(broken(lambda d: d["annotations"][0].update(bbox=[0, 0, -3, 2]))): "negative",
+        json.dumps(broken(lambda d: d["annotations"].append(dict(d["annotations"][0])))): (
+            "duplicate annotation id"
+        ),
+        json.dumps(broken(lambda d: d["images"][0].update(file_name="gone.png"))): (
+            "gone.png: file not found"
+        ),
+    }
+    for text, needle in cases.items():
+        path.write_text(text)
+        line = one_line_error(cli("import", path, "--images", images, "--project", project), needle)
+        assert line.startswith(f"annotator: error: {path}: "), line
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    one_line_error(cli("import", path, "--images", images, "--project", project), str(path))
+    with Project(db) as store:
+        assert store.integrity_ok() and len(store.annotations()) == 1
+
+
+# ---------------------------------------------------------------------------------- vocabularies
+def test_vocabulary_files_through_the_cli(cli, flags, tmp_path):
+    cases = {
+        "empty.txt": (b"", "no entries"),
+        "comments.txt": (b"# one\n# two\n\n", "no entries"),
+        "dup.txt": (b"dog\ncat\nDog, hound\n", "duplicate name 'Dog' (first on line 1)"),
+        "latin1.txt": ("dog\ncaf\u00e9\n".encode("latin-1"), ":2: not UTF-8"),
+        "long.txt": (b"ok\n" + b"x" * 5000 + b"\n", ":2: name longer than 200"),
+    }
+    for name, (content, reason) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        one_line_error(cli("vocab", "list", "--vocabulary", path), str(path), reason)
+    one_line_error(cli("vocab", "list", "--vocabulary", tmp_path / "none.txt"), "none.txt")
+    one_line_error(cli("vocab", "add", "cat", "--vocabulary", tmp_path / "dup.txt"), "dup.txt")
+    # The model-using commands refuse the same files before loading any model.
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(20, 30)).save(image)
+    bad = _set(flags, "--vocabulary", tmp_path / "dup.txt")
+    one_line_error(cli("segment", image, "--point", "3,3", *bad), "dup.txt", "duplicate")
+
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"thing {i}, synonym {i}\n" for i in range(200_000)), encoding="utf-8")
+    started = time.perf_counter()
+    code, out, err = cli("vocab", "list", "--vocabulary", big, "--search", "synonym 199999")
+    seconds = time.perf_counter() - started
+    assert code == 0, err
+    assert out.splitlines() == ["thing 199999, synonym 199999"]
+    assert seconds < 8, f"200k lines took {seconds:.1f} s"  # about 2 s on a 2-core CI machine
+
+
+# ---------------------------------------------------------------------------------------- prompts
+def test_prompts_outside_zero_size_and_hundreds_of_points(cli, flags, engine, tmp_path):
+    from segment_anything import SamPredictor
+
+    image = tmp_path / "a.png"
+    pixels = _pattern(48, 64)
+    Image.fromarray(pixels).save(image)
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-10, 70, size=(300, 2)).round(2)  # some outside the image too
+    positive = rng.random(300) < 0.6
+    points = [(float(x), float(y), bool(p)) for (x, y), p in zip(xy, positive, strict=True)]
+
+    embedded = engine.embed(pixels)
+    proposal = engine.segment(embedded, points)
+    predictor = SamPredictor(engine.sam.model)
+    predictor.set_image(pixels)
+    masks, scores, _ = predictor.predict(xy, positive.astype(int), multimask_output=False)
+    assert np.array_equal(proposal.mask, masks[0])  # 300 points: exactly what upstream SAM gives
+    assert proposal.score == pytest.approx(float(scores[0]), abs=1e-5)
+
+    args = [a for x, y, p in points for a in ("--point", f"{x},{y},{int(p)}")]
+    code, out, err = cli("segment", image, *args, "--top-k", "2", *flags)
+    assert code == 0, err
+    result = json.loads(out)
+    decoded = mask_utils.decode({**result["rle"], "counts": result["rle"]["counts"].encode()})
+    assert np.array_equal(decoded.astype(bool), masks[0])
+    # Points and boxes outside the image, with negative coordinates, are accepted as such.
+    code, out, err = cli("segment", image, "--point", "-20,-5", "--point", "500,30,0", *flags)
+    assert code == 0, err
+    assert json.loads(out)["rle"]["size"] == [48, 64]
+    code, out, err = cli("segment", image, "--box", "-10,-10,80,60", *flags)
+    assert code == 0, err
+    assert json.loads(out)["width"] == 64
+    one_line_error(cli("segment", image, "--box", "10,10,10,30", *flags), "no area")
+    one_line_error(cli("segment", image, "--box", "5,5,5,5", *flags), "no area")
+    one_line_error(cli("segment", image, *flags), "point")
+    code, _, err = cli("segment", image, "--point", "nan,3", *flags)
+    assert code == 2 and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------ two writers at once
+_SAVER = """
+import sys
+import time
+import numpy as np
+from pathlib import Path
+from annotator.cli import save_mask
+
+project, image, offset = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+while not (project / "go").exists():  # start together, so that the commits interleave
+    time.sleep(0.002)
+ids = []
+for k in range(25):
+    mask = np.zeros((24, 32), bool)
+    mask[k % 20 : k % 20 + 3, offset : offset + 4] = True
+    ids.append(save_mask(project, image, mask, f"label{offset}", 0.5, {"points": [[1, 1, 1]]}))
+print(" ".join(map(str, ids)))
+"""
+
+
+def test_two_processes_save_into_one_project_at_once(tmp_path):
+    """Two `segment --save` writers (the real `save_mask`) interleave commits; none is lost."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    image = folder / "a.png"
+    Image.fromarray(_pattern(24, 32)).save(image)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVER, str(folder), str(image), str(offset)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for offset in (0, 16)
+    ]
+    time.sleep(0.3)  # both interpreters have started and imported what they need
+    (folder / "go").touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+    ids = [[int(i) for i in out.split()] for out, _ in outputs]
+    assert len(set(ids[0]) | set(ids[1])) == 50
+    with Project.open_folder(folder) as project:
+        assert project.integrity_ok()
+        assert len(project.images()) == 1  # both writers found or made the same image row
+        stored = {a.id: a for a in project.annotations()}
+        assert set(stored) == set(ids[0]) | set(ids[1])
+        for offset, written in zip((0, 16), ids, strict=True):
+            for k, ann_id in enumerate(written):
+                assert stored[ann_id].category == f"label{offset}"
+                assert stored[ann_id].bbox == (float(offset), float(k % 20), 4.0, 3.0)
