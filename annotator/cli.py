@@ -123,6 +123,21 @@ def _box(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
+def add_prompt_flags(parser: argparse.ArgumentParser) -> None:
+    """`--point` and `--box`, the same for every command that takes clicks."""
+    parser.add_argument(
+        "--point",
+        type=_point,
+        action="append",
+        default=[],
+        metavar="X,Y[,0|1]",
+        help="a click in image pixels; 1 (default) = object, 0 = background; repeatable",
+    )
+    parser.add_argument(
+        "--box", type=_box, metavar="X0,Y0,X1,Y1", help="a box around the object, in pixels"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     models = model_flags()
     parser = argparse.ArgumentParser(
@@ -139,16 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "embed", parents=[models], help="encode every image of a folder into the cache"
     )
-    p.add_argument("folder", type=Path)
+    p.add_argument("folder", type=Path, help="folder of images; cached images are skipped")
 
     p = sub.add_parser(
         "segment", parents=[models], help="one mask + labels for prompts, printed as JSON"
     )
-    p.add_argument("image", type=Path)
-    p.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y[,0|1]")
-    p.add_argument("--box", type=_box, metavar="X0,Y0,X1,Y1")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--multimask", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("image", type=Path, help="an image file")
+    add_prompt_flags(p)
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="labels to print (5)")
+    p.add_argument(
+        "--multimask",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="SAM's three candidates (auto: on for a single click, as SAM recommends)",
+    )
     p.add_argument(
         "--save", type=Path, metavar="PROJECT", help="also store the mask in this project"
     )
@@ -156,13 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a project as COCO JSON")
     p.add_argument("project", type=Path, help="project folder or .db file")
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="the COCO JSON file (written atomically)"
+    )
     p.add_argument("--polygons", action="store_true", help="polygons instead of RLE")
 
     p = sub.add_parser("import", help="read COCO JSON into a project (all or nothing)")
-    p.add_argument("coco_json", type=Path)
-    p.add_argument("--images", type=Path, required=True)
-    p.add_argument("--project", type=Path, required=True)
+    p.add_argument("coco_json", type=Path, help="COCO instances JSON (polygons or RLE)")
+    p.add_argument(
+        "--images", type=Path, required=True, help="folder the JSON's file_name values are in"
+    )
+    p.add_argument(
+        "--project", type=Path, required=True, help="project folder or .db file (created if new)"
+    )
 
     p = sub.add_parser("vocab", help="list, edit or encode a vocabulary")
     vsub = p.add_subparsers(dest="vocab_command", metavar="ACTION", required=True)
@@ -170,11 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--vocabulary", help="file or shipped name (default: default)")
     q.add_argument("--search", help="only entries whose name or synonyms contain this")
     q = vsub.add_parser("add", help="add an entry to a vocabulary file")
-    q.add_argument("name")
-    q.add_argument("--synonym", action="append", default=[])
+    q.add_argument("name", help="display name of the new entry")
+    q.add_argument("--synonym", action="append", default=[], help="another name for it; repeatable")
     q.add_argument("--vocabulary", type=Path, required=True, help="the file to edit")
     q = vsub.add_parser("remove", help="remove an entry from a vocabulary file")
-    q.add_argument("name")
+    q.add_argument("name", help="display name of the entry")
     q.add_argument("--vocabulary", type=Path, required=True, help="the file to edit")
     vsub.add_parser(
         "build", parents=[models], help="encode the vocabulary's text index into the cache"
@@ -184,10 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
     wsub.add_parser("list", help="known checkpoints and whether they are cached")
     q = wsub.add_parser("download", help="download a known checkpoint (resumes, verifies sha256)")
-    q.add_argument("name")
+    q.add_argument("name", help="a name from `annotator weights list`, e.g. sam_vit_b")
     q = wsub.add_parser("verify", help="check a file against a known checkpoint's size and sha256")
-    q.add_argument("name")
-    q.add_argument("path", type=Path, nargs="?")
+    q.add_argument("name", help="a name from `annotator weights list`")
+    q.add_argument(
+        "path", type=Path, nargs="?", help="the file to check (default: the cached download)"
+    )
 
     try:
         from annotator.evaluation.command import register as register_eval

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -39,6 +40,33 @@ def test_version_and_help():
     for command in ("embed", "segment", "export", "import", "vocab", "weights"):
         result = run(command, "--help")
         assert result.returncode == 0 and "usage: annotator " + command in result.stdout
+
+
+def _all_parsers(parser: argparse.ArgumentParser, name: str = "annotator"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _all_parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_subcommand_and_option_has_help():
+    """`--help` is the manual on the command line: no subcommand, argument or flag goes unexplained."""
+    from annotator.cli import COMMANDS, build_parser
+
+    parsers = dict(_all_parsers(build_parser()))
+    for command in COMMANDS:
+        assert f"annotator {command}" in parsers, command
+    missing = [
+        f"{name}: {action.option_strings or action.dest}"
+        for name, parser in parsers.items()
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert not missing, missing
+    for name, parser in parsers.items():
+        text = parser.format_help()
+        assert text.startswith("usage: " + name), name
 
 
 def test_segment_prints_json_and_saves(engine_args, photo_path, tmp_path):

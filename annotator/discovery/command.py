@@ -49,21 +49,39 @@ def parse_side(text: str) -> dict[str, object]:
 
 def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
     """Add `find`, `tag`, `similar` and `compare` to the `annotator` parser."""
-    from annotator.cli import _box, _point
+    from annotator.cli import add_prompt_flags
 
     def proposal_flags(q: argparse.ArgumentParser) -> None:
         g = q.add_argument_group("automatic masks (SamAutomaticMaskGenerator settings)")
         g.add_argument("--points-per-side", type=int, default=16, metavar="N", help="default 16")
-        g.add_argument("--pred-iou-thresh", type=float, default=0.88, metavar="T")
-        g.add_argument("--stability-thresh", type=float, default=0.95, metavar="T")
-        g.add_argument("--nms-thresh", type=float, default=0.7, metavar="T")
+        g.add_argument(
+            "--pred-iou-thresh",
+            type=float,
+            default=0.88,
+            metavar="T",
+            help="drop masks SAM rates below T (0.88)",
+        )
+        g.add_argument(
+            "--stability-thresh",
+            type=float,
+            default=0.95,
+            metavar="T",
+            help="drop masks whose shape changes with the cut-off (0.95)",
+        )
+        g.add_argument(
+            "--nms-thresh",
+            type=float,
+            default=0.7,
+            metavar="T",
+            help="box and mask IoU above which overlapping masks are duplicates (0.7)",
+        )
 
     q = subparsers.add_parser(
         "find",
         parents=list(parents),
         help="masks and boxes for a text query (open-vocabulary detection), printed as JSON",
     )
-    q.add_argument("image", type=Path)
+    q.add_argument("image", type=Path, help="an image file")
     q.add_argument("query", help='what to look for, e.g. "red car"')
     q.add_argument("--top-k", type=int, default=10, metavar="K", help="at most K masks (10)")
     q.add_argument(
@@ -77,7 +95,12 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
     )
     q.add_argument("folder", type=Path, help="a folder of images (or one image)")
     q.add_argument("-k", "--top-k", type=int, default=5, metavar="K", help="tags per image (5)")
-    q.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
+    q.add_argument(
+        "--format",
+        choices=("jsonl", "table"),
+        default="jsonl",
+        help="one JSON object per image (default) or an aligned table",
+    )
     q.add_argument(
         "--seed-labels",
         type=int,
@@ -118,11 +141,14 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
         f"of them: KEY=VALUE[,KEY=VALUE...] with KEY in {', '.join(SIDE_KEYS)}. Example: "
         "--b region-head=crop, or --a sam-checkpoint=b.pth --b sam-checkpoint=h.pth.",
     )
-    q.add_argument("image", type=Path)
-    q.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y[,0|1]")
-    q.add_argument("--box", type=_box, metavar="X0,Y0,X1,Y1")
-    q.add_argument("--a", type=parse_side, default={}, metavar="KEY=VALUE,...")
-    q.add_argument("--b", type=parse_side, default={}, metavar="KEY=VALUE,...")
+    q.add_argument("image", type=Path, help="an image file")
+    add_prompt_flags(q)
+    q.add_argument(
+        "--a", type=parse_side, default={}, metavar="KEY=VALUE,...", help="side A's model choice"
+    )
+    q.add_argument(
+        "--b", type=parse_side, default={}, metavar="KEY=VALUE,...", help="side B's model choice"
+    )
     q.add_argument("--top-k", type=int, default=5, metavar="K", help="labels per side (5)")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
     q.set_defaults(discovery_command="compare")

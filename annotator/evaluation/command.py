@@ -123,7 +123,7 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
         help="interactive segmentation: NoC@85/90, mIoU after 1/3/5 clicks",
         description="Simulated clicks (RITM/SimpleClick protocol) on image + mask pairs.",
     )
-    q.add_argument("--images", type=Path, required=True, metavar="DIR")
+    q.add_argument("--images", type=Path, required=True, metavar="DIR", help="the images")
     q.add_argument(
         "--masks", type=Path, required=True, metavar="DIR", help="masks named like the images"
     )
@@ -137,7 +137,7 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
         description="Label accuracy against the dataset's names and the full vocabulary, "
         "comparing region heads.",
     )
-    q.add_argument("--images", type=Path, required=True, metavar="DIR")
+    q.add_argument("--images", type=Path, required=True, metavar="DIR", help="the images")
     source = q.add_mutually_exclusive_group(required=True)
     source.add_argument("--coco", type=Path, metavar="FILE", help="COCO JSON with the objects")
     source.add_argument(
