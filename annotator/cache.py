@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 def default_cache_dir() -> Path:
     """`$ANNOTATOR_CACHE` if set, else the platform's user cache dir."""
     env = os.environ.get("ANNOTATOR_CACHE")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("annotator"))
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("annotator"))
 
 
 def _slug(model_id: str) -> str:

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from platformdirs import user_cache_dir
 from tqdm import tqdm
 
+from annotator.cache import default_cache_dir
 from annotator.errors import WeightsError
 
 CHUNK = 1 << 20
@@ -111,12 +111,7 @@ class DownloadCancelled(WeightsError):
 
 def cache_dir() -> Path:
     """Where downloaded weights live: `$ANNOTATOR_CACHE/weights`, else the user cache dir."""
-    root = os.environ.get("ANNOTATOR_CACHE")
-    return (
-        Path(root).expanduser() / "weights"
-        if root
-        else Path(user_cache_dir("annotator")) / "weights"
-    )
+    return default_cache_dir() / "weights"
 
 
 def list_known() -> list[KnownWeights]:
