@@ -67,6 +67,9 @@ def split_line(line: str) -> list[str]:
     return items
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_item(item: str, where: str) -> str:
     """A trimmed, non-empty, single-line item of at most MAX_NAME_LENGTH characters."""
     item = item.strip()
@@ -76,7 +79,7 @@ def _check_item(item: str, where: str) -> str:
         raise VocabularyError(
             f"{where}: name longer than {MAX_NAME_LENGTH} characters ({len(item)}): {item[:40]!r}..."
         )
-    if any(ord(c) < 32 or c == "\x7f" for c in item):
+    if _CONTROL.search(item):
         raise VocabularyError(f"{where}: control character in name {item!r}")
     return item
 
