@@ -13,6 +13,7 @@ vocabulary re-encodes only the texts the cache lacks. A corrupt or mismatched ca
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -246,10 +248,7 @@ class TextIndex:
         norm = float(np.sqrt(v @ v))
         if norm > 0 and abs(norm - 1.0) > 1e-4:
             v = v / norm
-        # numpy's own single-threaded SIMD loop, not BLAS: on 2 cores a multi-threaded sgemv takes
-        # 0.8 ms when idle but ~8 ms while anything else (SAM encoding, tests) holds a core; this
-        # takes ~1.4 ms either way (22k x 512, memory bound).
-        np.einsum("ij,j->i", self.matrix, v, out=self._buffer)
+        _matvec(self.matrix, v, self._buffer)
         if self._order is None:
             return self._buffer
         return np.maximum.reduceat(self._buffer[self._order], self._starts)
@@ -262,6 +261,40 @@ class TextIndex:
         with self._lock:
             s = self._scores(region)
             return _topk(s, self._names, self.logit_scale, k)
+
+
+# The scores are one matrix-vector product over ~45 MB (22k x 512 float32): memory bound, ~2 ms on
+# one core here. Two threads halve it when a second core is free. Not BLAS threads: OpenBLAS's
+# multi-threaded sgemv busy-waits and took ~8 ms whenever anything else (SAM encoding, the tests)
+# held a core. Instead the rows are cut into chunks that the calling thread and one helper claim
+# from a shared counter; numpy's einsum loop releases the GIL, and when the helper is not scheduled
+# the caller simply does every chunk itself.
+_CHUNKS = 8
+_MIN_SPLIT_ROWS = 4096  # below this a thread hand-off costs more than it saves
+_helper = (
+    ThreadPoolExecutor(1, thread_name_prefix="annotator-topk")
+    if (os.cpu_count() or 1) > 1
+    else None
+)
+
+
+def _matvec(matrix: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
+    """out = matrix @ v, split across the caller and one helper thread (see above)."""
+    rows = matrix.shape[0]
+    if _helper is None or rows < _MIN_SPLIT_ROWS:
+        np.einsum("ij,j->i", matrix, v, out=out)
+        return
+    bounds = np.linspace(0, rows, _CHUNKS + 1).astype(int)
+    claims = itertools.count()  # next() on a count is atomic under the GIL
+
+    def work() -> None:
+        while (i := next(claims)) < _CHUNKS:
+            a, b = bounds[i], bounds[i + 1]
+            np.einsum("ij,j->i", matrix[a:b], v, out=out[a:b])
+
+    helper = _helper.submit(work)
+    work()
+    helper.result()  # at most the one chunk the helper is inside (or nothing, if it never ran)
 
 
 def _topk(scores: np.ndarray, names: list[str], logit_scale: float, k: int):
