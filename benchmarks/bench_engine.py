@@ -12,6 +12,7 @@ not depend on the weights). Ratios, not seconds, are what carry across machines:
   after the other.
 - cached load: `Engine.embed` of an image whose embedding is on disk (absolute ms).
 - text encoding: the truncated encoder vs open_clip's `encode_text`; `top_k` over 22k x 512.
+- similar objects: one query over 100k stored annotation vectors (absolute ms; the target is < 50).
 - the crop head's click cost with ViT-B-32 as a separate figure.
 """
 
@@ -183,6 +184,18 @@ def main() -> int:
     results["topk_full_vocabulary_ms"] = round(
         p50(lambda: engine.index.topk(region, 5), 200) * 1000, 3
     )
+
+    # ---- similar objects: one query over 100k stored annotation vectors (target < 50 ms)
+    from annotator.discovery.similar import benchmark_query
+    from annotator.store import Project
+
+    scratch = Project(work / "similar-bench.db")
+    try:
+        results["similar_100k"] = benchmark_query(scratch, n=100_000, dim=512)
+    finally:
+        scratch.close()
+        for path in work.glob("similar-bench.db*"):
+            path.unlink()
 
     # ---- crop strategy with ViT-B-32
     if not args.skip_crop:

@@ -150,3 +150,19 @@ def test_changing_the_head_reuses_the_sam_half(engine_args, photo_path, tmp_path
     )
     embedding = crop.embed(photo_path)
     assert embedding.model_id.endswith("|crop")
+
+
+def test_huge_images_upscale_only_the_chosen_candidate(engine, embedded, predictor, monkeypatch):
+    """Past EXACT_UPSCALE_MAX_PIXELS a click upscales one candidate (time and memory); Tab upscales
+    the others then, equal to the predictor's but for pixels within a float32 rounding of 0."""
+    import annotator.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "EXACT_UPSCALE_MAX_PIXELS", 100)
+    proposal = engine.segment(embedded, [(120.0, 90.0, True)])
+    masks, scores, _ = predictor.predict(
+        point_coords=np.array([[120.0, 90.0]]), point_labels=np.array([1]), multimask_output=True
+    )
+    assert [c.mask is None for c in proposal.candidates] == [True] * 3
+    for i in range(3):
+        mask = engine.select(embedded, proposal, i).mask
+        assert mask.shape == masks[i].shape and (mask != masks[i]).mean() < 1e-4

@@ -105,10 +105,18 @@ def _assert_same(
     assert out.low_res_logits.dtype == np.float32 and out.scores.dtype == np.float32
     np.testing.assert_allclose(out.low_res_logits, ref_low, rtol=0, atol=1e-5)
     np.testing.assert_allclose(out.scores, ref_scores, rtol=0, atol=1e-6)
+    masks = model.upscale(emb, out.low_res_logits)  # all candidates at once, as predict does
+    assert masks.dtype == bool and masks.shape == (n, *emb.original_size)
     for i in range(n):
-        mask = model.upscale(emb, out.low_res_logits[i])
-        assert mask.dtype == bool and mask.shape == emb.original_size
-        assert np.array_equal(mask, ref_masks[i]), f"candidate {i} differs"
+        assert np.array_equal(masks[i], ref_masks[i]), f"candidate {i} differs"
+    one = model.upscale(emb, out.low_res_logits[0])
+    assert one.shape == emb.original_size
+    if n == 1:
+        assert np.array_equal(one, ref_masks[0])
+    else:
+        # Alone, a candidate goes through torch's one-channel bilinear kernel, which may round a
+        # float32 ULP differently: only pixels whose logit is that close to 0 may differ.
+        assert (one != ref_masks[0]).mean() < 1e-4
 
 
 @pytest.mark.parametrize("image_kind", ["synthetic", "photo"])

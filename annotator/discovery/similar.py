@@ -21,6 +21,7 @@ from annotator.engine import Engine, ImageEmbedding
 from annotator.errors import AnnotatorError
 from annotator.store.embeddings import KINDS, EmbeddingTable
 from annotator.store.project import Project
+from annotator.vocab.index import matvec
 
 IMAGE, ANNOTATION = KINDS
 
@@ -201,7 +202,7 @@ def rank(
         raise AnnotatorError(
             f"the query has {q.shape[0]} dims but the stored vectors {vectors.shape[1]}"
         )
-    scores = vectors @ q
+    scores = matvec(vectors, q.astype(vectors.dtype, copy=False))
     if exclude is not None:
         scores[ids == exclude] = -np.inf
     n = len(scores)

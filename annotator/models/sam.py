@@ -557,16 +557,25 @@ class SamModel:
             return Masks(low_res[0].cpu().numpy(), iou[0].cpu().numpy())
 
     def upscale(self, embedding: SamEmbedding, low_res_logits: np.ndarray) -> np.ndarray:
-        """(256,256) logits -> bool (H, W) mask identical to SamPredictor.predict's."""
+        """(256, 256) logits -> bool (H, W) mask; (N, 256, 256) -> (N, H, W).
+
+        Identical to SamPredictor.predict's masks when given all the candidates it returned at once:
+        torch's bilinear kernel rounds differently for different channel counts (torch 2.14: one
+        float32 ULP, enough to flip a pixel whose logit is ~0), and predict upsamples them together.
+        """
         side = self.low_res_size
         logits = np.asarray(low_res_logits, dtype=np.float32)
-        if logits.size != side * side:
-            raise ValueError(f"expected ({side}, {side}) logits, got {logits.shape}")
+        single = logits.ndim == 2
+        if logits.shape[-2:] != (side, side) or logits.ndim not in (2, 3):
+            raise ValueError(
+                f"expected ({side}, {side}) or (N, {side}, {side}) logits, got {logits.shape}"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(np.ascontiguousarray(logits)).reshape(1, 1, side, side)
+            t = torch.from_numpy(np.ascontiguousarray(logits)).reshape(1, -1, side, side)
         with torch.inference_mode():
             masks = self.model.postprocess_masks(
                 t.to(self.device), embedding.input_size, embedding.original_size
             )
-            return (masks[0, 0] > self.model.mask_threshold).cpu().numpy()
+            masks = (masks[0] > self.model.mask_threshold).cpu().numpy()
+        return masks[0] if single else masks

@@ -248,7 +248,7 @@ class TextIndex:
         norm = float(np.sqrt(v @ v))
         if norm > 0 and abs(norm - 1.0) > 1e-4:
             v = v / norm
-        _matvec(self.matrix, v, self._buffer)
+        matvec(self.matrix, v, self._buffer)
         if self._order is None:
             return self._buffer
         return np.maximum.reduceat(self._buffer[self._order], self._starts)
@@ -278,12 +278,15 @@ _helper = (
 )
 
 
-def _matvec(matrix: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
-    """out = matrix @ v, split across the caller and one helper thread (see above)."""
+def matvec(matrix: np.ndarray, v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """`matrix @ v` for a large row-major float32 matrix, split across the caller and one helper
+    thread (see above); the similarity search uses it too."""
     rows = matrix.shape[0]
+    if out is None:
+        out = np.empty(rows, dtype=np.result_type(matrix, v))
     if _helper is None or rows < _MIN_SPLIT_ROWS:
         np.einsum("ij,j->i", matrix, v, out=out)
-        return
+        return out
     bounds = np.linspace(0, rows, _CHUNKS + 1).astype(int)
     claims = itertools.count()  # next() on a count is atomic under the GIL
 
@@ -295,6 +298,7 @@ def _matvec(matrix: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
     helper = _helper.submit(work)
     work()
     helper.result()  # at most the one chunk the helper is inside (or nothing, if it never ran)
+    return out
 
 
 def _topk(scores: np.ndarray, names: list[str], logit_scale: float, k: int):
