@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -26,70 +24,15 @@ from annotator.models.weights import (
     resolve,
     verify,
 )
+from tests.file_server import FileServer
 
 PAYLOAD = np.random.default_rng(0).bytes(int(2.5 * weights.CHUNK))  # spans several chunks
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class Server:
-    """A tiny file server whose Range support and early hang-up are switchable per test."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {"/model.pth": PAYLOAD}
-        self.honour_range = True
-        self.cut_after: int | None = None  # close the connection after this many body bytes
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.bytes_sent = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                rng = self.headers.get("Range")
-                server.requests.append((self.path, rng))
-                data = server.files.get(self.path)
-                if data is None:
-                    self.send_error(404, "Not Found")
-                    return
-                start = 0
-                if rng and server.honour_range:
-                    start = int(rng.removeprefix("bytes=").split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.cut_after is not None:
-                    body = body[: server.cut_after]
-                self.wfile.write(body)
-                server.bytes_sent += len(body)
-                if server.cut_after is not None:
-                    self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
+def server() -> Iterator[FileServer]:
+    s = FileServer({"/model.pth": PAYLOAD})
     yield s
     s.close()
 

@@ -8,11 +8,8 @@ fakes registry entries), so a finished download really loads in the window.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,48 +19,8 @@ from annotator.gui import first_run
 from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
 from annotator.gui.settings import AppSettings, ModelConfig
 from annotator.models import weights
+from tests.file_server import FileServer
 from tests.gui.conftest import click, open_window, wait_proposal
-
-
-class Server:
-    """Serves `files` with Range support; `delay` seconds per 64 KiB block makes a download slow."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.delay = 0.0
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                rng = self.headers.get("Range")
-                server.requests.append((self.path, rng))
-                data = server.files[self.path]
-                start = int(rng.removeprefix("bytes=").split("-")[0]) if rng else 0
-                self.send_response(206 if rng else 200)
-                if rng:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                try:
-                    for i in range(start, len(data), 1 << 16):
-                        self.wfile.write(data[i : i + (1 << 16)])
-                        time.sleep(server.delay)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client cancelled
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -72,9 +29,11 @@ def payload(engine_args) -> bytes:
 
 
 @pytest.fixture
-def server(payload) -> Iterator[Server]:
+def server(payload) -> Iterator[FileServer]:
     # The tiny checkpoint is smaller than one download chunk: a 3 MiB file for the cancel test.
-    s = Server({"/sam.pth": payload, "/big.bin": bytes(range(256)) * (3 * weights.CHUNK // 256)})
+    s = FileServer(
+        {"/sam.pth": payload, "/big.bin": bytes(range(256)) * (3 * weights.CHUNK // 256)}
+    )
     yield s
     s.close()
 
