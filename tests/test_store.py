@@ -148,6 +148,18 @@ def test_categories_are_stable(project):
     assert [(c.id, c.name) for c in project.categories()] == [(cat, "kitten"), (dog, "dog")]
 
 
+def test_only_unused_categories_can_be_deleted_and_come_back_with_their_id(project):
+    image_id = project.add_image("a.png", 20, 10)
+    cat, bird = project.category_id("cat"), project.category_id("bird")
+    project.add_annotation(image_id, _box_mask(10, 20, 0, 5, 0, 5), "cat")
+    with pytest.raises(ProjectError, match="'cat' is used by 1 annotation"):
+        project.delete_category(cat)
+    assert project.delete_category(bird).name == "bird"
+    assert [c.name for c in project.categories()] == ["cat"]
+    assert project.add_category("bird", category_id=bird) == bird  # redo keeps the COCO id
+    assert project.category_id("fish") > bird  # ids are never reused otherwise
+
+
 def test_update_delete_restore_support_undo(project):
     image_id = project.add_image("a.png", 20, 10)
     first = _box_mask(10, 20, 0, 5, 0, 5)

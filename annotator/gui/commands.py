@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
+from annotator.errors import ProjectError
 from annotator.vocab.vocabulary import Entry, Vocabulary
 
 Notify = Callable[[int], None]  # image id that changed
@@ -126,6 +127,35 @@ def apply_entry_change(vocabulary: Vocabulary, old: Entry | None, new: Entry | N
             vocabulary.rename(old.name, new.name)
         if tuple(old.synonyms) != tuple(new.synonyms):
             vocabulary.set_synonyms(new.name, tuple(new.synonyms))
+
+
+class AddCategoriesCommand(QUndoCommand):
+    """New project categories (e.g. seeded from tags); undo removes those still unused, redo puts
+    them back with the same ids (COCO category ids stay stable)."""
+
+    def __init__(self, project: Any, changed: Callable[[], None], names: list[str]) -> None:
+        super().__init__(f"add {len(names)} label(s)")
+        self.project, self.changed, self.names = project, changed, list(names)
+        self.ids: dict[str, int] = {}
+
+    def redo(self) -> None:
+        known = {c.name for c in self.project.categories()}
+        with self.project.transaction():
+            for name in self.names:
+                if name not in known:
+                    self.ids[name] = self.project.add_category(name, category_id=self.ids.get(name))
+        self.changed()
+
+    def undo(self) -> None:
+        existing = {c.id for c in self.project.categories()}
+        with self.project.transaction():
+            for category_id in self.ids.values():
+                if category_id in existing:
+                    try:
+                        self.project.delete_category(category_id)
+                    except ProjectError:
+                        pass  # used meanwhile (another window): the label stays
+        self.changed()
 
 
 class VocabularyCommand(QUndoCommand):

@@ -17,6 +17,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from annotator.gui.colors import category_rgb
+from annotator.gui.commands import AddCategoriesCommand
 from annotator.gui.worker import DiscoveryRequest, JobContext, discovery_job
 
 if TYPE_CHECKING:
@@ -201,10 +202,8 @@ class TagsBar(QWidget):
             return
         known = {c.name for c in w.project.categories()}
         added = [name for name in result.names if name not in known]
-        with w.project.transaction():
-            for name in added:
-                w.project.add_category(name)
-        w.categories_changed()
+        if added:  # one undo step (Ctrl+Z removes them again while unused)
+            w.undo_stack.push(AddCategoriesCommand(w.project, w.categories_changed, added))
         w.show_status(
             f"Seeded {len(added)} new label(s) from tags: {', '.join(added) or 'none new'}", 8000
         )

@@ -496,6 +496,18 @@ class Project:
                 raise ProjectError(f"a category named {name!r} already exists")
             self._write("UPDATE categories SET name = ? WHERE id = ?", (name, category_id))
 
+    def delete_category(self, category_id: int) -> Category:
+        """Delete an unused category (undo of adding it); ProjectError while annotations use it."""
+        with self.transaction():
+            old = self.category(category_id)
+            used = self._read(
+                "SELECT count(*) FROM annotations WHERE category_id = ?", (category_id,)
+            )
+            if used[0][0]:
+                raise ProjectError(f"category {old.name!r} is used by {used[0][0]} annotation(s)")
+            self._write("DELETE FROM categories WHERE id = ?", (category_id,))
+            return old
+
     # ----------------------------------------------------------------------------- annotations
     def _resolve_category(self, category: str | int) -> int:
         if isinstance(category, (int, np.integer)) and not isinstance(category, bool):

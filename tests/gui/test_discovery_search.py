@@ -112,4 +112,10 @@ def test_tag_line_shows_vocabulary_names_and_seeds_labels(qtbot, window, engine)
     with qtbot.waitSignal(bar.seeded, timeout=30_000) as blocker:
         bar.seed(3)
     assert blocker.args[0] == want
-    assert [c.name for c in window.project.categories()][-3:] == want
+    seeded = window.project.categories()[-3:]
+    assert [c.name for c in seeded] == want
+    # One undo step removes the seeded labels; redo brings them back with the same ids.
+    window.undo_stack.undo()
+    assert not {c.name for c in window.project.categories()} & set(want)
+    window.undo_stack.redo()
+    assert window.project.categories()[-3:] == seeded
