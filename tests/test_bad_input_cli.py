@@ -290,10 +290,11 @@ def test_bad_checkpoints_are_one_line_errors(
 
 
 def test_truncated_download_and_hash_mismatch_through_the_cli(cli, tmp_path, monkeypatch):
-    from tests.test_weights import PAYLOAD, SHA, Server
+    from tests.file_server import FileServer
+    from tests.test_weights import PAYLOAD, SHA
 
     monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "cache"))
-    server = Server()
+    server = FileServer({"/model.pth": PAYLOAD})
     try:
         entry = weights.KnownWeights(
             "tiny_test", "sam", f"{server.url}/model.pth", "tiny.pth", len(PAYLOAD), SHA, "test"
