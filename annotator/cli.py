@@ -12,9 +12,13 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from annotator import __version__
 from annotator.errors import AnnotatorError, PromptError
+
+if TYPE_CHECKING:  # numpy is imported lazily: `annotator --help` stays fast
+    import numpy as np
 
 COMMANDS = (
     "embed",
@@ -307,18 +311,21 @@ def cmd_segment(args: argparse.Namespace) -> int:
         "labels": [{"name": name, "score": round(float(s), 6)} for name, s in proposal.labels],
     }
     if args.save is not None:
-        result["annotation_id"] = _save_proposal(args, embedding, proposal)
+        result["annotation_id"] = _save_proposal(args, engine, proposal)
     print(json.dumps(result))
     return 0
 
 
-def _save_proposal(args, embedding, proposal) -> int:
+def _save_proposal(args, engine, proposal) -> int:
     prompts = {
         "points": [[x, y, int(bool(p))] for x, y, p in args.point],
         "box": list(args.box) if args.box else None,
     }
     category = args.category or (proposal.labels[0][0] if proposal.labels else None)
-    return save_mask(args.save, args.image, proposal.mask, category, float(proposal.score), prompts)
+    vector = None if proposal.region is None else (engine.region_model_id, proposal.region)
+    return save_mask(
+        args.save, args.image, proposal.mask, category, float(proposal.score), prompts, vector
+    )
 
 
 def save_mask(
@@ -328,9 +335,11 @@ def save_mask(
     category: str | None,
     score: float | None,
     prompts: dict | None,
+    vector: tuple[str, np.ndarray] | None = None,
 ) -> int:
     """Store one accepted mask for `image` in `project` (one transaction); returns the annotation id.
 
+    `vector`: (model id, the mask's unit CLIP vector), kept for `annotator similar`.
     This is the path of `annotator segment --save`, also driven by the kill -9 test.
     """
     if not mask.any():
@@ -346,7 +355,12 @@ def save_mask(
     with _open_project(project) as store:
         with store.transaction():
             image_id = store.add_image(file_name, width, height)
-            return store.add_annotation(image_id, mask, category, score, prompts)
+            annotation_id = store.add_annotation(image_id, mask, category, score, prompts)
+            if vector is not None:
+                from annotator.store.embeddings import ANNOTATION, EmbeddingTable
+
+                EmbeddingTable(store).put(ANNOTATION, annotation_id, *vector)
+            return annotation_id
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -69,7 +69,7 @@ def test_every_subcommand_and_option_has_help():
         assert text.startswith("usage: " + name), name
 
 
-def test_segment_prints_json_and_saves(engine_args, photo_path, tmp_path):
+def test_segment_prints_json_and_saves(engine_args, engine, photo_path, tmp_path):
     folder = tmp_path / "project"
     folder.mkdir()
     image = folder / photo_path.name
@@ -99,6 +99,16 @@ def test_segment_prints_json_and_saves(engine_args, photo_path, tmp_path):
     assert ann["area"] == out["area"]
     assert np.array_equal(dataset.annToMask(ann).astype(bool), mask)
     assert dataset.loadImgs(ann["image_id"])[0]["file_name"] == image.name
+    # The mask's CLIP vector was saved with it, for `annotator similar`.
+    from annotator.store import Project
+    from annotator.store.embeddings import ANNOTATION, EmbeddingTable
+
+    with Project(folder / ".annotator" / "project.db") as project:
+        stored = EmbeddingTable(project).get(
+            ANNOTATION, out["annotation_id"], engine.region_model_id
+        )
+    expected = engine.region_embedding(engine.embed(image), mask)
+    assert stored is not None and np.allclose(stored, expected, atol=1e-5)
 
 
 def test_embed_folder_skips_cached_and_survives_a_bad_file(engine_args, photo_path, tmp_path):

@@ -19,11 +19,9 @@ import numpy as np
 
 from annotator.engine import Engine, ImageEmbedding
 from annotator.errors import AnnotatorError
-from annotator.store.embeddings import KINDS, EmbeddingTable
+from annotator.store.embeddings import ANNOTATION, IMAGE, EmbeddingTable
 from annotator.store.project import Project
 from annotator.vocab.index import matvec
-
-IMAGE, ANNOTATION = KINDS
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from annotator.errors import ProjectError
+from annotator.store.embeddings import ANNOTATION, EmbeddingTable
 from annotator.vocab.vocabulary import Entry, Vocabulary
 
 Notify = Callable[[int], None]  # image id that changed
@@ -38,19 +39,27 @@ class AcceptCommand(QUndoCommand):
         category: str,
         score: float,
         prompts: dict,
+        vector: tuple[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__(f"accept {category}")
         self.project, self.notify, self.image_id = project, notify, image_id
         self._args = (mask, category, score, prompts)
+        self.vector = vector  # (model id, unit CLIP vector of the mask): kept for "similar"
         self.ann_id: int | None = None
         self._record: Any = None
 
     def redo(self) -> None:
-        if self._record is None:
-            mask, category, score, prompts = self._args
-            self.ann_id = self.project.add_annotation(self.image_id, mask, category, score, prompts)
-        else:
-            self.project.restore_annotation(self._record)
+        with self.project.transaction():
+            if self._record is None:
+                mask, category, score, prompts = self._args
+                self.ann_id = self.project.add_annotation(
+                    self.image_id, mask, category, score, prompts
+                )
+            else:
+                self.project.restore_annotation(self._record)
+            if self.vector is not None:
+                model_id, vector = self.vector
+                EmbeddingTable(self.project).put(ANNOTATION, self.ann_id, model_id, vector)
         self.notify(self.image_id)
 
     def undo(self) -> None:

@@ -193,7 +193,14 @@ class Controller(QObject):
             return
         self.awaiting_label = False
         command = AcceptCommand(
-            w.project, w.refresh_image, p.image_id, p.mask, category, p.score, p.prompts
+            w.project,
+            w.refresh_image,
+            p.image_id,
+            p.mask,
+            category,
+            p.score,
+            p.prompts,
+            self._region_vector(p),
         )
         w.undo_stack.push(command)
         if p.labels:
@@ -204,6 +211,15 @@ class Controller(QObject):
         self.select(command.ann_id)
         w.canvas.setFocus()
         w.categories_changed()
+
+    def _region_vector(self, p: Pending) -> tuple[str, np.ndarray] | None:
+        """The CLIP vector the click already computed for this mask, stored with the annotation so
+        that "similar" needs no backfill for it; None when the mask is not the model's own."""
+        model_id = (self.w.engine_info or {}).get("region_model_id")
+        region = getattr(p.proposal, "region", None)
+        if not model_id or region is None or p.mask is not p.proposal.mask:
+            return None
+        return model_id, np.asarray(region, dtype=np.float32)
 
     def pick_number(self, number: int) -> None:
         name = self.w.suggestions.pick(number)

@@ -26,12 +26,12 @@ from PySide6.QtWidgets import (
 
 from annotator.gui.commands import RelabelCommand
 from annotator.gui.worker import DiscoveryRequest, JobContext, discovery_job
+from annotator.store.embeddings import ANNOTATION, IMAGE
 
 if TYPE_CHECKING:
     from annotator.gui.main_window import MainWindow
 
 SIMILAR = "similar"
-IMAGE, ANNOTATION = "image", "annotation"
 
 
 @dataclass(frozen=True)

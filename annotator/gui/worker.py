@@ -304,6 +304,7 @@ class EngineWorker(QThread):
             "sam": Path(config.sam_checkpoint).name,
             "clip": clip_name,
             "vocabulary": len(vocabulary) if vocabulary is not None else 0,
+            "region_model_id": str(getattr(engine, "region_model_id", "")),
         }
 
     def _do_vocabulary(self, vocabulary: Any) -> None:

@@ -17,6 +17,7 @@ from annotator.errors import ProjectError
 from annotator.store.project import Project
 
 KINDS = ("image", "annotation")
+IMAGE, ANNOTATION = KINDS
 
 
 def _check_kind(kind: str) -> str:

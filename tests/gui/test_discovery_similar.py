@@ -7,6 +7,8 @@ from PySide6.QtCore import Qt
 
 from annotator.discovery.similar import SimilarityIndex, backfill
 from annotator.gui.similar_panel import ANNOTATION, IMAGE
+from annotator.store.embeddings import EmbeddingTable
+from tests.gui.conftest import click, key, wait_proposal
 
 
 def _rect(window, x0, y0, x1, y1) -> np.ndarray:
@@ -85,3 +87,24 @@ def test_similar_images_lists_the_image_first(qtbot, window):
     # Jumping to an image result shows it.
     window.similar.jump(1)
     qtbot.waitUntil(lambda: window.image_id == rows[1].ref_id, timeout=10_000)
+
+
+def test_an_accepted_click_stores_its_vector_at_once(qtbot, window, engine):
+    """The click already computed the mask's CLIP vector: it is stored with the annotation (same
+    transaction), so "similar" needs no backfill for it; undo and redo keep the two in step."""
+    from pathlib import Path
+
+    click(qtbot, window, 140, 110)
+    pending = wait_proposal(qtbot, window)
+    key(qtbot, window, Qt.Key.Key_Return)
+    ann_id = window.controller.selected
+    table = EmbeddingTable(window.project)
+    stored = table.get(ANNOTATION, ann_id, engine.region_model_id)
+    assert stored is not None
+    expected = engine.region_embedding(engine.embed(Path(window.image_path())), pending.mask)
+    assert np.allclose(stored, expected / np.linalg.norm(expected), atol=1e-5)
+    assert ann_id not in table.missing(ANNOTATION, engine.region_model_id)
+    window.undo_stack.undo()
+    assert table.get(ANNOTATION, ann_id, engine.region_model_id) is None
+    window.undo_stack.redo()
+    assert np.array_equal(table.get(ANNOTATION, ann_id, engine.region_model_id), stored)
