@@ -19,6 +19,7 @@ import numpy as np
 
 from annotator.engine import Engine, ImageEmbedding
 from annotator.errors import AnnotatorError
+from annotator.models.region import unit_vector
 from annotator.store.embeddings import ANNOTATION, IMAGE, EmbeddingTable
 from annotator.store.project import Project
 from annotator.vocab.index import matvec
@@ -31,11 +32,6 @@ class Neighbour:
     kind: str  # "image" | "annotation"
     ref_id: int
     score: float
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    v = np.asarray(vector, dtype=np.float32).reshape(-1)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 # ------------------------------------------------------------------------------------- writing
@@ -52,7 +48,7 @@ def embed_annotation(
     """
     if mask is None:
         mask = project.annotation(annotation_id).mask()
-    vector = _unit(engine.region_embedding(embedding, mask))
+    vector = engine.region_embedding(embedding, mask)
     EmbeddingTable(project).put(ANNOTATION, annotation_id, engine.region_model_id, vector)
     return vector
 
@@ -61,7 +57,7 @@ def embed_image(
     project: Project, engine: Engine, embedding: ImageEmbedding, image_id: int
 ) -> np.ndarray:
     """Store the whole-image vector of a project image; returns it."""
-    vector = _unit(engine.image_embedding(embedding))
+    vector = engine.image_embedding(embedding)
     EmbeddingTable(project).put(IMAGE, image_id, engine.region_model_id, vector)
     return vector
 
@@ -111,10 +107,10 @@ def backfill(
         else:
             with project.transaction():
                 if image_id in missing_images:
-                    table.put(IMAGE, image_id, model_id, _unit(engine.image_embedding(embedding)))
+                    table.put(IMAGE, image_id, model_id, engine.image_embedding(embedding))
                     images += 1
                 items = [
-                    (a.id, _unit(engine.region_embedding(embedding, a.mask())))
+                    (a.id, engine.region_embedding(embedding, a.mask()))
                     for a in by_image.get(image_id, [])
                 ]
                 annotations += table.put_many(ANNOTATION, model_id, items)
@@ -195,7 +191,7 @@ def rank(
     """Top-k rows of a unit (N, D) matrix by cosine with `query` (one product + argpartition)."""
     if len(ids) == 0 or k <= 0:
         return []
-    q = _unit(query)
+    q = unit_vector(query)
     if vectors.shape[1] != q.shape[0]:
         raise AnnotatorError(
             f"the query has {q.shape[0]} dims but the stored vectors {vectors.shape[1]}"

@@ -89,7 +89,8 @@ def _check_mask(prepared: dict[str, np.ndarray], mask: np.ndarray) -> None:
         raise ValueError(f"expected a bool mask of shape {size}, got {mask.dtype} {mask.shape}")
 
 
-def _normalise(vector: np.ndarray) -> np.ndarray:
+def unit_vector(vector: np.ndarray) -> np.ndarray:
+    """(D,) float32 scaled to length 1 (a zero vector stays zero)."""
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
@@ -153,7 +154,7 @@ class MaskPoolingHead:
     def embed(self, prepared: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
         """bool (H, W) mask -> (D,) float32 L2-normalised region embedding. A mask smaller than a
         cell still weighs the cell(s) it touches, so tiny masks reduce to their box's cells."""
-        return _normalise(self._pooler.head(prepared, self.weights(prepared, mask)))
+        return unit_vector(self._pooler.head(prepared, self.weights(prepared, mask)))
 
 
 class _ConvNextPooler:
@@ -391,7 +392,7 @@ class CropHead:
     def embed(self, prepared: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
         """bool (H, W) mask -> (D,) float32 L2-normalised embedding of `crop(prepared, mask)`."""
         pixels = self.crop(prepared, mask)
-        return _normalise(self.clip.encode_tensor(self.clip.normalize_pixels(pixels)))
+        return unit_vector(self.clip.encode_tensor(self.clip.normalize_pixels(pixels)))
 
 
 def _crop_resize(
