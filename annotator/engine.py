@@ -1,23 +1,30 @@
 """The façade used by GUI and CLI: one `embed` per image, then cheap `segment` calls.
 
 No Qt and no threads here: callers decide where it runs (the GUI's worker thread, the CLI's main thread).
-A click reads only the `ImageEmbedding`: SAM's prompt encoder + mask decoder give the candidates, only the
-best one is upscaled to full resolution, the region head turns it into a CLIP embedding, and the text index
-scores it against the whole vocabulary.
+A click reads only the `ImageEmbedding`: SAM's prompt encoder + mask decoder give the candidates, all of
+them are upscaled to full resolution in one call (as `SamPredictor.predict` does, so masks are bit-identical;
+above 4096x4096 pixels only the chosen one), the region head turns the chosen mask into a CLIP embedding, and
+the text index scores it against the whole vocabulary.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from annotator.cache import ArrayCache, default_cache_dir
+from annotator.cache import ArrayCache, check_cache_root, default_cache_dir
+from annotator.device import resolve_device
 from annotator.errors import AnnotatorError, PromptError
-from annotator.models.sam import SamEmbedding, SamModel
+from annotator.hashing import sha256_file
+from annotator.io.images import sha256_pixels
+from annotator.models.segmenter import Segmenter
+from annotator.spec import ModelSpec
+from annotator.vocab.exemplars import TEXT_CANDIDATES, Exemplars, Suggestion, combine
 
 Point = tuple[float, float, bool]  # x, y in image pixels, True = positive
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -28,15 +35,20 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 class ImageEmbedding:
     """Everything a click needs, computed once per image and cached on disk."""
 
-    sam: SamEmbedding
-    clip: dict[str, np.ndarray]  # what the region head prepared
+    sam: object  # the segmenter half: SamEmbedding (family sam) or FeatureEmbedding (the others)
+    clip: dict[str, np.ndarray] | None  # what the region head prepared; None: not yet (mask only)
     image_hash: str  # sha256 of the file bytes (or of the pixels for an in-memory image)
-    model_id: str  # SAM identity | CLIP identity | region head
+    model_id: str  # segmenter identity | CLIP identity | region head
 
     @property
     def size(self) -> tuple[int, int]:
         """(H, W) of the image."""
         return self.sam.original_size
+
+    @property
+    def complete(self) -> bool:
+        """Both halves exist: masks and labels (False for `Engine.embed(..., clip=False)`)."""
+        return self.clip is not None
 
 
 EXACT_UPSCALE_MAX_PIXELS = 4096 * 4096  # see Engine.segment
@@ -57,55 +69,26 @@ class Proposal:
     chosen: int
     labels: list[tuple[str, float]] = field(default_factory=list)  # best first
     region: np.ndarray | None = None  # (D,) CLIP region embedding
-
-
-def resolve_device(device: str) -> str:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes: cheap enough to key the cache without decoding the image."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def pixels_hash(image: np.ndarray) -> str:
-    digest = hashlib.sha256(repr(image.shape).encode())
-    digest.update(np.ascontiguousarray(image).data)
-    return digest.hexdigest()
-
-
-def _sam_arrays(embedding: SamEmbedding) -> dict[str, np.ndarray]:
-    return {
-        "features": embedding.features,
-        "original_size": np.asarray(embedding.original_size, dtype=np.int64),
-        "input_size": np.asarray(embedding.input_size, dtype=np.int64),
-    }
-
-
-def _sam_from_arrays(arrays: dict[str, np.ndarray]) -> SamEmbedding:
-    h, w = (int(v) for v in arrays["original_size"])
-    ih, iw = (int(v) for v in arrays["input_size"])
-    return SamEmbedding(features=arrays["features"], original_size=(h, w), input_size=(ih, iw))
+    suggestions: tuple[Suggestion, ...] = ()  # the labels with why each is made (text/exemplars)
+    # Labels were asked for but the embedding had only its segmenter half: `Engine.label` adds them.
+    labels_pending: bool = False
 
 
 class Engine:
-    """SAM + CLIP region head + text index, with the embedding cache in front of the encoders."""
+    """Segmenter + CLIP region head + text index, with the embedding cache in front of the encoders.
+
+    `sam` is any `models.segmenter.Segmenter` (the attribute keeps its historical name); the
+    cache key of its half is its `identity`, which names the family.
+    """
 
     def __init__(
-        self, sam, clip, head, index, cache: ArrayCache | None = None, device: str = "cpu"
+        self,
+        sam: Segmenter,
+        clip,
+        head,
+        index,
+        cache: ArrayCache | None = None,
+        device: str = "cpu",
     ):
         self.sam = sam
         self.clip = clip
@@ -113,46 +96,84 @@ class Engine:
         self.index = index
         self.cache = cache
         self.device = device
+        # The project's accepted objects as visual exemplars (vocab/exemplars.py); None: text only.
+        self.exemplars: Exemplars | None = None
 
     # ----------------------------------------------------------------------------------------- building
     @classmethod
-    def from_paths(
+    def from_spec(
         cls,
-        sam_checkpoint: Path | None = None,
-        clip_model: str | None = None,
-        clip_weights: Path | None = None,
-        clip_pretrained: str | None = None,
-        clip_config: Path | None = None,
-        vocabulary: Path | str | None = None,
-        region_head: str | None = None,
-        device: str = "auto",
-        cache_dir: Path | None = None,
+        spec: ModelSpec,
         progress: Progress | None = None,
         use_cache: bool = True,
+        build_index: bool = True,
     ) -> Engine:
-        """Load the models named by the user (or the defaults from the weights cache) and the vocabulary."""
-        from annotator.models.clip import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, ClipModel
-        from annotator.models.region import default_head_name, make_head
+        """Load the models a `ModelSpec` names (or the defaults from the weights cache) and the
+        vocabulary. `build_engine` and `from_paths` both end here.
 
-        device = resolve_device(device)
-        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        if sam_checkpoint is None:
-            sam_checkpoint = _default_sam_checkpoint()
-        sam = SamModel.load(Path(sam_checkpoint), device=device)
-        if clip_config is None and clip_weights is None and clip_pretrained is None:
-            clip_model = clip_model or DEFAULT_CLIP_MODEL
-            clip_pretrained = DEFAULT_CLIP_PRETRAINED if clip_model == DEFAULT_CLIP_MODEL else None
-        clip = ClipModel.load(
-            name=clip_model if clip_config is None else None,
-            pretrained=clip_pretrained,
-            weights=Path(clip_weights) if clip_weights is not None else None,
-            config=Path(clip_config) if clip_config is not None else None,
-            device=device,
+        The segmenter: `spec.segmenter` (sam|sam2|edgetam|sam_hq) and `spec.checkpoint` (a file or
+        a transformers folder); with neither, SAM 1 ViT-B from the weights cache.
+        With `build_index=False` the text index is left unbuilt: masks work at once, labels come
+        once `build_index` / `start_index_build` has encoded (part of) the vocabulary — a first
+        start never makes a click wait for the minutes the text encoding of ~40k names takes."""
+
+        device = resolve_device(spec.device)
+        root = check_cache_root(
+            Path(spec.cache_dir) if spec.cache_dir is not None else default_cache_dir()
         )
-        head = make_head(region_head or default_head_name(clip), clip)
-        index = _build_index(_load_vocabulary(vocabulary), clip, root / "text", progress)
+        sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
+        clip, head = load_region_model(spec, device)
+        index = _text_index(_load_vocabulary(spec.vocabulary), clip, root / "text")
+        if build_index:
+            index.build(progress=_stage(progress, "text"))
         cache = ArrayCache(root / "embeddings") if use_cache else None
         return cls(sam, clip, head, index, cache=cache, device=device)
+
+    @classmethod
+    def from_paths(
+        cls,
+        progress: Progress | None = None,
+        use_cache: bool = True,
+        build_index: bool = True,
+        sam_checkpoint: Path | None = None,
+        **spec_fields,
+    ) -> Engine:
+        """`from_spec` with the spec's fields as keywords (`sam_checkpoint` = `checkpoint`)."""
+        if sam_checkpoint is not None:
+            if spec_fields.get("checkpoint") is not None:
+                raise AnnotatorError("pass --checkpoint or --sam-checkpoint, not both")
+            spec_fields["checkpoint"] = sam_checkpoint
+            spec_fields.setdefault("segmenter", "sam")
+        spec = ModelSpec().replace(**{k: v for k, v in spec_fields.items() if v is not None})
+        return cls.from_spec(spec, progress=progress, use_cache=use_cache, build_index=build_index)
+
+    # ------------------------------------------------------------------------------------ text index
+    def build_index(
+        self, progress: Progress | None = None, priority: Sequence[str] = (), vocabulary=None
+    ) -> None:
+        """Encode the vocabulary's texts the cache lacks, `priority` names first; labels are
+        answered from the part built so far meanwhile (`index_status`). With `vocabulary`, switch
+        to it first (an edit: only new texts are encoded)."""
+        if vocabulary is not None:
+            self.index.vocabulary = vocabulary
+        self.index.build(progress=_stage(progress, "text"), priority=priority)
+
+    def start_index_build(
+        self,
+        priority: Sequence[str] = (),
+        progress: Progress | None = None,
+        vocabulary=None,
+        on_done: Callable[[BaseException | None], None] | None = None,
+    ) -> IndexBuild:
+        """`build_index` on a background thread (clicks keep working and get labels from the
+        growing index); the returned handle can be cancelled and waited for; `on_done(error)` is
+        called on that thread when it ends (error None: complete or cancelled)."""
+        return IndexBuild(self, priority, progress, vocabulary, on_done)
+
+    @property
+    def index_status(self) -> tuple[int, int]:
+        """(entries scored now, entries in the vocabulary)."""
+        return self.index.ready, self.index.total
 
     def with_head(self, name: str) -> Engine:
         """The same models with another region head ('pool' or 'crop'), e.g. to compare them."""
@@ -183,59 +204,96 @@ class Engine:
 
     # ----------------------------------------------------------------------------------------- encoding
     def _clip_id(self) -> str:
-        # The head's identity includes the settings its cached arrays depend on (e.g. pool@1024).
-        return f"{self.clip.identity}|{getattr(self.head, 'identity', self.head.name)}"
+        return region_id(self.clip, self.head)
 
     def is_cached(self, image: Path) -> bool:
         """True when both halves of this image's embedding are on disk."""
         if self.cache is None:
             return False
         try:
-            digest = file_hash(Path(image))
+            digest = sha256_file(Path(image))
         except OSError:
             return False  # gone or unreadable: `embed` raises the user-facing ImageLoadError
         return self.cache.contains("sam", self.sam.identity, digest) and self.cache.contains(
             "clip", self._clip_id(), digest
         )
 
-    def embed(self, image: np.ndarray | Path | str) -> ImageEmbedding:
-        """The image's embedding, from the cache when possible; a path is decoded only when needed."""
+    def embed(
+        self,
+        image: np.ndarray | Path | str,
+        clip: bool = True,
+        known: ImageEmbedding | None = None,
+    ) -> ImageEmbedding:
+        """The image's embedding, from the cache when possible; a path is decoded only when needed.
+
+        `clip=False` stops after the segmenter half (from the cache, else the encoder): enough for
+        a mask, so the first click on a new image does not also wait for the CLIP encoder; the
+        labels come once a later `embed(..., known=that)` has added the CLIP half (masks before
+        labels). `known` is an embedding of the same image whose halves are reused as they are.
+        """
         pixels: np.ndarray | None = None
-        if isinstance(image, (str, Path)):
-            path = Path(image)
+        pixels_from_file = isinstance(image, (str, Path))
+        if known is not None:
+            digest: str | None = known.image_hash or None
+        elif isinstance(image, (str, Path)):
             try:
-                digest = file_hash(path)
+                digest = sha256_file(Path(image))
             except OSError:  # gone, a folder, unreadable: load_image below says which
                 digest = None
         else:
+            digest = None
+        if not pixels_from_file:
             pixels = np.ascontiguousarray(image)
-            digest = pixels_hash(pixels)
+            digest = digest or sha256_pixels(pixels)
 
         def rgb() -> np.ndarray:
             nonlocal pixels
             if pixels is None:
                 from annotator.io.images import load_image
 
-                pixels = load_image(path)
+                pixels = load_image(Path(image))
+            self._check_encodable(pixels, Path(image) if pixels_from_file else None)
             return pixels
 
-        sam_arrays = clip_arrays = None
-        if self.cache is not None and digest is not None:
-            sam_arrays = self.cache.load("sam", self.sam.identity, digest)
-            clip_arrays = self.cache.load("clip", self._clip_id(), digest)
-        if sam_arrays is None:
-            sam_embedding = self.sam.encode(rgb())
-            if self.cache is not None and digest is not None:
-                self.cache.save("sam", self.sam.identity, digest, _sam_arrays(sam_embedding))
-        else:
-            sam_embedding = _sam_from_arrays(sam_arrays)
-        if clip_arrays is None:
-            clip_arrays = self.head.prepare(rgb())
-            if self.cache is not None and digest is not None:
-                self.cache.save("clip", self._clip_id(), digest, clip_arrays)
+        cache = self.cache if digest is not None else None
+        sam_embedding = known.sam if known is not None else self._sam_half(cache, digest, rgb)
+        clip_arrays = known.clip if known is not None else None
+        if clip and clip_arrays is None:
+            clip_arrays = cache.load("clip", self._clip_id(), digest) if cache else None
+            if clip_arrays is None:
+                clip_arrays = self.head.prepare(rgb())
+                if cache is not None:
+                    cache.save("clip", self._clip_id(), digest, clip_arrays)
         return ImageEmbedding(
             sam=sam_embedding, clip=clip_arrays, image_hash=digest or "", model_id=self.model_id
         )
+
+    def _sam_half(self, cache: ArrayCache | None, digest: str | None, rgb) -> object:
+        arrays = cache.load("sam", self.sam.identity, digest) if cache is not None else None
+        if arrays is not None:
+            try:
+                return self.sam.from_arrays(arrays)
+            except (KeyError, ValueError):  # a stale or foreign file: recompute, as unreadable
+                pass
+        embedding = self.sam.encode(rgb())
+        if cache is not None:
+            cache.save("sam", self.sam.identity, digest, self.sam.to_arrays(embedding))
+        return embedding
+
+    def _check_encodable(self, pixels: np.ndarray, path: Path | None) -> None:
+        """SAM resizes the long side to its input size; a short side that rounds to 0 pixels cannot
+        be encoded (upstream raises a ValueError deep inside the resize): one clear line instead."""
+        from annotator.errors import ImageLoadError
+        from annotator.io.images import show_path
+
+        h, w = int(pixels.shape[0]), int(pixels.shape[1])
+        target = int(getattr(getattr(self.sam, "transform", None), "target_length", 0) or 0)
+        if target and max(h, w) > 2 * target * min(h, w):
+            where = f"{show_path(path)}: " if path is not None else ""
+            raise ImageLoadError(
+                f"{where}a {w}x{h} image is too thin to segment: the long side may be at most "
+                f"{2 * target} times the short side"
+            )
 
     # ----------------------------------------------------------------------------------------- clicking
     def segment(
@@ -245,19 +303,27 @@ class Engine:
         box: Box | None = None,
         top_k: int = 5,
         multimask: bool | None = None,
+        mask_input: np.ndarray | None = None,
     ) -> Proposal:
         """Mask + labels for a prompt set.
 
         By default SAM returns three candidates for a single point (the ambiguous case) and one otherwise,
         as the SAM authors recommend; the candidate with the best predicted IoU is chosen.
+        `mask_input`: the previous answer's low-res logits (`Candidate.low_res_logits`) as a mask
+        prompt, as SAM's interactive evaluation feeds refinement clicks.
         """
         coords, labels = _points_arrays(points)
         box_array = _box_array(box)
         if coords is None and box_array is None:
             raise PromptError("a mask needs at least one point or a box")
+        _check_reach(coords, box_array)
         if multimask is None:
             multimask = box_array is None and coords is not None and len(coords) == 1
-        masks = self.sam.decode(embedding.sam, coords, labels, box_array, multimask)
+        masks = self.sam.decode(
+            embedding.sam, coords, labels, box_array, multimask, mask_input=mask_input
+        )
+        if not np.isfinite(np.asarray(masks.scores, dtype=np.float64)).all():
+            raise PromptError("SAM gave no finite score for these prompts; click inside the image")
         # All candidates upscaled in one call, as SamPredictor.predict does: identical masks, and Tab
         # costs nothing. Past EXACT_UPSCALE_MAX_PIXELS only the chosen one is (3x less time and
         # memory on huge images; the others on Tab, equal to predict's up to one float32 rounding).
@@ -285,31 +351,66 @@ class Engine:
         mask = candidates[chosen].mask
         if mask is None:
             mask = self.sam.upscale(embedding.sam, candidates[chosen].low_res_logits)
-        region, labels = self._label(embedding, mask, top_k)
+        pending = embedding.clip is None and top_k > 0
+        region, suggestions = (None, []) if pending else self._label(embedding, mask, top_k)
         return Proposal(
             mask=mask,
             score=candidates[chosen].score,
             candidates=candidates,
             chosen=chosen,
-            labels=labels,
+            labels=[(s.name, s.score) for s in suggestions],
             region=region,
+            suggestions=tuple(suggestions),
+            labels_pending=pending and bool(mask.any()),
+        )
+
+    def label(self, embedding: ImageEmbedding, proposal: Proposal, top_k: int = 5) -> Proposal:
+        """`proposal` (made while `embedding` had only its segmenter half) with its labels, now
+        that `embedding` is complete."""
+        region, suggestions = self._label(embedding, proposal.mask, top_k)
+        return dataclasses.replace(
+            proposal,
+            labels=[(s.name, s.score) for s in suggestions],
+            region=region,
+            suggestions=tuple(suggestions),
+            labels_pending=False,
         )
 
     def _label(self, embedding, mask: np.ndarray, top_k: int, restrict=None):
         if top_k <= 0 or not mask.any():
             return None, []
+        if embedding.clip is None:
+            raise ValueError("this embedding has no CLIP half yet: embed(..., known=it) first")
         region = self.head.embed(embedding.clip, mask)
-        return region, self.topk(region, top_k, restrict)
+        return region, self.suggest(region, top_k, restrict)
 
     def topk(self, region: np.ndarray, k: int = 5, restrict: Sequence[str] | None = None):
-        """Best k vocabulary entries for a region embedding, optionally only among `restrict` names."""
+        """Best k labels for a region embedding as (name, score), optionally only among `restrict`."""
+        return [(s.name, s.score) for s in self.suggest(region, k, restrict)]
+
+    def suggest(
+        self, region: np.ndarray, k: int = 5, restrict: Sequence[str] | None = None
+    ) -> list[Suggestion]:
+        """Best k labels with their evidence: the vocabulary's text scores, combined with the
+        project's exemplars when `self.exemplars` holds any (see vocab/exemplars.py)."""
+        exemplars = self.exemplars
+        if exemplars is not None and exemplars.model_id != self.region_model_id:
+            exemplars = None  # another model's vectors never score this one's regions
+        with_exemplars = exemplars is not None and len(exemplars) > 0
+        n = max(k, TEXT_CANDIDATES) if with_exemplars else k
         if restrict is None:
-            return self.index.topk(region, k)
-        allowed = set(restrict)
-        names = self.index.vocabulary.names()
-        scores = self.index.scores(region)
-        order = [i for i in np.argsort(-scores) if names[i] in allowed][:k]
-        return [(names[i], float(scores[i])) for i in order]
+            text = self.index.topk(region, n)
+        else:
+            allowed = set(restrict)
+            names, scores = self.index.named_scores(region)
+            order = [i for i in np.argsort(-scores) if names[i] in allowed][:n]
+            text = [(names[i], float(scores[i])) for i in order]
+        if not with_exemplars:
+            return [Suggestion(name, p, p, 0.0, 0) for name, p in text]
+        evidence = exemplars.evidence(region)
+        if restrict is not None:
+            evidence = {name: e for name, e in evidence.items() if name in set(restrict)}
+        return combine(text, evidence, k)
 
     def region_embedding(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
         """(D,) normalised CLIP embedding of a region (for evaluation, search and similarity)."""
@@ -338,10 +439,43 @@ class Engine:
             raise PromptError(
                 f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {embedding.size[1]}x{embedding.size[0]}"
             )
-        return self._label(embedding, mask, top_k, restrict)[1]
+        return [(s.name, s.score) for s in self._label(embedding, mask, top_k, restrict)[1]]
 
 
 # --------------------------------------------------------------------------------------------- helpers
+def region_id(clip, head) -> str:
+    """Identity of what region vectors depend on: the CLIP model and the head (whose identity
+    includes the settings its cached arrays depend on, e.g. pool@1024)."""
+    return f"{clip.identity}|{getattr(head, 'identity', head.name)}"
+
+
+def load_region_model(spec: ModelSpec, device: str = "cpu"):
+    """(CLIP model, region head) a spec names: what region and image vectors depend on. The
+    engine loads them with its segmenter; a query over stored vectors needs only these."""
+    from annotator.models.clip import ClipModel
+    from annotator.models.region import default_head_name, make_head
+
+    clip_name, clip_pretrained = spec.clip_choice()
+    clip = ClipModel.load(
+        name=clip_name,
+        pretrained=clip_pretrained,
+        weights=spec.clip_weights,
+        config=spec.clip_config,
+        device=device,
+    )
+    return clip, make_head(spec.region_head or default_head_name(clip), clip)
+
+
+def build_engine(
+    spec: ModelSpec,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+    build_index: bool = True,
+) -> Engine:
+    """The one way from a `ModelSpec` to an `Engine` (the CLI, the window's worker, `compare`)."""
+    return Engine.from_spec(spec, progress=progress, use_cache=use_cache, build_index=build_index)
+
+
 def _points_arrays(points: Sequence[Point]) -> tuple[np.ndarray | None, np.ndarray | None]:
     if not points:
         return None, None
@@ -350,6 +484,21 @@ def _points_arrays(points: Sequence[Point]) -> tuple[np.ndarray | None, np.ndarr
         raise PromptError("point coordinates must be finite numbers")
     labels = np.asarray([1 if (len(p) < 3 or p[2]) else 0 for p in points], dtype=np.int64)
     return array, labels
+
+
+MAX_COORDINATE = 1e9
+"""Largest prompt coordinate (pixels, either sign). SAM takes points and boxes outside the picture
+(and the CLI allows negative coordinates), but coordinates near 1e300 overflow its float32 positional
+encoding into NaN scores; a billion pixels is far beyond any image and still finite in float32."""
+
+
+def _check_reach(coords: np.ndarray | None, box: np.ndarray | None) -> None:
+    for array in (coords, box):
+        if array is not None and (np.abs(array) > MAX_COORDINATE).any():
+            raise PromptError(
+                f"prompt coordinates must lie within +-{MAX_COORDINATE:.0e} pixels, got "
+                f"{float(np.abs(array).max()):.3g}"
+            )
 
 
 def _box_array(box: Box | None) -> np.ndarray | None:
@@ -366,42 +515,103 @@ def _box_array(box: Box | None) -> np.ndarray | None:
 
 
 def _load_vocabulary(vocabulary):
-    from annotator.vocab.vocabulary import Vocabulary
+    from annotator.vocab.vocabulary import load_vocabulary
 
-    if vocabulary is None:
-        return Vocabulary.default()
-    if isinstance(vocabulary, Vocabulary):
-        return vocabulary
-    if (
-        isinstance(vocabulary, str)
-        and not Path(vocabulary).exists()
-        and vocabulary
-        in (
-            "default",
-            "coco",
-            "lvis",
-            "imagenet21k",
-        )
-    ):
-        return Vocabulary.shipped(vocabulary)
-    return Vocabulary.load(Path(vocabulary))
+    return load_vocabulary(vocabulary)
 
 
-def _build_index(vocabulary, clip, cache_dir: Path | None, progress: Progress | None):
+def _text_index(vocabulary, clip, cache_dir: Path | None):
     from annotator.vocab.index import TextIndex
     from annotator.vocab.vocabulary import Vocabulary
 
     if not isinstance(vocabulary, Vocabulary):
         vocabulary = _load_vocabulary(vocabulary)
-    index = TextIndex(
+    return TextIndex(
         vocabulary,
         clip.encode_text,
         clip.identity,
         cache_dir=cache_dir,
         logit_scale=clip.logit_scale,
     )
-    index.build(progress=(lambda done, total: progress("text", done, total)) if progress else None)
+
+
+def _build_index(vocabulary, clip, cache_dir: Path | None, progress: Progress | None):
+    index = _text_index(vocabulary, clip, cache_dir)
+    index.build(progress=_stage(progress, "text"))
     return index
+
+
+def _stage(progress: Progress | None, stage: str):
+    return (lambda done, total: progress(stage, done, total)) if progress else None
+
+
+class IndexBuild:
+    """A text-index build on a daemon thread. `cancel()` stops it after the current chunk (what was
+    encoded is kept in the disk cache); `wait()` joins it and re-raises its error, if any."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        priority: Sequence[str],
+        progress: Progress | None,
+        vocabulary=None,
+        on_done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        self._cancelled = threading.Event()
+        self.error: BaseException | None = None
+
+        def report(stage: str, done: int, total: int) -> None:
+            if self._cancelled.is_set():
+                raise _Cancelled
+            if progress is not None:
+                progress(stage, done, total)
+
+        def run() -> None:
+            try:
+                engine.build_index(report, priority, vocabulary)
+            except _Cancelled:
+                pass
+            except BaseException as error:  # reported to whoever waits; never kills the process
+                self.error = error
+            if on_done is not None:
+                on_done(self.error)
+
+        self._thread = threading.Thread(target=run, name="annotator-text-index", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True when the build has ended (then its error, if any, is raised)."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if self.error is not None:
+            raise self.error
+        return True
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _load_segmenter(family: str | None, checkpoint: Path | None, device: str) -> Segmenter:
+    """`--segmenter`/`--checkpoint` (or `--sam-checkpoint`, SAM 1); with neither, the device's
+    default of ADR 6 (`weights.default_choice`)."""
+    from annotator.models import weights
+    from annotator.models.registry import load_segmenter
+
+    if checkpoint is None and family is None:
+        name = weights.default_choice(device)
+        return load_segmenter(weights.resolve(name), weights.known(name).kind, device)
+    if checkpoint is None and family == "sam":
+        return load_segmenter(_default_sam_checkpoint(), "sam", device)
+    return load_segmenter(None if checkpoint is None else Path(checkpoint), family, device)
 
 
 def _default_sam_checkpoint() -> Path:

@@ -6,9 +6,19 @@ Anything that is the user's input being wrong (a file, a flag, a checkpoint) rai
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class AnnotatorError(Exception):
-    """Base class: `str(error)` is a complete, one-line explanation for the user."""
+    """Base class: `str(error)` is a complete, one-line explanation for the user.
+
+    Control characters (a newline or NUL in a file name, an escape sequence in a JSON string) are
+    shown as \\xNN, so that no message can split its error line or drive the terminal."""
+
+    def __str__(self) -> str:
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", super().__str__())
 
 
 class CheckpointError(AnnotatorError):
@@ -37,3 +47,11 @@ class ProjectError(AnnotatorError):
 
 class PromptError(AnnotatorError):
     """Prompts that cannot produce a mask (no points and no box, a degenerate box...)."""
+
+
+class CacheError(AnnotatorError):
+    """The cache folder cannot be used at all (it is a file, say); unreadable entries are not errors."""
+
+
+class DatasetFormatError(AnnotatorError):
+    """A dataset file (YOLO, VOC, CVAT, labelme, PNG masks) is malformed; nothing was imported."""

@@ -118,3 +118,45 @@ def cli_flags(engine_args: dict) -> list[str]:
         "--vocabulary", str(engine_args["vocabulary"]),
         "--device", "cpu",
     ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A PostgreSQL server's URL: $ANNOTATOR_TEST_PG (.ci/run starts one), else a throwaway
+    cluster of our own (tests/pg_server.py); skipped with the reason when neither can be had."""
+    url = os.environ.get("ANNOTATOR_TEST_PG")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip('PostgreSQL tests need psycopg: pip install "annotator[team]"')
+    if url:
+        yield url
+        return
+    from tests.pg_server import Cluster, find_bin
+
+    if not find_bin("initdb"):
+        pytest.skip("PostgreSQL is not installed (no initdb) and ANNOTATOR_TEST_PG is unset")
+    try:
+        cluster = Cluster()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_project_url(pg_url) -> str:
+    """A fresh, empty PostgreSQL project (its own schema) on the test server."""
+    import uuid
+
+    return f"{pg_url}?project=t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path) -> str:
+    """Where a store test's project lives: each such test runs on both backends."""
+    if request.param == "sqlite":
+        return str(tmp_path / ".annotator" / "project.db")
+    return request.getfixturevalue("pg_project_url")

@@ -56,8 +56,10 @@ class FileServer:
                     self.close_connection = True
                 try:
                     for i in range(0, len(body), BLOCK):
-                        self.wfile.write(body[i : i + BLOCK])
+                        # counted before the write: the client may have read the last block and
+                        # the test may look at the count before this thread runs again
                         server.bytes_sent += len(body[i : i + BLOCK])
+                        self.wfile.write(body[i : i + BLOCK])
                         time.sleep(server.delay)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client cancelled

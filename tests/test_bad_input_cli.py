@@ -7,10 +7,13 @@ stderr, two processes writing one project) run real subprocesses. See docs/bad-i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import math
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -509,3 +512,362 @@ def test_two_processes_save_into_one_project_at_once(tmp_path):
             for k, ann_id in enumerate(written):
                 assert stored[ann_id].category == f"label{offset}"
                 assert stored[ann_id].bbox == (float(offset), float(k % 20), 4.0, 3.0)
+
+
+# ------------------------------------------------------ store, cache, device, CLIP config (#11)
+@pytest.mark.parametrize("device", ["banana", "cuda:99", "cuda:-1", "xpu", "bad\nname"])
+def test_a_bad_device_is_one_line(cli, flags, tmp_path, device, monkeypatch):
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(40, 50)).save(image)
+    if device == "cuda:99":  # as on a machine with one GPU, whether or not this one has any
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    line = one_line_error(cli("segment", image, "--point", "5,5", *_set(flags, "--device", device)))
+    assert "device" in line
+    assert "only 1 CUDA GPUs" in line if device == "cuda:99" else True
+
+
+def test_cuda_without_cuda_is_one_line(cli, flags, tmp_path, monkeypatch):
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(40, 50)).save(image)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    one_line_error(
+        cli("segment", image, "--point", "5,5", *_set(flags, "--device", "cuda")),
+        "no usable CUDA GPU",
+    )
+
+
+def test_a_cache_path_that_is_a_file_is_one_line(cli, flags, tmp_path):
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(40, 50)).save(image)
+    cache = tmp_path / "cache-file"
+    cache.write_text("I am a file")
+    one_line_error(
+        cli("segment", image, "--point", "5,5", *_set(flags, "--cache-dir", cache)),
+        "cache-file: the cache path is a file",
+    )
+    assert cache.read_text() == "I am a file"
+
+
+def test_a_crafted_clip_config_through_the_cli_is_one_line(cli, flags, tmp_path):
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(40, 50)).save(image)
+    config = Path(flags[flags.index("--clip-config") + 1])
+    cfg = json.loads(config.read_text())
+    cfg["text_cfg"]["layers"] = 10**6
+    crafted = tmp_path / "crafted.json"
+    crafted.write_text(json.dumps(cfg))
+    start = time.perf_counter()
+    one_line_error(
+        cli("segment", image, "--point", "5,5", *_set(flags, "--clip-config", crafted)),
+        "text_cfg.layers = 1000000 is outside",
+    )
+    assert time.perf_counter() - start < 10
+
+
+def test_dot_annotator_as_a_file_through_save_is_one_line(cli, flags, tmp_path):
+    folder = tmp_path / "P"
+    folder.mkdir()
+    Image.fromarray(_pattern(40, 50)).save(folder / "a.png")
+    (folder / ".annotator").write_text("a file")
+    args = ("segment", folder / "a.png", "--point", "20,20", "--save", folder, "--category", "x")
+    one_line_error(cli(*args, *flags), ".annotator")
+    assert (folder / ".annotator").read_text() == "a file"
+
+
+def test_segment_save_matches_images_by_content_not_name(cli, flags, tmp_path):
+    project, other = tmp_path / "P", tmp_path / "Q"
+    project.mkdir(), other.mkdir()
+    Image.fromarray(_pattern(40, 50)).save(project / "a.png")
+    Image.fromarray(_pattern(40, 50)[::-1].copy()).save(other / "a.png")  # same name and size
+    save = ("--point", "20,20", "--save", project, "--category", "thing")
+    code, _, err = cli("segment", project / "a.png", *save, *flags)
+    assert code == 0, err
+    one_line_error(cli("segment", other / "a.png", *save, *flags), "a different image")
+    (other / "copy.png").write_bytes((project / "a.png").read_bytes())
+    code, _, err = cli("segment", other / "copy.png", *save, *flags)  # same bytes: same image
+    assert code == 0, err
+    with Project.open_folder(project) as p:
+        (image,) = p.images()
+        assert image.file_name == "a.png" and len(p.annotations(image.id)) == 2
+
+
+def test_export_never_overwrites_the_project_database(cli, flags, tmp_path):
+    folder = tmp_path / "P"
+    folder.mkdir()
+    Image.fromarray(_pattern(40, 50)).save(folder / "a.png")
+    save = ("--point", "20,20", "--save", folder, "--category", "thing")
+    assert cli("segment", folder / "a.png", *save, *flags)[0] == 0
+    db = folder / ".annotator" / "project.db"
+    before = db.read_bytes()
+    link = tmp_path / "innocent.json"
+    link.symlink_to(db)
+    for target in (
+        db,
+        folder / ".annotator" / "project.db-wal",
+        folder / ".annotator" / "x.json",
+        link,
+    ):
+        one_line_error(cli("export", folder, "-o", target), "must not replace project files")
+    with Project(tmp_path / "other.db"):
+        pass
+    one_line_error(cli("export", folder, "-o", tmp_path / "other.db"), "SQLite database")
+    assert db.read_bytes() == before
+    with Project.open_folder(folder) as p:
+        assert p.integrity_ok() and len(p.annotations()) == 1
+
+
+def test_a_read_only_cache_holding_a_corrupt_file_recomputes_with_one_warning(
+    engine, tmp_path, monkeypatch, caplog
+):
+    """Root ignores modes, so 'read-only' is simulated: removing and writing both fail with EACCES."""
+    import dataclasses
+    import logging
+
+    import annotator.cache as cache_module
+    from annotator.cache import ArrayCache
+
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(40, 50)).save(image)
+    cache = ArrayCache(tmp_path / "ro-cache")
+    fresh = dataclasses.replace(engine, cache=cache) if dataclasses.is_dataclass(engine) else None
+    if fresh is None:
+        fresh = type(engine)(
+            engine.sam, engine.clip, engine.head, engine.index, cache, engine.device
+        )
+    expected = engine.embed(image)
+    digest = expected.image_hash
+    corrupt = cache.path("sam", engine.sam.identity, digest)
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    real_unlink = Path.unlink
+
+    def refuse(self, *args, **kwargs):
+        if cache.root in self.parents:
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, *args, **kwargs)
+
+    def no_write(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    monkeypatch.setattr(cache_module, "atomic_write_with", no_write)
+    with caplog.at_level(logging.WARNING, logger="annotator.cache"):
+        for _ in range(3):
+            got = fresh.embed(image)
+            np.testing.assert_array_equal(got.sam.features, expected.sam.features)
+    warnings = [r for r in caplog.records if r.name == "annotator.cache"]
+    assert len(warnings) <= 2, [r.getMessage() for r in warnings]  # one per cause, not per call
+    assert any("cannot be removed" in r.getMessage() for r in warnings)
+    assert all("\n" not in r.getMessage() for r in warnings)
+    assert corrupt.read_bytes() == b"PK\x03\x04 not really a zip"
+
+
+# ------------------------------------------------------------------- issue 11: hostile data files
+_EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+
+
+@pytest.fixture
+def fake_gs(tmp_path, monkeypatch):
+    """A `gs` first on PATH that logs each call and then hangs (see test_images.py)."""
+    from PIL import EpsImagePlugin
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gs.log"
+    (bin_dir / "gs").write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nsleep 30\n')
+    (bin_dir / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    return log
+
+
+@contextlib.contextmanager
+def _hard_limit(seconds: int):
+    """Turn a hang into a test failure (SIGALRM interrupts a blocking open of a FIFO too)."""
+
+    def hang(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for gs; SIGALRM")
+def test_postscript_named_jpg_through_segment_and_embed(cli, flags, fake_gs, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    marker = tmp_path / "MARKER"
+    (folder / "writes.jpg").write_bytes(_EPS + f"({marker}) (w) file closefile\n".encode())
+    (folder / "loops.jpg").write_bytes(_EPS + b"{ } loop\n")
+    Image.fromarray(_pattern(20, 30)).save(folder / "fine.png")
+    started = time.monotonic()
+    with _hard_limit(120):
+        for name in ("writes.jpg", "loops.jpg"):
+            one_line_error(
+                cli("segment", folder / name, "--point", "1,1", *flags),
+                name,
+                "a PostScript/EPS file; only raster images",
+            )
+        code, _, err = cli("embed", folder, *flags)
+    assert code == 1 and "1 embedded, 0 already cached, 2 failed" in err
+    assert "skipped loops.jpg:" in err and "skipped writes.jpg:" in err
+    assert time.monotonic() - started < 60
+    assert not marker.exists() and not fake_gs.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_in_the_folder_does_not_block_embed(cli, flags, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(_pattern(20, 30)).save(folder / "a.png")
+    os.mkfifo(folder / "pipe.jpg")  # nobody writes to it: opening it plainly blocks forever
+    with _hard_limit(120):
+        code, _, err = cli("embed", folder, *flags)
+        assert code == 1 and "1 embedded, 0 already cached, 1 failed" in err, err
+        assert "skipped pipe.jpg:" in err and "a named pipe, not a regular file" in err
+        # cli.py refuses it before loading (its message says "no such image file"): one line
+        one_line_error(cli("segment", folder / "pipe.jpg", "--point", "1,1", *flags), "pipe.jpg")
+
+
+def test_extreme_shapes_through_segment_and_embed(cli, flags, tmp_path):
+    """1x1 and thin images work while SAM can resize them (long side at most 2 x its input size
+    times the short side: 512 for the tiny model, 2048 for real SAM); thinner ones, like 1x3000 and
+    3000x1, are one line naming the file."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    good = {"dot.png": (1, 1), "thin.png": (1, 500), "thin_tall.png": (500, 1)}
+    too_thin = {"wide.png": (1, 3000), "tall.png": (3000, 1)}
+    for name, (height, width) in {**good, **too_thin}.items():
+        Image.fromarray(_pattern(height, width)).save(folder / name)
+    code, _, err = cli("embed", folder, *flags)
+    assert code == 1 and "3 embedded, 0 already cached, 2 failed" in err, err
+    assert "Traceback" not in err
+    for name in too_thin:
+        (line,) = [x for x in err.splitlines() if f"skipped {name}:" in x]
+        assert "is too thin to segment" in line
+        one_line_error(cli("segment", folder / name, "--point", "0,0", *flags), name, "too thin")
+    for name, (height, width) in good.items():
+        code, out, err = cli("segment", folder / name, "--point", "0,0", *flags)
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["rle"]["size"] == [height, width]
+        assert all(math.isfinite(v) for v in _numbers(result))
+
+
+def _numbers(value) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [value]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        ["--point", "1e300,1e300"],
+        ["--point", "-1e300,5"],
+        ["--box", "0,0,1e300,1e300"],
+        ["--point", "nan,3"],
+        ["--point", "inf,3"],
+        ["--point", "1" * 5000 + ",3"],
+    ],
+    ids=["1e300", "-1e300", "box-1e300", "nan", "inf", "5000-digits"],
+)
+def test_coordinates_near_1e300_give_an_error_or_finite_numbers(cli, flags, tmp_path, prompt):
+    image = tmp_path / "a.png"
+    Image.fromarray(_pattern(20, 30)).save(image)
+    code, out, err = cli("segment", image, *prompt, *flags)
+    assert "Traceback" not in err
+    if code == 0:
+        assert "NaN" not in out and "Infinity" not in out
+        assert all(math.isfinite(v) for v in _numbers(json.loads(out)))
+    else:
+        one_line_error((code, out, err))
+
+
+def test_export_into_the_project_database_is_refused(cli, flags, tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    Image.fromarray(_pattern(20, 30)).save(folder / "a.png")
+    code, _, err = cli(
+        "segment", folder / "a.png", "--point", "5,5", "--save", folder, "--category", "x", *flags
+    )
+    assert code == 0, err
+    db = folder / ".annotator" / "project.db"
+    before = db.read_bytes()
+    one_line_error(cli("export", folder, "-o", db), "refusing to export")
+    one_line_error(cli("export", folder, "-o", folder / ".annotator" / "x.json"), ".annotator")
+    assert db.read_bytes() == before
+    with Project(db) as store:
+        assert store.integrity_ok() and len(store.annotations()) == 1
+    stale = folder / ".out.json.abcd1234.tmp"  # left by a killed export
+    stale.write_bytes(b"{")
+    os.utime(stale, (time.time() - 600, time.time() - 600))
+    code, _, err = cli("export", folder, "-o", folder / "out.json")
+    assert code == 0, err
+    assert not stale.exists()
+
+
+def test_imported_huge_ids_leave_room_for_later_saves(cli, flags, tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    Image.fromarray(_pattern(20, 30)).save(folder / "a.png")
+    doc = {
+        "images": [{"id": 2**63 - 1, "file_name": "a.png", "width": 30, "height": 20}],
+        "categories": [{"id": 2**63 - 1, "name": "cat"}],
+        "annotations": [
+            {
+                "id": 2**63 - 1,
+                "image_id": 2**63 - 1,
+                "category_id": 2**63 - 1,
+                "segmentation": [[1, 1, 8, 1, 8, 6, 1, 6]],
+            }
+        ],
+    }
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(doc))
+    code, out, err = cli("import", path, "--images", folder, "--project", folder)
+    assert code == 0, err
+    for k in range(2):  # failed with "the disk is full" when the id 2**63-1 was kept
+        code, _, err = cli(
+            "segment", folder / "a.png", "--point", f"{5 + k},5", "--save", folder,
+            "--category", "dog", *flags,
+        )  # fmt: skip
+        assert code == 0, err
+    path.write_text(json.dumps(doc).replace(str(2**63 - 1), str(2**64), 1))
+    one_line_error(cli("import", path, "--images", folder, "--project", folder), "at most")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="such file names are POSIX")
+def test_newlines_and_escapes_in_file_names_stay_on_one_line(cli, flags, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    evil = folder / "x\nannotator: error: forged\x1b[2J.png"
+    evil.write_bytes(b"not an image")
+    line = one_line_error(cli("segment", evil, "--point", "1,1", *flags), "\\x0a", "\\x1b[2J")
+    assert "\x1b" not in line
+    code, _, err = cli("embed", folder, *flags)
+    assert code == 1 and "\x1b" not in err
+    assert len([x for x in err.splitlines() if "forged" in x]) == 1
+
+
+def test_vocab_add_and_remove_keep_comments_and_mode(cli, tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("# my words\n\napple, malus\n\n# fruit end\n")
+    path.chmod(0o644)
+    assert cli("vocab", "add", "pear", "--vocabulary", path)[0] == 0
+    assert path.read_text() == "# my words\n\napple, malus\npear\n\n# fruit end\n"
+    assert cli("vocab", "remove", "apple", "--vocabulary", path)[0] == 0
+    assert path.read_text() == "# my words\n\npear\n\n# fruit end\n"
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from annotator.errors import AnnotatorError, CheckpointError
 from annotator.models.clip import ClipModel
@@ -214,3 +217,141 @@ def test_fast_text_encoder_throughput_on_real_size_tower():
     np.testing.assert_allclose(
         clip.encode_text(prompts[:4]), clip.encode_text_reference(prompts[:4]), atol=1e-4
     )
+
+
+# ------------------------------------------------------- crafted configs (issue #11): refused first
+def _crafted(tmp_path: Path, tiny, change) -> tuple[Path, Path]:
+    config, weights = tiny["vit"]
+    cfg = json.loads(config.read_text())
+    change(cfg)
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(cfg))
+    return path, weights
+
+
+def _set(tower: str, key: str, value):
+    def change(cfg):
+        cfg[tower][key] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (_set("text_cfg", "layers", 10**6), "text_cfg.layers = 1000000 is outside 0..128"),
+        (_set("text_cfg", "width", 10**6), "text_cfg.width = 1000000 is outside"),
+        (_set("text_cfg", "heads", 0), "text_cfg.heads = 0 is outside"),
+        (_set("text_cfg", "heads", 3), "not a multiple of heads 3"),
+        (_set("text_cfg", "context_length", 10**6), "text_cfg.context_length"),
+        (_set("text_cfg", "vocab_size", 10**7), "out of range"),
+        (_set("text_cfg", "mlp_ratio", 1e9), "mlp_ratio = 1000000000.0 is outside"),
+        (_set("text_cfg", "layers", "12"), "text_cfg.layers = '12' is outside"),
+        (_set("text_cfg", "layers", True), "text_cfg.layers = True is outside"),
+        (_set("vision_cfg", "layers", 10**5), "vision_cfg.layers = 100000 is outside"),
+        (_set("vision_cfg", "width", 100_000), "vision_cfg.width = 100000 is outside"),
+        (_set("vision_cfg", "image_size", 10**5), "vision_cfg.image_size = 100000"),
+        (_set("vision_cfg", "image_size", [64, 64, 64] * 4), "vision_cfg.image_size"),
+        (_set("vision_cfg", "patch_size", 0), "vision_cfg.patch_size = 0 is outside"),
+        (_set("vision_cfg", "patch_size", 128), "larger than the image"),
+        (_set("vision_cfg", "head_width", 48), "not a multiple of head_width 48"),
+        (_set("vision_cfg", "timm_model_pretrained", True), "would download weights"),
+        (lambda cfg: cfg.update(embed_dim=2**40), "out of range"),
+        (lambda cfg: cfg.update(embed_dim=0), "embed_dim = 0 is outside"),
+        (lambda cfg: cfg.update(preprocess_cfg={"size": 100_000}), "preprocess_cfg.image_size"),
+        (lambda cfg: cfg.update(model_cfg=None), "needs embed_dim"),
+        # within every bound, but far more parameters than the 14 MB weights file can hold
+        (_set("text_cfg", "layers", 120), "but vit-0.pt holds only"),
+        (_set("text_cfg", "width", 4096), "but vit-0.pt holds only"),
+    ],
+)
+def test_crafted_configs_are_refused_before_allocation(tmp_path, tiny, change, fragment):
+    import resource
+
+    config, weights = _crafted(tmp_path, tiny, change)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError) as caught:
+        ClipModel.load(config=config, weights=weights)
+    elapsed = time.perf_counter() - start
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message and str(config) in message
+    assert elapsed < 10, f"refusing took {elapsed:.1f} s"
+    assert grown_mb < 200, f"peak memory grew by {grown_mb:.0f} MB before the refusal"
+
+
+def test_a_config_that_is_a_fifo_or_huge_or_deep_is_one_line(tmp_path, tiny):
+    _, weights = tiny["vit"]
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 << 20) + b"{}")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path, fragment in ((deep, "nested too deeply"), (big, "too large"), (fifo, "regular file")):
+        with pytest.raises(CheckpointError, match=fragment):
+            ClipModel.load(config=path, weights=weights)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = [
+    "embed_dim",
+    "layers",
+    "width",
+    "heads",
+    "head_width",
+    "patch_size",
+    "image_size",
+    "context_length",
+    "vocab_size",
+    "mlp_ratio",
+    "pool_type",
+    "timm_model_name",
+]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    doc=_JSON,
+    edits=st.lists(
+        st.tuples(st.sampled_from(["", "vision_cfg", "text_cfg"]), st.sampled_from(_KEYS), _JSON),
+        max_size=4,
+    ),
+)
+def test_random_json_into_the_config_loader_is_bounded_or_one_line(tmp_path, tiny, doc, edits):
+    """Random JSON documents, and a valid config with random values at its size keys: the loader
+    either accepts sizes within the bounds or raises one CheckpointError line, quickly."""
+    from annotator.models import clip as clip_module
+
+    base = json.loads(tiny["vit"][0].read_text())
+    for tower, key, value in edits:
+        (base if not tower else base[tower])[key] = value
+    for content in (doc, base):
+        path = tmp_path / "random.json"
+        path.write_text(json.dumps(content, allow_nan=True))
+        start = time.perf_counter()
+        try:
+            model_cfg, _ = clip_module._read_config(path)
+        except CheckpointError as error:
+            assert "\n" not in str(error) and str(path) in str(error)
+            continue
+        finally:
+            assert time.perf_counter() - start < 2
+        for tower in ("vision_cfg", "text_cfg"):
+            for key, (low, high) in clip_module._SIZE_BOUNDS.items():
+                value = model_cfg[tower].get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    assert low <= value <= high

@@ -221,11 +221,9 @@ def test_export_loads_in_pycocotools_with_ap_1(tmp_path, polygons):
         assert _self_ap(out) == pytest.approx({"segm": 1.0, "bbox": 1.0}, abs=1e-9)
         doc = json.loads(out.read_text())
         assert summary["annotations"] == len(doc["annotations"]) == 15
-        assert summary["images"] == 3 and summary["categories"] == 3  # "unused" is not listed
-        assert [c["name"] for c in doc["categories"]] == ["cat", "dog", "tree"]
-        assert [c["id"] for c in doc["categories"]] == [
-            project.category_id(n) for n in ("cat", "dog", "tree")
-        ]
+        assert summary["images"] == 3 and summary["categories"] == 4  # "unused" is listed too
+        assert sorted(c["name"] for c in doc["categories"]) == ["cat", "dog", "tree", "unused"]
+        assert [c["id"] for c in doc["categories"]] == [c.id for c in project.categories()]
         with contextlib.redirect_stdout(io.StringIO()):
             coco = COCO(str(out))
         for entry in doc["annotations"]:
@@ -351,21 +349,19 @@ def test_import_polygons_compressed_and_uncompressed_rle(tmp_path):
     path.write_text(json.dumps(doc))
     with Project(tmp_path / "p.db") as project:
         summary = import_coco(path, tmp_path, project, check_files=False)
-        assert (
-            summary
-            == {
-                "path": str(path),
-                "images": 1,
-                "images_added": 1,
-                "categories_added": 2,
-                "annotations_added": 2,  # 9 duplicates 8 (same mask, same category), 11 is a crowd region
-                "skipped_crowd": 1,
-                "skipped_empty": 0,
-                "skipped_duplicate": 1,
-            }
-        )
+        assert summary == {
+            "path": str(path),
+            "images": 1,
+            "images_added": 1,
+            "categories_added": 2,
+            "annotations_added": 3,  # 9 duplicates 8 (same mask, same category); 11 is crowd
+            "boxes_added": 0,
+            "skipped_crowd": 0,
+            "skipped_empty": 0,
+            "skipped_duplicate": 1,
+        }
         stored = {a.id: a for a in project.annotations()}
-        assert sorted(stored) == [7, 8]  # the document's ids are kept
+        assert sorted(stored) == [7, 8, 11]  # the document's ids are kept (11: crowd, flagged)
         for entry in doc["annotations"][:2]:
             expected = _coco_decode(entry["segmentation"], 12, 16)
             np.testing.assert_array_equal(stored[entry["id"]].mask(), expected)
@@ -400,6 +396,9 @@ def _mutate(doc: dict, kind: str, pick: int, key: str = "id") -> str:
     at = f"annotations[{k}]"
     if kind == "missing":
         del ann[key]
+        if key == "segmentation":  # without a bbox too: a bbox alone is a box-only annotation
+            ann.pop("bbox", None)
+            return f"{at}: has neither a segmentation nor a bbox"
         return f"{at}: missing key '{key}'"
     if kind == "dup_ann":
         anns.append(copy.deepcopy(ann))
@@ -455,7 +454,8 @@ def _mutate(doc: dict, kind: str, pick: int, key: str = "id") -> str:
         return f"{at}.segmentation: must be a polygon list or an RLE object"
     if kind == "empty_polygons":
         ann["segmentation"] = []
-        return f"{at}.segmentation: polygon list is empty"
+        ann.pop("bbox", None)
+        return f"{at}: has neither a segmentation nor a bbox"
     if kind == "size_conflict":
         image["width"] = 17  # the project already has im0.png as 16 wide
         return "images[0]: im0.png is 17x12 here but 16x12 in the project"
@@ -635,7 +635,7 @@ def test_import_checks_image_files_and_maps_names_into_the_project(tmp_path):
         outside.mkdir()
         with pytest.raises(CocoFormatError, match="outside the project folder"):
             import_coco(path, outside, project, check_files=False)
-        assert len(project.annotations()) == 2
+        assert len(project.annotations()) == 3  # the crowd region is kept, flagged
 
 
 def test_real_coco_masks_import_and_export_exactly(tmp_path):
@@ -674,3 +674,260 @@ def test_real_coco_masks_import_and_export_exactly(tmp_path):
             np.testing.assert_array_equal(
                 _coco_decode(entry["segmentation"], *truth[entry["id"]].shape), truth[entry["id"]]
             )
+
+
+# ------------------------------------------------------------ issue 11: hostile values in COCO files
+def _write_doc(tmp_path: Path, doc: dict | str) -> Path:
+    path = tmp_path / "hostile.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def _hostile(kind: str) -> dict | str:
+    doc = _base_doc()
+    ann, image, cat = doc["annotations"][0], doc["images"][0], doc["categories"][0]
+    if kind == "id-beyond-int64":
+        ann["id"] = 2**64
+    elif kind == "negative-id-beyond-int64":
+        image["id"] = -(2**63) - 1
+    elif kind == "thousands-of-digits":
+        return json.dumps(doc).replace('"id": 7', '"id": ' + "9" * 5000)
+    elif kind == "float-beyond-double":
+        return json.dumps(doc).replace('"bbox": [2, 1, 6, 5]', '"bbox": [2, 1, 6, 1.5e999]')
+    elif kind == "integer-beyond-double":
+        return json.dumps(doc).replace(
+            '"bbox": [2, 1, 6, 5]', '"bbox": [2, 1, 6, 1' + "0" * 400 + "]"
+        )
+    elif kind == "width-1e300":
+        image["width"] = 1e300
+    elif kind == "too-many-pixels":
+        image["width"], image["height"] = 100_000, 100_000
+    elif kind == "blank-category-name":
+        cat["name"] = " \t "
+    elif kind == "newline-in-category-name":
+        cat["name"] = "cat\nannotator: error: forged"
+    elif kind == "very-long-category-name":
+        cat["name"] = "x" * 5000
+    elif kind == "nul-in-file-name":
+        image["file_name"] = "im\x000.png"
+    elif kind in ("dot-file-name", "dot-slash-file-name", "folder-file-name"):
+        image["file_name"] = {"dot": ".", "dot-slash": "./", "folder": "sub/"}[kind[:-10]]
+    elif kind == "nan-score":
+        return json.dumps(doc).replace('"score": 0.25', '"score": NaN')
+    elif kind == "infinite-coordinate":
+        return json.dumps(doc).replace("[2.0, 1.0, 8.0", "[2.0, 1.0, Infinity")
+    elif kind == "coordinate-1e300":
+        ann["segmentation"] = [[1e300, 1.0, 8.0, 1.0, 8.0, 6.0]]
+    elif kind == "rle-number-too-long":
+        doc["annotations"][1]["segmentation"]["counts"] = "o" * 100_000
+    elif kind == "deep-nesting":
+        return "[" * 200_000 + "]" * 200_000
+    return doc
+
+
+HOSTILE = {
+    "id-beyond-int64": "annotations[0].id: must be at most 9223372036854775807",
+    "negative-id-beyond-int64": "images[0].id: must be at least -9223372036854775808",
+    "thousands-of-digits": "a number in the JSON is too long",
+    "float-beyond-double": "annotations[0].bbox[3]: must be finite, got inf",
+    "integer-beyond-double": "annotations[0].bbox[3]: must be finite, got the number 10000",
+    "width-1e300": "images[0].width: must be at most",
+    "too-many-pixels": "is more than the 150 MP",
+    "blank-category-name": "categories[0].name: must be a non-empty string",
+    "newline-in-category-name": "categories[0].name: control character",
+    "very-long-category-name": "categories[0].name: longer than 200 characters (5000)",
+    "nul-in-file-name": "images[0].file_name: a file name cannot contain a NUL byte",
+    "dot-file-name": "images[0].file_name: must name a file",
+    "dot-slash-file-name": "images[0].file_name: must name a file",
+    "folder-file-name": "images[0].file_name: must name a file",
+    "nan-score": "annotations[1].score: must be finite, got nan",
+    "infinite-coordinate": "annotations[0].segmentation[0][2]: must be finite",
+    "coordinate-1e300": "outside the 16x12 image",
+    "rle-number-too-long": "annotations[1].segmentation.counts: RLE counts has a number longer",
+    "deep-nesting": "JSON nested too deeply",
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_values_are_one_line_errors_and_change_nothing(tmp_path, kind):
+    path = _write_doc(tmp_path, _hostile(kind))
+    with Project(tmp_path / "p.db") as project:
+        with pytest.raises(CocoFormatError) as error:
+            import_coco(path, tmp_path, project, check_files=False)
+        message = str(error.value)
+        assert HOSTILE[kind] in message, message
+        assert "\n" not in message and len(message) < 400, message
+        assert message.startswith(str(path))
+        assert project.images() == [] and project.annotations() == []
+
+
+def test_huge_ids_are_renumbered_and_later_saves_still_work(tmp_path):
+    doc = _base_doc()
+    doc["images"][0]["id"] = 2**63 - 1
+    doc["categories"][0]["id"] = 2**63 - 1
+    doc["categories"][1]["id"] = -5  # kept ids are 0..2**31-1
+    for k, ann in enumerate(doc["annotations"]):
+        ann["image_id"] = 2**63 - 1
+        ann["category_id"] = 2**63 - 1 if ann["category_id"] == 3 else -5
+        ann["id"] = 2**63 - 1 - k
+    path = _write_doc(tmp_path, doc)
+    with Project(tmp_path / "p.db") as project:
+        summary = import_coco(path, tmp_path, project, check_files=False)
+        # the third is the second's mask again; the crowd region is kept (flagged)
+        assert summary["annotations_added"] == 3
+        ids = [a.id for a in project.annotations()] + [i.id for i in project.images()]
+        ids += [c.id for c in project.categories()]
+        assert max(ids) < 2**31
+        image_id = project.images()[0].id
+        for _ in range(3):  # with the id space used up, each of these failed ("disk is full")
+            project.add_annotation(image_id, np.ones((12, 16), bool), "new")
+        assert project.add_image("later.png", 5, 5) > 0
+        assert len(project.annotations()) == 6
+        export_coco(project, tmp_path / "out.json")
+        assert project.integrity_ok()
+
+
+def test_small_ids_are_still_kept(tmp_path):
+    doc = _base_doc()
+    doc["annotations"][0]["id"] = 2**31 - 1
+    with Project(tmp_path / "p.db") as project:
+        import_coco(_write_doc(tmp_path, doc), tmp_path, project, check_files=False)
+        assert {a.id for a in project.annotations()} == {2**31 - 1, 8, 11}  # 11: the crowd region
+        assert [i.id for i in project.images()] == [10]
+
+
+def _raw_sql(db: Path, sql: str, params: tuple = ()) -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    with connection:
+        connection.execute(sql, params)
+    connection.close()
+
+
+def test_non_finite_stored_scores_are_left_out_of_the_export(tmp_path):
+    out = tmp_path / "coco.json"
+    with Project.open_folder(tmp_path) as project:
+        image_id = project.add_image("a.png", 4, 3)
+        for k in range(3):
+            mask = np.zeros((3, 4), bool)
+            mask[0, k] = True
+            project.add_annotation(image_id, mask, "thing", score=0.5)
+        db = project.path
+    _raw_sql(db, "UPDATE annotations SET score = ? WHERE id = 1", (float("inf"),))
+    _raw_sql(db, "UPDATE annotations SET score = ? WHERE id = 2", (float("-inf"),))
+    with Project.open_folder(tmp_path) as project:
+        assert [a.score for a in project.annotations()] == [float("inf"), float("-inf"), 0.5]
+        export_coco(project, out)
+    text = out.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    doc = json.loads(text)
+    assert [a.get("score") for a in doc["annotations"]] == [None, None, 0.5]
+
+
+@pytest.mark.parametrize("polygons", [False, True])
+def test_corrupt_stored_rle_is_one_line_naming_the_annotation(tmp_path, polygons):
+    with Project.open_folder(tmp_path) as project:
+        image_id = project.add_image("a.png", 4, 3)
+        project.add_annotation(image_id, np.ones((3, 4), bool), "thing")
+        db = project.path
+    _raw_sql(db, "UPDATE annotations SET rle = ? WHERE id = 1", ("#!corrupt",))
+    with Project.open_folder(tmp_path) as project:
+        with pytest.raises(ProjectError, match="annotation 1 has a corrupt stored mask") as error:
+            export_coco(project, tmp_path / "out.json", polygons=polygons)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_export_never_writes_into_a_project(tmp_path):
+    other = tmp_path / "other.db"
+    with Project(other) as second:
+        second.add_image("z.png", 2, 2)
+    with Project.open_folder(tmp_path) as project:
+        image_id = project.add_image("a.png", 4, 3)
+        project.add_annotation(image_id, np.ones((3, 4), bool), "thing")
+        db = project.path
+        before = db.read_bytes()
+        link = tmp_path / "innocent.json"
+        link.symlink_to(db)
+        targets = {
+            db: "refusing to export into a project's .annotator folder",
+            db.parent / "export.json": ".annotator folder",
+            tmp_path / ".annotator" / ".." / ".annotator" / "x.json": ".annotator folder",
+            link: ".annotator folder",
+            other: "is an SQLite database",
+            tmp_path: "a folder, not a regular file",
+        }
+        if hasattr(os, "mkfifo"):
+            os.mkfifo(tmp_path / "pipe.json")
+            targets[tmp_path / "pipe.json"] = "a named pipe, not a regular file"
+        for target, message in targets.items():
+            with pytest.raises(ProjectError, match=message):
+                export_coco(project, target)
+        assert project.integrity_ok() and len(project.annotations()) == 1
+    assert sorted(p.name for p in db.parent.iterdir() if not p.name.startswith("project.db")) == []
+    assert link.is_symlink()
+    with Project(other) as second:
+        assert [i.file_name for i in second.images()] == ["z.png"]
+    del before
+
+
+def test_a_killed_exports_temp_file_is_removed_by_the_next_export(tmp_path):
+    import fcntl
+    import time
+
+    out = tmp_path / "coco.json"
+    stale = tmp_path / ".coco.json.k1ll3d_x.tmp"  # what mkstemp named the killed export's file
+    stale.write_bytes(b'{"half": ')
+    live = tmp_path / ".coco.json.w0rking_.tmp"  # another export writing right now
+    live.write_bytes(b"{")
+    unrelated = [
+        tmp_path / ".coco.json.tmp",
+        tmp_path / ".other.json.abcdefgh.tmp",
+        tmp_path / "x.tmp",
+    ]
+    for path in unrelated:
+        path.write_bytes(b"keep")
+    old = time.time() - 3600
+    for path in [stale, live, *unrelated]:
+        os.utime(path, (old, old))
+    with open(live, "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with Project.open_folder(tmp_path) as project:
+            project.add_image("a.png", 4, 3)
+            export_coco(project, out)
+        assert not stale.exists()
+        assert live.exists()  # its writer holds the lock
+        assert all(path.exists() for path in unrelated)
+    json.loads(out.read_text())
+
+
+def test_export_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    out = tmp_path / "coco.json"
+    with Project.open_folder(tmp_path) as project:
+        project.add_image("a.png", 4, 3)
+        export_coco(project, out)
+        umask = os.umask(0)
+        os.umask(umask)
+        assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+        out.chmod(0o640)
+        export_coco(project, out)
+        assert out.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_as_the_coco_file_does_not_block(tmp_path):
+    fifo = tmp_path / "in.json"
+    os.mkfifo(fifo)
+    with Project(tmp_path / "p.db") as project:
+        with pytest.raises(CocoFormatError, match="a named pipe, not a regular file"):
+            import_coco(fifo, tmp_path, project, check_files=False)
+
+
+def test_long_rle_numbers_are_refused_fast():
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="longer than 13"):
+        decode_counts("o" * 1_000_000)  # one number of a million 5-bit digits
+    assert time.monotonic() - start < 1

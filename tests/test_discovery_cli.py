@@ -1,12 +1,10 @@
 """`annotator find | tag | similar | compare`: parsing, help and one-line errors.
 
-`run_cli` runs the real command in a subprocess. Until `annotator/cli.py` registers the discovery
-commands, it goes through a parser built the same way (`register` + `run` + the CLI's error rule).
+`run_cli` runs the real command in a subprocess.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -15,28 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from annotator.discovery.command import parse_side
+from annotator.spec import parse_side
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: Sequence[str]) -> int:
-    """The `annotator` entry point, or an equivalent one for the discovery commands alone."""
+    """The `annotator` entry point."""
     from annotator import cli
 
-    if "find" in cli.COMMANDS:
-        return cli.main(list(argv))
-    from annotator.discovery.command import register, run
-    from annotator.errors import AnnotatorError
-
-    parser = argparse.ArgumentParser(prog="annotator")
-    register(parser.add_subparsers(dest="command"), [cli.model_flags()])
-    args = parser.parse_args(list(argv))
-    try:
-        return run(args)
-    except AnnotatorError as error:
-        print(f"annotator: error: {error}", file=sys.stderr)
-        return 2
+    return cli.main(list(argv))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -55,11 +41,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_side_syntax():
     assert parse_side("region-head=crop,sam-checkpoint=/x/b.pth") == {
         "region_head": "crop",
-        "sam_checkpoint": Path("/x/b.pth"),
+        "checkpoint": Path("/x/b.pth"),
     }
     assert parse_side("--clip-model=RN50") == {"clip_model": "RN50"}
     for bad in ("region-head", "colour=red", "region-head=square", "clip-model="):
-        with pytest.raises(argparse.ArgumentTypeError):
+        with pytest.raises(ValueError):
             parse_side(bad)
 
 
@@ -83,3 +69,21 @@ def test_help_and_user_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and needle.lower() in lines[0].lower(), (argv, err)
+
+
+def test_find_without_a_match_is_an_empty_result(engine_args, tmp_path, capsys):
+    # issue 14: an image where no proposal survives printed a traceback; it is an empty result
+    import json
+
+    from PIL import Image
+
+    from tests.conftest import cli_flags
+
+    image = tmp_path / "flat.png"
+    Image.new("RGB", (64, 48), (120, 120, 120)).save(image)
+    flags = [*cli_flags(engine_args), "--cache-dir", str(tmp_path / "cache")]
+    for _ in range(2):  # the second run reads the cached empty list
+        code = main(["find", str(image), "dog", *flags, "--stability-thresh", "1.01"])
+        out = json.loads(capsys.readouterr().out)
+        assert code == 0
+        assert out["proposals"] == 0 and out["matches"] == []

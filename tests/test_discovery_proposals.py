@@ -137,3 +137,14 @@ def test_proposer_caches_in_memory_and_on_disk(engine, embedding, tmp_path):
         assert (a.box, a.score, a.stability, a.point) == (b.box, b.score, b.stability, b.point)
     other = Proposer(engine.sam, ProposalSettings(points_per_side=3), disk=disk)
     assert other.model_id != first.model_id  # settings are part of the key
+
+
+def test_an_image_without_proposals_is_cached_as_empty(engine, embedding, tmp_path):
+    # issue 14: the disk-cache write of an empty proposal list crashed (reshape of size 0)
+    disk = ArrayCache(tmp_path)
+    none = ProposalSettings(**{**LOOSE.__dict__, "stability_score_thresh": 1.01})
+    first = Proposer(engine.sam, none, disk=disk)
+    assert first(embedding) == []
+    assert disk.contains("proposals", first.model_id, embedding.image_hash)
+    second = Proposer(engine.sam, none, disk=disk)
+    assert second(embedding) == [] and second.computed == 0

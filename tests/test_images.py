@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -300,3 +301,173 @@ def test_sha256_pixels_tracks_pixels_and_shape():
     flat = np.zeros((2, 3, 3), np.uint8)
     assert sha256_pixels(flat) != sha256_pixels(flat.reshape(3, 2, 3))
     assert sha256_pixels(image[:, ::-1]) == sha256_pixels(np.ascontiguousarray(image[:, ::-1]))
+
+
+# ----------------------------------------------------------------- issue 11: hostile image files
+_EPS_HEADER = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+
+
+@pytest.fixture
+def fake_ghostscript(tmp_path, monkeypatch):
+    """A `gs` first on PATH that records every call and then hangs: if anything ran Ghostscript on
+    a data file, the log says so (and the call would block for 30 s)."""
+    from PIL import EpsImagePlugin
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gs-calls.log"
+    script = bin_dir / "gs"
+    script.write_text(
+        f'#!/bin/sh\necho "$@" >> "{log}"\n[ "$1" = --version ] && exit 0\nsleep 30\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # as in a fresh process: look it up
+    return log
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for gs")
+def test_fake_ghostscript_would_be_run_by_plain_pillow(fake_ghostscript, tmp_path):
+    """The control for the two tests below: plain `Image.open(...).load()` does call `gs`."""
+    from PIL import EpsImagePlugin
+
+    eps = tmp_path / "x.jpg"
+    eps.write_bytes(_EPS_HEADER + b"showpage\n")
+    with Image.open(eps) as image:
+        assert image.format == "EPS"  # Pillow picks the EPS plugin by content
+        assert EpsImagePlugin.has_ghostscript()  # ...and would run our `gs`
+    assert fake_ghostscript.read_text().startswith("--version")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for gs")
+@pytest.mark.parametrize(
+    "program",
+    [b"(/tmp/MARKER) (w) file closefile\nshowpage\n", b"{ } loop\nshowpage\n"],
+    ids=["writes-a-file", "loops-forever"],
+)
+def test_postscript_named_jpg_never_runs_ghostscript(fake_ghostscript, tmp_path, program):
+    marker = tmp_path / "MARKER"
+    eps = tmp_path / "x.jpg"
+    eps.write_bytes(_EPS_HEADER + program.replace(b"/tmp/MARKER", str(marker).encode()))
+    start = time.monotonic()
+    for read in (load_image, image_size):
+        with pytest.raises(ImageLoadError) as error:
+            read(eps)
+        message = str(error.value)
+        assert "\n" not in message and str(eps) in message
+        assert "PostScript/EPS" in message and "only raster images" in message
+    assert time.monotonic() - start < 5  # fails fast: nothing waits on the hanging `gs`
+    assert not marker.exists()
+    assert not fake_ghostscript.exists()  # `gs` was not even asked for its version
+
+
+def test_ghostscript_is_off_for_the_whole_process():
+    from PIL import EpsImagePlugin
+
+    import annotator.io.images  # noqa: F401  (importing it is what switches Ghostscript off)
+
+    assert EpsImagePlugin.has_ghostscript() is False
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "a PDF file"),
+        (b"\xc5\xd0\xd3\xc6" + b"\0" * 40, "PostScript/EPS"),
+        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "XML/SVG"),
+    ],
+)
+def test_documents_are_refused_by_content(tmp_path, content, kind):
+    path = tmp_path / "doc.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageLoadError, match=kind):
+        load_image(path)
+
+
+def test_formats_outside_the_list_are_refused(tmp_path):
+    """ICO, PSD-like and TGA files decode in Pillow, but only the listed raster formats are read."""
+    path = tmp_path / "icon.jpg"
+    Image.fromarray(_pattern(16, 16)).save(path, format="ICO")
+    with Image.open(path) as image:
+        assert image.format == "ICO"  # plain Pillow would decode it
+    with pytest.raises(ImageLoadError, match="not one of the formats read .*JPEG, PNG"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM"])
+def test_every_listed_format_decodes(tmp_path, fmt):
+    path = tmp_path / f"x.{fmt.lower()}"
+    Image.fromarray(_pattern(12, 18)).save(path, format=fmt)
+    _check_rgb(load_image(path), 12, 18)
+    assert image_size(path) == (18, 12)
+
+
+def test_avif_decodes_when_a_plugin_provides_it(tmp_path):
+    from PIL import features
+
+    from annotator.io.images import decodable_formats
+
+    if not features.check("avif"):
+        assert "AVIF" not in decodable_formats()
+        pytest.skip("this Pillow has no AVIF plugin")
+    assert "AVIF" in decodable_formats()
+    path = tmp_path / "x.avif"
+    Image.fromarray(_pattern(12, 18)).save(path, format="AVIF", quality=100)
+    _check_rgb(load_image(path), 12, 18)
+    assert path in list_images(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_named_pipe_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # nobody ever writes to it: a plain open() would block forever
+    start = time.monotonic()
+    for read in (load_image, image_size):
+        with pytest.raises(ImageLoadError, match="a named pipe, not a regular file"):
+            read(fifo)
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_devices_are_refused(tmp_path):
+    with pytest.raises(ImageLoadError, match="/dev/zero: a character device"):
+        load_image("/dev/zero")  # would otherwise be read forever
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")
+def test_socket_is_refused(tmp_path):
+    import socket
+
+    path = tmp_path / "s.png"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+    except OSError as error:  # pragma: no cover - a path too long for AF_UNIX
+        pytest.skip(f"cannot bind a socket here: {error}")
+    with server, pytest.raises(ImageLoadError, match="a socket"):
+        load_image(path)
+
+
+def test_extreme_shapes(tmp_path):
+    for height, width in [(1, 3000), (3000, 1), (1, 1), (2, 1)]:
+        path = tmp_path / f"{width}x{height}.png"
+        Image.fromarray(_pattern(height, width)).save(path)
+        _check_rgb(load_image(path), height, width)
+        assert image_size(path) == (width, height)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="such names are POSIX")
+def test_control_characters_in_names_stay_on_one_line(tmp_path):
+    path = tmp_path / "evil\nname\x1b[31m.png"
+    path.write_bytes(b"not an image")
+    with pytest.raises(ImageLoadError) as error:
+        load_image(path)
+    message = str(error.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "evil\\x0aname\\x1b[31m.png" in message
+    assert show_path("a\nb") == "a\\x0ab"
+
+
+def test_nul_byte_in_a_name_is_a_clear_error():
+    with pytest.raises(ImageLoadError, match=r"a\\x00b.png: the file name contains a NUL byte"):
+        load_image("a\0b.png")

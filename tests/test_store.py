@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_utils
 
 from annotator.errors import ProjectError
-from annotator.store import KEEP, Annotation, Project
+from annotator.store import KEEP, Annotation, Project, files
 from annotator.store.schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +41,9 @@ def _numpy_bbox(mask: np.ndarray) -> tuple[float, float, float, float]:
 
 
 @pytest.fixture
-def project(tmp_path):
-    with Project.open_folder(tmp_path) as p:
+def project(store_location):
+    """Runs each test on SQLite and on PostgreSQL (conftest.store_location)."""
+    with Project(store_location) as p:
         yield p
 
 
@@ -348,6 +349,11 @@ def test_corrupted_pages_are_detected(tmp_path):
 @pytest.mark.skipif(sys.platform != "linux", reason="file names are bytes only on Linux")
 def test_non_utf8_file_name_is_kept_byte_for_byte(project):
     name = os.fsdecode(b"dir/caf\xe9.png")
+    if project.journal_mode == "postgresql":  # PostgreSQL text is UTF-8: refused in one line
+        with pytest.raises(ProjectError, match="not valid UTF-8") as error:
+            project.add_image(name, 3, 2)
+        assert "\n" not in str(error.value) and project.images() == []
+        return
     image_id = project.add_image(name, 3, 2)
     assert project.image(image_id).file_name == name
     assert project.image_by_name(name).id == image_id
@@ -367,3 +373,320 @@ def test_annotation_record_is_plain_frozen_data(project):
     assert (
         project.add_annotation(image_id, np.eye(4, dtype=bool), record.category_id) > record.id
     )  # by id
+
+
+# ------------------------------------------------------------------ hardening (issue #11, ADR 0005)
+def _first_save(folder: str, index: int, barrier, results) -> None:
+    """One process's first save into a new project: the store calls under `save_mask`."""
+    try:
+        image = Path(folder) / f"img{index}.png"
+        barrier.wait(timeout=60)
+        with Project(Path(folder) / ".annotator" / "project.db") as store:
+            with store.transaction():
+                image_id = store.add_image_file(image, 8, 6)
+                store.add_annotation(image_id, _box_mask(6, 8, 1, 4, 1, 5), f"cat{index}")
+        results.put((index, "ok"))
+    except BaseException as error:  # reported to the parent, which fails the test
+        results.put((index, f"{type(error).__name__}: {error}"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
+@pytest.mark.parametrize("round_", range(3))
+def test_sixteen_concurrent_first_saves_into_a_new_folder(tmp_path, round_):
+    import multiprocessing
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i in range(16):
+        (folder / f"img{i}.png").write_bytes(f"pixels {i}".encode())
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(16), ctx.Queue()
+    workers = [
+        ctx.Process(target=_first_save, args=(str(folder), i, barrier, results)) for i in range(16)
+    ]
+    for worker in workers:
+        worker.start()
+    outcome = dict(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=30)
+    assert outcome == {i: "ok" for i in range(16)}
+    with Project.open_folder(folder) as p:
+        assert p.integrity_ok()
+        assert sorted(a.category for a in p.annotations()) == sorted(f"cat{i}" for i in range(16))
+        assert len(p.images()) == 16
+    assert [f.name for f in (folder / ".annotator").iterdir() if f.name.endswith(".tmp")] == []
+
+
+def test_a_killed_creator_leaves_a_temp_file_that_the_next_open_removes(tmp_path):
+    project_dir = tmp_path / ".annotator"
+    project_dir.mkdir()
+    orphan = project_dir / ".project.db.0123.tmp"
+    orphan.write_bytes(b"half a database")
+    (project_dir / ".project.db.0123.tmp-wal").write_bytes(b"its WAL")
+    (project_dir / ".project.db.gone.tmp-shm").write_bytes(b"a WAL index without its database")
+    (project_dir / ".coco.json.99.tmp").write_bytes(b"a killed export")
+    with Project.open_folder(tmp_path) as p:
+        assert p.integrity_ok()
+    assert sorted(f.name for f in project_dir.iterdir()) == ["project.db"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock semantics (POSIX)")
+def test_a_temp_file_being_written_by_a_live_process_is_kept(tmp_path):
+    import fcntl
+
+    project_dir = tmp_path / ".annotator"
+    project_dir.mkdir()
+    busy = project_dir / ".project.db.busy.tmp"
+    with open(busy, "wb") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        # a second open file description: flock conflicts with it as with another process
+        with Project.open_folder(tmp_path):
+            pass
+        assert busy.exists()
+
+
+def _png(path: Path, seed: int, size: tuple[int, int] = (8, 6)) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_different_picture_with_the_same_name_and_size_is_refused(tmp_path):
+    project_folder, other = tmp_path / "P", tmp_path / "Q"
+    project_folder.mkdir(), other.mkdir()
+    own = _png(project_folder / "a.png", 1)
+    stranger = _png(other / "a.png", 2)
+    mask = _box_mask(6, 8, 1, 4, 1, 5)
+    with Project.open_folder(project_folder) as p:
+        own_id = p.add_image("a.png", 8, 6)  # as the window adds it: no hash given
+        p.add_annotation(own_id, mask, "mine")
+        with pytest.raises(ProjectError, match="a different image under this name"):
+            p.add_image_file(stranger, 8, 6)
+        assert p.image(own_id).sha256 is None  # the refused save changed nothing
+        # the project's own file, from anywhere: same image, hash filled in lazily
+        assert p.add_image_file(own, 8, 6) == own_id
+        assert p.image(own_id).sha256 == files.file_sha256(own)
+        with pytest.raises(ProjectError, match="a different image under this name"):
+            p.add_image_file(stranger, 8, 6)  # now refused by the stored hash
+        # an identical copy outside the project is the project's image, whatever its name
+        copy = other / "copy.png"
+        copy.write_bytes(own.read_bytes())
+        assert p.add_image_file(copy, 8, 6) == own_id
+        # edited in place (same size): the project's file is the judge, the hash follows it
+        _png(own, 3)
+        assert p.add_image_file(own, 8, 6) == own_id
+        assert p.image(own_id).sha256 == files.file_sha256(own)
+        assert len(p.images()) == 1 and [a.category for a in p.annotations()] == ["mine"]
+        with pytest.raises(ValueError, match="64 hex"):
+            p.add_image("b.png", 8, 6, sha256="not a hash")
+
+
+def _version_2_project(folder: Path) -> Path:
+    """A project as schema 2 wrote it, with a (meaningless) sha256 and an id at 2**63 - 1."""
+    from annotator.store import schema
+
+    db = folder / ".annotator" / "project.db"
+    db.parent.mkdir(parents=True)
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    for migration in schema.MIGRATIONS[:2]:
+        for statement in migration:
+            con.execute(statement)
+    con.execute("PRAGMA user_version = 2")
+    rle = mask_utils.encode(np.asfortranarray(_box_mask(6, 8, 1, 4, 1, 5).astype(np.uint8)))
+    counts = rle["counts"].decode()
+    con.execute("INSERT INTO images VALUES (?, 'a.png', 8, 6, 'pixels-hash', 'now')", (2**63 - 1,))
+    con.execute("INSERT INTO categories (id, name) VALUES (?, 'cat')", (2**63 - 1,))
+    for annotation_id in (5, 2**63 - 1):
+        con.execute(
+            "INSERT INTO annotations VALUES (?, ?, ?, ?, 6, 8, 1, 1, 4, 3, 12, NULL, NULL, 'n', 'n')",
+            (annotation_id, 2**63 - 1, 2**63 - 1, counts),
+        )
+    con.execute(
+        "INSERT INTO embeddings (kind, ref_id, model_id, vector) VALUES ('annotation', ?, 'm', ?)",
+        (2**63 - 1, np.ones(4, "<f4").tobytes()),
+    )
+    con.close()
+    return db
+
+
+def test_a_version_2_project_is_migrated_ids_renumbered_and_saves_work_again(tmp_path):
+    db = _version_2_project(tmp_path)
+    with sqlite3.connect(db) as con:  # the bug being fixed: every later save fails
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            con.execute("INSERT INTO categories (name) VALUES ('dog')")
+    _png(tmp_path / "a.png", 4)
+    with Project.open_folder(tmp_path) as p:
+        assert p.schema_version == SCHEMA_VERSION >= 3 and p.integrity_ok()
+        (image,) = p.images()
+        assert image.id == 1 and image.sha256 is None  # the old value meant something else
+        assert [(a.id, a.image_id, a.category) for a in p.annotations()] == [
+            (5, 1, "cat"),
+            (6, 1, "cat"),
+        ]
+        from annotator.store.embeddings import EmbeddingTable
+
+        assert EmbeddingTable(p).get("annotation", 6, "m") is not None  # followed its annotation
+        new = p.add_annotation(
+            p.add_image_file(tmp_path / "a.png", 8, 6), _box_mask(6, 8, 0, 2, 0, 2), "dog"
+        )
+        assert new == 7 and p.image(1).sha256 == files.file_sha256(tmp_path / "a.png")
+
+
+@pytest.mark.parametrize("bad", [2**63 - 1, 2**64, -1, 0, True, "7", 2**53])
+def test_ids_from_files_cannot_exhaust_the_id_space(project, bad):
+    image_id = project.add_image("a.png", 8, 6, image_id=bad)
+    category_id = project.add_category("cat", category_id=bad)
+    mask = _box_mask(6, 8, 1, 4, 1, 5)
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode()
+    first = project.add_annotation_rle(image_id, rle, category_id, annotation_id=bad)
+    assert max(image_id, category_id, first) < 2**53
+    assert project.add_annotation(image_id, mask, "dog") == first + 1  # later saves still work
+    record = project.annotation(first)
+    with pytest.raises(ValueError, match="outside"):
+        project.restore_annotation(Annotation(**{**record.__dict__, "id": 2**63 - 1}))
+    assert project.add_image("b.png", 8, 6, image_id=2**53 - 1) == 2**53 - 1  # the largest kept
+
+
+def test_dot_annotator_being_a_file_is_one_line(tmp_path):
+    (tmp_path / ".annotator").write_text("not a folder")
+    for opener in (
+        lambda: Project.open_folder(tmp_path),
+        lambda: Project(tmp_path / ".annotator" / "project.db"),
+    ):
+        with pytest.raises(ProjectError, match=r"\.annotator: is a file, not the project folder"):
+            opener()
+    assert (tmp_path / ".annotator").read_text() == "not a folder"
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root ignores modes"
+)
+def test_a_read_only_project_is_one_line_and_keeps_its_data(tmp_path):
+    with Project.open_folder(tmp_path) as p:
+        p.add_annotation(p.add_image("a.png", 8, 6), _box_mask(6, 8, 1, 4, 1, 5), "cat")
+    project_dir = tmp_path / ".annotator"
+    (project_dir / "project.db").chmod(0o444)
+    project_dir.chmod(0o555)
+    try:
+        with pytest.raises(ProjectError) as caught:
+            with Project.open_folder(tmp_path) as p:
+                p.add_annotation(p.add_image("a.png", 8, 6), _box_mask(6, 8, 0, 2, 0, 2), "dog")
+        assert "read-only" in str(caught.value) and "\n" not in str(caught.value)
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        fresh.chmod(0o555)
+        with pytest.raises(ProjectError, match="cannot create the project folder"):
+            Project.open_folder(fresh)
+    finally:
+        project_dir.chmod(0o755)
+        (project_dir / "project.db").chmod(0o644)
+    with Project.open_folder(tmp_path) as p:
+        assert [a.category for a in p.annotations()] == ["cat"] and p.integrity_ok()
+
+
+FULL_DISK = textwrap.dedent(
+    """
+    import resource, sys
+    from pathlib import Path
+    import numpy as np
+    from annotator.errors import AnnotatorError
+    from annotator.store import Project
+    folder = Path(sys.argv[1])
+    limit = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # every growing write fails: EFBIG
+    mask = np.zeros((600, 800), bool)
+    mask[::2, ::3] = True  # a large RLE: the WAL must grow
+    try:
+        with Project.open_folder(folder) as p:
+            p.add_annotation(p.add_image("big.png", 800, 600), mask, "x" * 5000)
+    except AnnotatorError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("mode", ["create", "write"])
+def test_every_write_failing_is_one_line_and_loses_nothing(tmp_path, mode):
+    limit = 4096  # smaller than a new database: creating it fails
+    if mode == "write":
+        with Project.open_folder(tmp_path) as p:
+            p.add_annotation(p.add_image("a.png", 8, 6), _box_mask(6, 8, 1, 4, 1, 5), "cat")
+        limit = (tmp_path / ".annotator" / "project.db").stat().st_size  # no growth allowed
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    print(result.stderr)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("disk" in lines[0] or "too large" in lines[0]), lines
+    assert "nothing was saved" in lines[0] or "cannot create" in lines[0]
+    with Project.open_folder(tmp_path) as p:
+        assert p.integrity_ok()
+        assert [a.category for a in p.annotations()] == (["cat"] if mode == "write" else [])
+    leftovers = [f.name for f in (tmp_path / ".annotator").iterdir() if f.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("target", "inside"),
+    [
+        (".annotator/project.db", True),
+        (".annotator/project.db-wal", True),
+        (".annotator/new.json", True),
+        (".annotator", True),
+        ("out/.annotator/../.annotator/x.json", True),
+        ("coco.json", False),
+        ("sub/coco.json", False),
+        (".annotatorx/coco.json", False),
+    ],
+)
+def test_is_inside_project_dir(tmp_path, target, inside):
+    with Project.open_folder(tmp_path):
+        pass
+    assert files.is_inside_project_dir(tmp_path / target) is inside
+    assert (files.export_target_problem(tmp_path / target) is not None) is inside
+
+
+def test_export_target_refuses_a_symlink_into_the_project_and_any_sqlite_file(tmp_path):
+    with Project.open_folder(tmp_path):
+        pass
+    link = tmp_path / "looks-harmless.json"
+    link.symlink_to(tmp_path / ".annotator" / "project.db")
+    assert "into a project" in files.export_target_problem(link)
+    with Project(tmp_path / "elsewhere.db"):
+        pass
+    assert "SQLite database" in files.export_target_problem(tmp_path / "elsewhere.db")
+    assert files.export_target_problem(tmp_path / "missing.json") is None
+
+
+def test_a_read_only_database_even_for_root_is_one_line_and_keeps_its_data(tmp_path, monkeypatch):
+    """Root ignores file modes, so the read-only open is simulated with SQLite's own mode=ro."""
+    import annotator.store.project as project_module
+
+    with Project.open_folder(tmp_path) as p:
+        p.add_annotation(p.add_image("a.png", 8, 6), _box_mask(6, 8, 1, 4, 1, 5), "cat")
+    real_connect = sqlite3.connect
+
+    def read_only(path, **kwargs):
+        return real_connect(f"file:{path}?mode=ro", uri=True, **kwargs)
+
+    monkeypatch.setattr(project_module.sqlite3, "connect", read_only)
+    with pytest.raises(ProjectError) as caught:
+        with Project.open_folder(tmp_path) as p:
+            assert [a.category for a in p.annotations()] == ["cat"]  # reading works
+            p.add_annotation(p.add_image("a.png", 8, 6), _box_mask(6, 8, 0, 2, 0, 2), "dog")
+    message = str(caught.value)
+    assert "read-only" in message and "nothing was saved" in message and "\n" not in message
+    monkeypatch.undo()
+    with Project.open_folder(tmp_path) as p:
+        assert [a.category for a in p.annotations()] == ["cat"] and p.integrity_ok()

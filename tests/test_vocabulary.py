@@ -255,3 +255,86 @@ def test_union_merges_best_match_once():
     assert list(c) == [Entry("crane", ("crane (bird)",))]  # one qualified namesake: merged
     d = Vocabulary.union(Vocabulary.loads("crane\n"), Vocabulary.loads("crane (a)\ncrane (b)\n"))
     assert d.names() == ["crane", "crane (a)", "crane (b)"]  # two: no evidence for either
+
+
+# ---------------------------------------------------------------- issue 11: in-place file edits
+_HAND_WRITTEN = (
+    "\ufeff# my animals\r\n"
+    "\r\n"
+    "# --- pets ---\r\n"
+    "cat,kitty   ,  moggy\r\n"
+    "dog, hound\r\n"
+    "\r\n"
+    "# --- birds (keep sorted) ---\r\n"
+    "\\#hashtag bird, a\\, b\r\n"
+    "crow"
+)
+
+
+def test_save_edits_the_file_in_place_keeping_comments_blanks_and_order(tmp_path):
+    path = tmp_path / "animals.txt"
+    path.write_bytes(_HAND_WRITTEN.encode("utf-8"))
+    path.chmod(0o640)
+    vocabulary = Vocabulary.load(path)
+    vocabulary.add("hamster")
+    vocabulary.save(path)
+    assert path.read_bytes().decode("utf-8") == _HAND_WRITTEN + "\r\nhamster\r\n"
+    assert path.stat().st_mode & 0o777 == 0o640
+
+    vocabulary = Vocabulary.load(path)
+    vocabulary.remove("dog")
+    vocabulary.set_synonyms("crow", ["raven"])
+    vocabulary.rename("cat", "house cat")
+    vocabulary.save(path)
+    assert path.read_bytes().decode("utf-8") == (
+        "\ufeff# my animals\r\n"
+        "\r\n"
+        "# --- pets ---\r\n"
+        "house cat, kitty, moggy\r\n"  # renamed in its place
+        "\r\n"
+        "# --- birds (keep sorted) ---\r\n"
+        "\\#hashtag bird, a\\, b\r\n"  # unchanged: verbatim
+        "crow, raven\r\n"
+        "hamster\r\n"
+    )
+    assert Vocabulary.load(path).names() == ["house cat", "#hashtag bird", "crow", "hamster"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["animals.txt"]  # no temp file left
+
+
+def test_new_entries_go_after_their_predecessor_and_first_ones_before_the_first_line(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("# header\nb\n# middle\nd\n# footer\n")
+    vocabulary = Vocabulary.loads("a\nb\nc\nd\ne\n")
+    vocabulary.save(path)
+    assert path.read_text() == "# header\na\nb\nc\n# middle\nd\ne\n# footer\n"
+    only_comments = tmp_path / "c.txt"
+    only_comments.write_text("# just a comment, no newline")
+    Vocabulary.loads("x").save(only_comments)
+    assert only_comments.read_text() == "# just a comment, no newline\nx\n"
+
+
+def test_save_through_a_symlink_keeps_the_link(tmp_path):
+    real = tmp_path / "real.txt"
+    real.write_text("# mine\na\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    vocabulary = Vocabulary.load(link)
+    vocabulary.add("b")
+    vocabulary.save(link)
+    assert link.is_symlink() and real.read_text() == "# mine\na\nb\n"
+
+
+def test_named_pipe_nul_byte_and_huge_files_are_one_line_errors(tmp_path, monkeypatch):
+    import os
+
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)  # nobody writes: read_bytes() would block forever
+    with pytest.raises(VocabularyError, match="a named pipe, not a regular file"):
+        Vocabulary.load(fifo)
+    with pytest.raises(VocabularyError, match=r"a\\x00b.txt: the file name contains a NUL byte"):
+        Vocabulary.load(Path("a\0b.txt"))
+    big = tmp_path / "big.txt"
+    big.write_text("a\n")
+    monkeypatch.setattr(vocabulary_module, "MAX_FILE_BYTES", 1)
+    with pytest.raises(VocabularyError, match="a vocabulary file may have"):
+        Vocabulary.load(big)

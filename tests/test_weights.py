@@ -155,8 +155,12 @@ def test_registry_entries():
         "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912"
     )
     assert names["sam_vit_h"].size == 2_564_550_879
-    assert {w.kind for w in list_known()} == {"sam", "clip"}
+    assert {w.kind for w in list_known()} == {"sam", "clip", "sam2", "edgetam", "sam_hq"}
     assert [w.kind for w in list_known()][:3] == ["sam"] * 3
+    assert list_known()[-1].kind == "clip"
+    for name in ("sam2.1_hiera_tiny", "sam2.1_hiera_large", "edgetam", "sam_hq_vit_b"):
+        assert names[name].files == ("config.json", "model.safetensors")
+        assert names[name].flag == "--checkpoint PATH"
     for w in list_known():
         assert w.sha256 is None or len(w.sha256) == 64
     with pytest.raises(WeightsError, match="sam_vit_b"):
@@ -198,3 +202,25 @@ def test_known_weights_download_resolve_verify(server, cache, tmp_path, monkeypa
     # download_known repairs it.
     assert download_known("tiny_test", progress=False).read_bytes() == PAYLOAD
     assert resolve("tiny_test") == path
+
+
+def test_folder_weights_download_and_resolve(cache, tmp_path, monkeypatch):
+    """A transformers folder is fetched file by file (file:// here) and resolves to the folder."""
+    import dataclasses
+
+    from annotator.models import weights
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    (src / "model.safetensors").write_bytes(b"x" * 1000)
+    entry = dataclasses.replace(weights.KNOWN["sam2.1_hiera_tiny"], url=src.as_uri() + "/")
+    monkeypatch.setitem(weights.KNOWN, "sam2.1_hiera_tiny", entry)
+    with pytest.raises(WeightsError, match="not downloaded"):
+        weights.resolve("sam2.1_hiera_tiny")
+    folder = download_known("sam2.1_hiera_tiny", progress=False)
+    assert (folder / "model.safetensors").read_bytes() == b"x" * 1000
+    assert weights.resolve("sam2.1_hiera_tiny") == folder
+    assert weights.default_segmenter("cpu") == "sam2.1_hiera_tiny"
+    assert weights.default_segmenter("cuda") == "sam2.1_hiera_base_plus"
+    assert weights.default_segmenter("cpu", "edgetam") == "edgetam"

@@ -16,6 +16,7 @@ import numpy as np
 
 from annotator.engine import Box, Engine, Point
 from annotator.errors import PromptError
+from annotator.io.masks import mask_iou
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,6 @@ class Comparison:
     a: Side
     b: Side
     iou: float  # between a.mask and b.mask (1.0 when both are empty)
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two bool masks of the same shape (1.0 when both are empty)."""
-    if a.shape != b.shape:
-        raise ValueError(f"masks differ in shape: {a.shape} and {b.shape}")
-    union = int(np.count_nonzero(a | b))
-    return 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
 
 
 def _steps(points: Sequence[Point], box: Box | None) -> list[tuple[list[Point], Box | None]]:

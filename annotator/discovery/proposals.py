@@ -34,8 +34,10 @@ from torchvision.ops import nms as _torch_nms
 
 from annotator.cache import ArrayCache
 from annotator.engine import Box, ImageEmbedding
+from annotator.io.masks import mask_iou_matrix
 from annotator.models.region import mask_box
 from annotator.models.sam import SamModel
+from annotator.models.segmenter import Segmenter
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,6 @@ class MaskProposal:
 
 
 # ----------------------------------------------------------------------------------------- NMS
-def mask_iou_matrix(
-    a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndarray] | np.ndarray
-) -> np.ndarray:
-    """(len(a), len(b)) IoU of bool masks of one shape (0 where both are empty)."""
-    fa = np.asarray([np.asarray(m, dtype=bool).reshape(-1) for m in a], dtype=np.float32)
-    fb = np.asarray([np.asarray(m, dtype=bool).reshape(-1) for m in b], dtype=np.float32)
-    if fa.size == 0 or fb.size == 0:
-        return np.zeros((len(fa), len(fb)), dtype=np.float64)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float64)
-
-
 def mask_nms(
     masks: Sequence[np.ndarray] | np.ndarray, scores: Sequence[float], iou_threshold: float
 ) -> list[int]:
@@ -125,10 +113,16 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.n
 
 # ----------------------------------------------------------------------------------- proposing
 def propose_masks(
-    sam: SamModel, embedding: ImageEmbedding, settings: ProposalSettings | None = None
+    sam: Segmenter, embedding: ImageEmbedding, settings: ProposalSettings | None = None
 ) -> list[MaskProposal]:
-    """Automatic masks of one image, best predicted IoU first (no caching; see `Proposer`)."""
+    """Automatic masks of one image, best predicted IoU first (no caching; see `Proposer`).
+
+    SAM 1 decodes the whole point grid in batches straight through its modules, as upstream
+    `SamAutomaticMaskGenerator` does; the other families go through their `decode` one point at a
+    time with the same thresholds (stability measured on their low-resolution logits)."""
     settings = settings or ProposalSettings()
+    if not isinstance(sam, SamModel):
+        return _propose_generic(sam, embedding, settings)
     height, width = embedding.sam.original_size
     input_h, input_w = embedding.sam.input_size
     side = sam.low_res_size
@@ -187,6 +181,56 @@ def propose_masks(
     stability_all = np.concatenate(kept_stability)
     points_all = np.concatenate(kept_points)
 
+    return _finish_proposals(
+        sam, embedding, settings, order, logits_all, all_scores, stability_all, points_all
+    )
+
+
+def _propose_generic(
+    sam: Segmenter, embedding: ImageEmbedding, settings: ProposalSettings
+) -> list[MaskProposal]:
+    height, width = embedding.sam.original_size
+    grid = build_point_grid(settings.points_per_side) * np.array([width, height], dtype=np.float64)
+    label = np.ones(1, dtype=np.int64)
+    kept_logits, kept_scores, kept_stability, kept_boxes, kept_points = [], [], [], [], []
+    for point in grid:
+        masks = sam.decode(embedding.sam, point[None, :], label, None, True)
+        for logits, score in zip(masks.low_res_logits, masks.scores, strict=True):
+            if float(score) <= settings.pred_iou_thresh:
+                continue
+            t = torch.as_tensor(logits[None], dtype=torch.float32)
+            stability = float(calculate_stability_score(t, 0.0, settings.stability_score_offset)[0])
+            if stability < settings.stability_score_thresh:
+                continue
+            mask = np.asarray(sam.upscale(embedding.sam, logits), dtype=bool)
+            box = mask_box(mask)
+            if box is None:
+                continue
+            kept_boxes.append(np.asarray(box, dtype=np.float64))
+            kept_logits.append(np.asarray(logits, dtype=np.float32))
+            kept_scores.append(float(score))
+            kept_stability.append(stability)
+            kept_points.append(point)
+    if not kept_scores:
+        return []
+    scores = np.asarray(kept_scores, dtype=np.float32)
+    order = box_nms(np.stack(kept_boxes), scores, settings.nms_thresh)
+    return _finish_proposals(
+        sam,
+        embedding,
+        settings,
+        order,
+        np.stack(kept_logits),
+        scores,
+        np.asarray(kept_stability, dtype=np.float32),
+        np.stack(kept_points),
+    )
+
+
+def _finish_proposals(
+    sam, embedding, settings, order, logits_all, all_scores, stability_all, points_all
+) -> list[MaskProposal]:
+    """Upscale the survivors of box NMS, drop tiny ones, then mask NMS (all families)."""
     proposals: list[MaskProposal] = []
     for i in order[: settings.max_proposals * 2]:  # mask NMS below may drop a few more
         mask = sam.upscale(embedding.sam, logits_all[i])
@@ -208,9 +252,12 @@ def propose_masks(
 
 # ------------------------------------------------------------------------------------- caching
 def _to_arrays(proposals: list[MaskProposal], size: tuple[int, int]) -> dict[str, np.ndarray]:
-    flat = np.asarray([p.mask.reshape(-1) for p in proposals], dtype=bool).reshape(
-        len(proposals), -1
-    )
+    # the row length comes from the image size, not from the masks: an image without proposals
+    # (nothing survived the filters) is an empty (0, H*W) array, stored like any other result
+    pixels = int(size[0]) * int(size[1])
+    flat = np.zeros((len(proposals), pixels), dtype=bool)
+    for i, p in enumerate(proposals):
+        flat[i] = p.mask.reshape(-1)
     return {
         "size": np.asarray(size, dtype=np.int64),
         "packed": np.packbits(flat, axis=1),

@@ -1,9 +1,10 @@
 """Similar images and annotated objects of a project, by CLIP embedding.
 
 Vectors live in the project (`store/embeddings.py`): a whole-image vector per image and a region
-vector per annotation, for one model id (CLIP model + region head). They are written when an
-annotation is saved (`embed_annotation`, which the GUI/CLI call after saving) or backfilled
-(`backfill`). A query loads all vectors of one kind into one float32 matrix, kept in memory until
+vector per annotation, for one model id (CLIP model + region head). An accepted click's vector is
+the one its labelling computed, stored in the same transaction as the annotation (the window's accept
+and `segment --save`); everything else — drawn shapes, imports, other models — is filled in by
+`backfill` (`embed_annotation` / `embed_image` per record). A query loads all vectors of one kind into one float32 matrix, kept in memory until
 the table changes, and ranks them by one matrix-vector product (cosine: every row is unit length).
 """
 
@@ -19,9 +20,10 @@ import numpy as np
 
 from annotator.engine import Engine, ImageEmbedding
 from annotator.errors import AnnotatorError
-from annotator.models.region import unit_vector
+from annotator.spec import ModelSpec
 from annotator.store.embeddings import ANNOTATION, IMAGE, EmbeddingTable
 from annotator.store.project import Project
+from annotator.vectors import unit_vector
 from annotator.vocab.index import matvec
 
 
@@ -257,3 +259,11 @@ __all__ = [
     "embed_image",
     "rank",
 ]
+
+
+def region_model_id(spec: ModelSpec) -> str:
+    """The region model id a query over stored vectors needs: only the CLIP model and head are
+    loaded (no segmenter, no text index), since a query reads vectors the project already holds."""
+    from annotator.engine import load_region_model, region_id
+
+    return region_id(*load_region_model(spec, device="cpu"))

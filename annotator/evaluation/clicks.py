@@ -18,8 +18,13 @@ import cv2
 import numpy as np
 
 from annotator.evaluation.datasets import Dataset, GroundTruth, load_rgb
+from annotator.io.masks import mask_iou
 
 THRESHOLDS = (0.85, 0.90)
+# Refinement clicks pass the previous answer's low-res logits as the mask prompt, as SAM's
+# interactive evaluation does (`eval clicks --mask-input on|off`, default on); a segmenter's
+# session keeps them between calls, since each call gets all clicks so far.
+MASK_INPUT_DEFAULT = True
 IOU_AT = (1, 3, 5)
 
 
@@ -48,11 +53,7 @@ class Segmenter(Protocol):
 # -------------------------------------------------------------------------------------- the rule
 def iou(prediction: np.ndarray, truth: GroundTruth) -> float:
     """IoU of a bool mask with the ground truth, ignore band excluded."""
-    valid = truth.valid
-    union = np.logical_and(np.logical_or(prediction, truth.mask), valid).sum()
-    if union == 0:
-        return 1.0
-    return float(np.logical_and(np.logical_and(prediction, truth.mask), valid).sum() / union)
+    return mask_iou(prediction, truth.mask, truth.valid)
 
 
 def _padded_distance(region: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.errors import AnnotatorError, CocoFormatError, ImageLoadError
+from annotator.errors import AnnotatorError, CocoFormatError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
@@ -94,28 +94,26 @@ class Dataset:
 
 # ------------------------------------------------------------------------------------------- files
 def load_rgb(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """RGB uint8 (H, W, 3) as stored; EXIF orientation only applied when that is what matches `shape`."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """RGB uint8 (H, W, 3) through `io.images.load_image` (its format, alpha and size rules), as
+    stored; EXIF orientation only applied when that is what matches the mask's `shape`."""
+    from annotator.io.images import load_image
 
-    try:
-        with Image.open(path) as image:
-            image.load()
-            raw = image
-            if shape is not None and (image.height, image.width) != tuple(shape):
-                turned = ImageOps.exif_transpose(image)
-                if (turned.height, turned.width) == tuple(shape):
-                    raw = turned
-            return np.asarray(raw.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise ImageLoadError(f"{path}: cannot read image ({error})") from None
+    raw = load_image(path, orient=False)
+    if shape is not None and raw.shape[:2] != tuple(shape):
+        upright = load_image(path)
+        if upright.shape[:2] == tuple(shape):
+            return upright
+    return raw
 
 
 def read_mask(path: Path) -> GroundTruth:
     """A ground-truth mask file: >128 object, ==128 ignore band, 0/1 masks as such."""
     from PIL import Image, UnidentifiedImageError
 
+    from annotator.io.images import decodable_formats  # raster decoders only: never Ghostscript
+
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=decodable_formats()) as image:
             grey = np.asarray(image.convert("L"))
     except (OSError, UnidentifiedImageError) as error:
         raise DatasetError(f"{path}: cannot read mask ({error})") from None

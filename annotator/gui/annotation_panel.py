@@ -18,6 +18,7 @@ class AnnotationRow:
     score: float
     area: int
     visible: bool = True
+    author: str = ""  # "created by X at T; changed by Y at T'" (ADR 0011)
 
 
 def _swatch(rgb: tuple[int, int, int]) -> QIcon:
@@ -53,7 +54,8 @@ class AnnotationPanel(QListWidget):
                 item.setCheckState(
                     Qt.CheckState.Checked if row.visible else Qt.CheckState.Unchecked
                 )
-                item.setToolTip(f"annotation {row.ann_id}: {row.category}")
+                tip = f"annotation {row.ann_id}: {row.category}"
+                item.setToolTip(f"{tip}\n{row.author}" if row.author else tip)
                 self.addItem(item)
                 if row.ann_id == selected:
                     self.setCurrentItem(item)

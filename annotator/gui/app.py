@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtWidgets import QApplication
 
 from annotator.gui.first_run import missing_weights
@@ -25,7 +25,9 @@ def create_window(
     if folder is None and settings.last_folder and Path(settings.last_folder).is_dir():
         folder = Path(settings.last_folder)
     if folder is not None:
-        if Path(folder).is_dir():
+        from annotator.store.backend import is_url
+
+        if is_url(folder) or Path(folder).is_dir():
             window.open_folder(Path(folder))
         else:
             window.show_error(f"{folder}: not a folder")
@@ -42,4 +44,10 @@ def run_gui(folder: Path | None, args: object | None = None) -> int:
     app.setOrganizationName("annotator")
     window = create_window(folder, args)
     window.show()
-    return app.exec()
+    code = app.exec()
+    # The window (and the worker thread it owns) is deleted here, while the application object
+    # exists; left to the interpreter's exit, Qt objects go in no fixed order and can crash it.
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del window
+    return code

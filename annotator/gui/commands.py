@@ -1,30 +1,60 @@
-"""Undo/redo: every edit is a `QUndoCommand` that calls the store (committed at once) or the vocabulary.
+"""Undo/redo: every edit is a thin `QUndoCommand` over an `annotator.app.operations` function (one
+store transaction each) or a vocabulary change.
 
-Commands hold plain data (ids, masks, names); after each redo/undo they call `notify(image_id)` so the
-window can refresh what it shows. Undo is unlimited within a session.
+Commands hold plain data (ids, masks, names); after each redo/undo they call `notify(image_id)` (the
+session's `annotations_changed`) so the views refresh what they show. Undo is unlimited within a
+session.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
+from annotator.app import operations as ops
+from annotator.app.operations import find_record
 from annotator.errors import ProjectError
-from annotator.store.embeddings import ANNOTATION, EmbeddingTable
 from annotator.vocab.vocabulary import Entry, Vocabulary
 
 Notify = Callable[[int], None]  # image id that changed
+# where a refused undo on a project is reported (its window's error line)
+_refusals: weakref.WeakKeyDictionary[Any, Callable[[str], None]] = weakref.WeakKeyDictionary()
 
 
-def find_record(project: Any, image_id: int, ann_id: int) -> Any:
-    """The store's record of one annotation (what `restore_annotation` takes back)."""
-    for record in project.annotations(image_id):
-        if record.id == ann_id:
-            return record
-    raise KeyError(f"annotation {ann_id} is not in image {image_id}")
+def on_refused_undo(project: Any, report: Callable[[str], None]) -> None:
+    """Show refused undos of commands on `project` with `report`."""
+    _refusals[project] = report
+
+
+def _undo_allowed(command: QUndoCommand, project: Any, ann_id: int | None) -> bool:
+    """False (reported, and the command dropped from the stack) when the annotation is no longer
+    as this command left it: someone else changed it, and undo never undoes their change."""
+    if ann_id is None or not hasattr(project, "check_undo"):
+        return True
+    try:
+        project.check_undo(ann_id)
+    except ProjectError as error:
+        command.setObsolete(True)  # QUndoStack deletes it after this undo(): nothing changed
+        report = _refusals.get(project)
+        if report is not None:
+            report(str(error))
+        return False
+    return True
+
+
+__all__ = [
+    "AcceptCommand",
+    "AddCategoriesCommand",
+    "DeleteCommand",
+    "MaskEditCommand",
+    "RelabelCommand",
+    "VocabularyCommand",
+    "find_record",
+]
 
 
 class AcceptCommand(QUndoCommand):
@@ -39,7 +69,7 @@ class AcceptCommand(QUndoCommand):
         category: str,
         score: float,
         prompts: dict,
-        vector: tuple[str, np.ndarray] | None = None,
+        vector: ops.Vector | None = None,
     ) -> None:
         super().__init__(f"accept {category}")
         self.project, self.notify, self.image_id = project, notify, image_id
@@ -49,22 +79,20 @@ class AcceptCommand(QUndoCommand):
         self._record: Any = None
 
     def redo(self) -> None:
-        with self.project.transaction():
-            if self._record is None:
-                mask, category, score, prompts = self._args
-                self.ann_id = self.project.add_annotation(
-                    self.image_id, mask, category, score, prompts
-                )
-            else:
-                self.project.restore_annotation(self._record)
-            if self.vector is not None:
-                model_id, vector = self.vector
-                EmbeddingTable(self.project).put(ANNOTATION, self.ann_id, model_id, vector)
+        if self._record is None:
+            mask, category, score, prompts = self._args
+            self.ann_id = ops.accept(
+                self.project, self.image_id, mask, category, score, prompts, self.vector
+            )
+        else:
+            ops.restore(self.project, self._record, self.vector)
         self.notify(self.image_id)
 
     def undo(self) -> None:
+        if not _undo_allowed(self, self.project, self.ann_id):
+            return
         self._record = find_record(self.project, self.image_id, self.ann_id)
-        self.project.delete_annotation(self.ann_id)
+        ops.delete(self.project, self.ann_id)
         self.notify(self.image_id)
 
 
@@ -74,11 +102,13 @@ class DeleteCommand(QUndoCommand):
         self.project, self.notify, self.image_id, self.record = project, notify, image_id, record
 
     def redo(self) -> None:
-        self.project.delete_annotation(self.record.id)
+        ops.delete(self.project, self.record.id)
         self.notify(self.image_id)
 
     def undo(self) -> None:
-        self.project.restore_annotation(self.record)
+        if not _undo_allowed(self, self.project, self.record.id):
+            return
+        ops.restore(self.project, self.record)
         self.notify(self.image_id)
 
 
@@ -91,11 +121,13 @@ class RelabelCommand(QUndoCommand):
         self.old, self.new = old, new
 
     def redo(self) -> None:
-        self.project.update_annotation(self.ann_id, category=self.new)
+        ops.relabel(self.project, self.ann_id, self.new)
         self.notify(self.image_id)
 
     def undo(self) -> None:
-        self.project.update_annotation(self.ann_id, category=self.old)
+        if not _undo_allowed(self, self.project, self.ann_id):
+            return
+        ops.relabel(self.project, self.ann_id, self.old)
         self.notify(self.image_id)
 
 
@@ -117,12 +149,32 @@ class MaskEditCommand(QUndoCommand):
         self.old, self.new = old, new
 
     def redo(self) -> None:
-        self.project.update_annotation(self.ann_id, mask=self.new)
+        ops.edit_mask(self.project, self.ann_id, self.new)
         self.notify(self.image_id)
 
     def undo(self) -> None:
-        self.project.update_annotation(self.ann_id, mask=self.old)
+        if not _undo_allowed(self, self.project, self.ann_id):
+            return
+        ops.edit_mask(self.project, self.ann_id, self.old)
         self.notify(self.image_id)
+
+
+class AddCategoriesCommand(QUndoCommand):
+    """New project categories (e.g. seeded from tags); undo removes those still unused, redo puts
+    them back with the same ids (COCO category ids stay stable)."""
+
+    def __init__(self, project: Any, changed: Callable[[], None], names: list[str]) -> None:
+        super().__init__(f"add {len(names)} label(s)")
+        self.project, self.changed, self.names = project, changed, list(names)
+        self.ids: dict[str, int] = {}
+
+    def redo(self) -> None:
+        self.ids.update(ops.add_categories(self.project, self.names, self.ids))
+        self.changed()
+
+    def undo(self) -> None:
+        ops.remove_unused_categories(self.project, list(self.ids.values()))
+        self.changed()
 
 
 def apply_entry_change(vocabulary: Vocabulary, old: Entry | None, new: Entry | None) -> None:
@@ -136,35 +188,6 @@ def apply_entry_change(vocabulary: Vocabulary, old: Entry | None, new: Entry | N
             vocabulary.rename(old.name, new.name)
         if tuple(old.synonyms) != tuple(new.synonyms):
             vocabulary.set_synonyms(new.name, tuple(new.synonyms))
-
-
-class AddCategoriesCommand(QUndoCommand):
-    """New project categories (e.g. seeded from tags); undo removes those still unused, redo puts
-    them back with the same ids (COCO category ids stay stable)."""
-
-    def __init__(self, project: Any, changed: Callable[[], None], names: list[str]) -> None:
-        super().__init__(f"add {len(names)} label(s)")
-        self.project, self.changed, self.names = project, changed, list(names)
-        self.ids: dict[str, int] = {}
-
-    def redo(self) -> None:
-        known = {c.name for c in self.project.categories()}
-        with self.project.transaction():
-            for name in self.names:
-                if name not in known:
-                    self.ids[name] = self.project.add_category(name, category_id=self.ids.get(name))
-        self.changed()
-
-    def undo(self) -> None:
-        existing = {c.id for c in self.project.categories()}
-        with self.project.transaction():
-            for category_id in self.ids.values():
-                if category_id in existing:
-                    try:
-                        self.project.delete_category(category_id)
-                    except ProjectError:
-                        pass  # used meanwhile (another window): the label stays
-        self.changed()
 
 
 class VocabularyCommand(QUndoCommand):

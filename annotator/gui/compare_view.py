@@ -1,7 +1,7 @@
 """Side by side: the same image and clicks through two model choices, in one view.
 
-Model A is the window's engine; model B (another SAM checkpoint, CLIP model or region head) is set in a
-small dialog and built once in the worker (only the region head differs: the models are shared). Each
+Model A is the window's engine; model B (another segmenter checkpoint, CLIP model or region head) is set in a
+small dialog and built once in the worker (`annotator.app.jobs.run_compare`) (only the region head differs: the models are shared). Each
 click replays all clicks through both engines (`annotator.discovery.compare`), timing every
 `Engine.segment`; the view overlays A's mask in orange and B's in cyan, lists both top-5 labels next to
 each other and shows what each click cost.
@@ -9,9 +9,8 @@ each other and shows what each click cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import fields, replace
+from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPen, QPixmap
@@ -35,33 +34,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.app.jobs import COMPARE, CompareParams, DiscoveryRequest
+from annotator.app.session import Session
+from annotator.errors import AnnotatorError
 from annotator.gui.colors import NEGATIVE_RGB, POSITIVE_RGB
 from annotator.gui.overlays import MaskItem
 from annotator.gui.settings import ModelConfig
-from annotator.gui.worker import DiscoveryRequest, JobContext, discovery_job
+from annotator.gui.worker import EngineWorker
 
-if TYPE_CHECKING:
-    from annotator.gui.main_window import MainWindow
-
-COMPARE = "compare"
 A_RGB, B_RGB = (255, 140, 0), (0, 200, 255)
-
-
-@dataclass(frozen=True)
-class CompareParams:
-    config_b: ModelConfig
-    points: tuple[tuple[float, float, bool], ...]
-    box: tuple[float, float, float, float] | None = None
-
-
-@discovery_job(COMPARE)
-def run_compare(context: JobContext, request: DiscoveryRequest) -> Any:
-    """Worker thread: a `Comparison` of the window's engine and model B on the same clicks."""
-    from annotator.discovery.compare import compare
-
-    params: CompareParams = request.params
-    engine_b = context.other_engine(params.config_b)
-    return compare(context.engine, engine_b, Path(request.path), params.points, params.box, 5)
 
 
 def other_head(config: ModelConfig) -> ModelConfig:
@@ -70,15 +51,28 @@ def other_head(config: ModelConfig) -> ModelConfig:
 
 
 def describe(config: ModelConfig) -> str:
-    sam = Path(config.sam_checkpoint).name or "default SAM"
-    clip = config.clip_model or Path(config.clip_config).stem or "default CLIP"
-    return f"SAM {sam} · CLIP {clip} · head {config.region_head or 'default'}"
+    """One line naming a model choice, read from its `ModelSpec` (what the worker builds)."""
+    try:
+        spec = config.to_spec()
+    except AnnotatorError as error:
+        return str(error)
+    family = spec.segmenter or "auto"
+    checkpoint = spec.checkpoint.name if spec.checkpoint is not None else "default"
+    clip = spec.clip_model or (spec.clip_config.stem if spec.clip_config else "default CLIP")
+    return f"{family} {checkpoint} · CLIP {clip} · head {spec.region_head or 'default'}"
 
 
 class ModelChoiceDialog(QDialog):
     """Model B: checkpoint, CLIP model / weights / config and region head (prefilled)."""
 
-    FIELDS = ("sam_checkpoint", "clip_model", "clip_pretrained", "clip_weights", "clip_config")
+    FIELDS = (
+        "segmenter",
+        "checkpoint",
+        "clip_model",
+        "clip_pretrained",
+        "clip_weights",
+        "clip_config",
+    )
 
     def __init__(self, config: ModelConfig, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -128,12 +122,14 @@ class CompareView(QWidget):
 
     compared = Signal(object)  # the Comparison shown
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window, Qt.WindowType.Window)
-        self.w = window
+    def __init__(
+        self, session: Session, worker: EngineWorker, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.session, self.worker = session, worker
         self.setWindowTitle("Compare models")
         self.resize(1000, 700)
-        self.config_b = other_head(window.config)
+        self.config_b = other_head(session.config)
         self.points: list[tuple[float, float, bool]] = []
         self.box: tuple[float, float, float, float] | None = None
         self.image_id: int | None = None
@@ -175,16 +171,14 @@ class CompareView(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(grid)
         self._titles()
-        window.worker.discovered.connect(self.on_result)
-        window.worker.failed.connect(self.on_failed)
+        worker.discovered.connect(self.on_result)
+        worker.failed.connect(self.on_failed)
 
     def open_current(self) -> None:
         """Show the window's current image and its clicks, and bring the view up."""
-        w = self.w
-        if w.image_id is not None:
-            self.set_image(
-                w.image_id, w.image_path(), w.current_image, w.canvas.points, w.canvas.box
-            )
+        s = self.session
+        if s.image_id is not None:
+            self.set_image(s.image_id, s.image_path(), s.display_image, s.points, s.box)
         self.show()
         self.raise_()
 
@@ -240,15 +234,14 @@ class CompareView(QWidget):
 
     def run(self) -> None:
         """Send the clicks through both models (in the worker); the newest request wins."""
-        w = self.w
         if self.image_id is None or (not self.points and self.box is None):
             return
-        if not w.engine_ready:
+        if not self.session.engine_ready:
             self.iou.setText("The models are not loaded")
             return
-        self._req = w.controller.next_id()
+        self._req = self.session.next_id()
         params = CompareParams(self.config_b, tuple(self.points), self.box)
-        w.worker.discover(DiscoveryRequest(self._req, self.image_id, self.path, COMPARE, params))
+        self.worker.discover(DiscoveryRequest(self._req, self.image_id, self.path, COMPARE, params))
         self.iou.setText("Comparing… (model B loads and encodes the image the first time)")
 
     # ------------------------------------------------------------------ results
@@ -288,7 +281,7 @@ class CompareView(QWidget):
         )
 
     def _titles(self) -> None:
-        self.title_a.setText(f"A (orange): {describe(self.w.config)}")
+        self.title_a.setText(f"A (orange): {describe(self.session.config)}")
         self.title_b.setText(f"B (cyan): {describe(self.config_b)}")
 
     def _draw_points(self) -> None:

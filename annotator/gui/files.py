@@ -1,6 +1,9 @@
-"""The window's file actions: COCO import / export, vocabulary import / export / save, settings.
+"""The window's file actions: dataset import / export (every format), vocabulary import / export /
+save, settings.
 
 A mixin so that `main_window.py` stays about layout and navigation; every method runs on the window.
+Import and export are long jobs (`annotator.app.transfer`) that run off the GUI thread, with a
+progress dialog; the dialogs that choose them are in `gui/transfer_dialogs.py`.
 """
 
 from __future__ import annotations
@@ -8,10 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from annotator.app.transfer import (
+    TITLES,
+    ExportOptions,
+    check_import_paths,
+    detect_format,
+    export_job,
+    export_problem,
+    images_folder_needed,
+    import_job,
+    project_location,
+)
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import SettingsDialog
+from annotator.gui.transfer_dialogs import ExportDialog, ImportDialog, JobProgress
 from annotator.vocab.vocabulary import Vocabulary
 
 SHIPPED = ("default", "coco", "lvis", "imagenet21k")
@@ -26,6 +42,12 @@ def load_vocabulary(spec: str) -> Vocabulary:
 
 class FileActions:
     """Mixed into `MainWindow`."""
+
+    transfer_dialog: ExportDialog | ImportDialog | None = None  # open export/import dialog
+    transfer_progress: JobProgress | None = None  # the running export/import's progress dialog
+    summary_box: QMessageBox | None = None  # the last export/import's warnings
+    transfer_text = ""  # the last export/import's one-line result
+    transfer_warnings: list[str] = []  # noqa: RUF012 - replaced, never mutated
 
     def _initial_vocabulary(self) -> Vocabulary:
         try:
@@ -104,10 +126,42 @@ class FileActions:
             return
         self.show_status(f"Saved {len(self.vocabulary)} entries to {path}")
 
-    def export_coco(self, polygons: bool = False, path: Path | None = None) -> bool:
-        """Write the project as COCO JSON (RLE masks, or polygons)."""
-        from annotator.io.coco import export_coco
+    # ------------------------------------------------------------------ dataset export / import
+    def export_dialog(self) -> bool:
+        """File → Export…: format, options and target in a dialog, then `export_dataset`."""
+        if self.project is None:
+            self.show_status("Open a folder first")
+            return False
+        dialog = self.transfer_dialog = ExportDialog(self.folder, self)
+        try:
+            if not dialog.exec():
+                return False
+            name, out, options = dialog.values()
+        finally:
+            self.transfer_dialog = None
+            dialog.deleteLater()
+        return self.export_dataset(name, out, options)
 
+    def export_dataset(
+        self, name: str, out: Path | str, options: ExportOptions | None = None
+    ) -> bool:
+        """Write the project in format `name` at `out` in the background, with a progress dialog;
+        True when the job started. A target that would replace project files is refused at once
+        (one line); what the format cannot hold is summarised when it ends."""
+        if self.project is None:
+            self.show_status("Open a folder first")
+            return False
+        out = Path(out)
+        problem = export_problem(name, out)
+        if problem is not None:
+            self.show_error(problem)
+            return False
+        job = export_job(project_location(self.project), name, out, options)
+        return self._start_transfer(job, lambda summary: self._exported(name, out, summary))
+
+    def export_coco(self, polygons: bool = False, path: Path | None = None) -> bool:
+        """Write the project as COCO JSON (RLE masks, or polygons) in the background; True when the
+        job started. The file appears whole when it ends; Cancel leaves an older file as it was."""
         if self.project is None:
             self.show_status("Open a folder first")
             return False
@@ -117,18 +171,62 @@ class FileActions:
             if not name:
                 return False
             path = Path(name)
-        try:
-            export_coco(self.project, path, polygons=polygons)
-        except (OSError, AnnotatorError) as error:
-            self.show_error(f"Export failed: {error}")
+        return self.export_dataset("coco", path, ExportOptions(polygons=polygons))
+
+    def _exported(self, name: str, path: Path, summary: dict) -> None:
+        count = summary.get("annotations", 0) if isinstance(summary, dict) else 0
+        text = f"Exported {count} annotation(s) as {TITLES[name]} to {path}"
+        self.show_status(text, 6000)
+        self._transfer_summary(text, summary)
+
+    def import_dialog(self) -> bool:
+        """File → Import…: a dataset file or folder, its format (detected or chosen) and, when
+        the format needs it, the images folder; then `import_dataset`."""
+        if self.project is None or self.folder is None:
+            self.show_status("Open a folder first")
             return False
-        self.show_status(f"Exported {path}", 6000)
-        return True
+        dialog = self.transfer_dialog = ImportDialog(self.folder, self)
+        try:
+            if not dialog.exec():
+                return False
+            path, name, images = dialog.values()
+        finally:
+            self.transfer_dialog = None
+            dialog.deleteLater()
+        return self.import_dataset(path, name, images)
+
+    def import_dataset(
+        self, path: Path | str, name: str | None = None, images: Path | str | None = None
+    ) -> bool:
+        """Add a dataset's annotations to the project (format detected when `name` is None), in
+        the background and all or nothing; edits wait meanwhile, and the list and the canvas
+        follow when it ends. True when the job started."""
+        if self.project is None or self.folder is None:
+            self.show_status("Open a folder first")
+            return False
+        path = Path(path)
+        images = None if images is None else Path(images)
+        try:
+            check_import_paths(path, images)
+            name = name or detect_format(path)
+        except AnnotatorError as error:
+            self.show_error(str(error))
+            return False
+        if images is None and name == "coco":
+            images = self.folder  # COCO file names are relative to the project folder
+        elif images is None and images_folder_needed(name, path, self.folder):
+            self.show_error(f"{path}: {TITLES[name]}: choose the folder its images are in")
+            return False
+        job = import_job(project_location(self.project), path, images, name)
+        started = self._start_transfer(
+            job, lambda result: self._imported(path, result), self._import_ended
+        )
+        if started:
+            self.session.set_busy(job.name)
+        return started
 
     def import_coco(self, path: Path | None = None) -> bool:
         """Add a COCO file's annotations to the project (images matched by file name)."""
-        from annotator.io.coco import import_coco
-
         if self.project is None or self.folder is None:
             self.show_status("Open a folder first")
             return False
@@ -139,18 +237,56 @@ class FileActions:
             if not name:
                 return False
             path = Path(name)
-        try:
-            result = import_coco(path, self.folder, self.project)
-        except (OSError, AnnotatorError) as error:
-            self.show_error(f"Import failed: {error}")
-            return False
+        return self.import_dataset(path, "coco", self.folder)
+
+    def _import_ended(self) -> None:
+        self.session.set_busy(None)
+
+    def _imported(self, path: Path, result: dict) -> None:
         self.undo_stack.clear()  # commands refer to the store as it was
-        folder, row = self.folder, self._row
-        self.open_folder(folder)
-        if row is not None:
-            self.go_to(row)
-        self.show_status(f"Imported {path.name}: {result}", 6000)
+        self.open_folder(self.folder, show_row=self._row)  # list counts and the canvas follow
+        added = result.get("annotations_added", 0) + result.get("boxes_added", 0)
+        text = (
+            f"Imported {added} annotation(s) from {path.name} "
+            f"({result.get('images_added', 0)} new image(s), "
+            f"{result.get('skipped_duplicate', 0)} duplicate(s) skipped)"
+        )
+        self.show_status(text, 6000)
+        self._transfer_summary(text, result)
+
+    def _start_transfer(self, job, on_done, on_end=None) -> bool:
+        """Start an export or import job with a progress dialog (non-modal: the window stays
+        usable; its Cancel asks the job to stop)."""
+        progress = JobProgress(job.name, self, self.cancel_job)
+        self.jobs.progress.connect(progress.on_job_progress)
+
+        def ended() -> None:
+            self.transfer_progress = None
+            progress.finish()
+            if on_end is not None:
+                on_end()
+
+        if not self.start_job(job, on_done, ended):
+            progress.finish()
+            return False
+        self.transfer_progress = progress
         return True
+
+    def _transfer_summary(self, text: str, summary: dict) -> None:
+        """The end of an export or import: its warnings (what the format could not hold and what
+        was done instead) in one non-modal box; nothing to show when there are none."""
+        lines = list(summary.get("warnings", [])) if isinstance(summary, dict) else []
+        self.transfer_text, self.transfer_warnings = text, lines
+        if not lines:
+            return
+        if self.summary_box is None:
+            self.summary_box = QMessageBox(
+                QMessageBox.Icon.Information, "annotator", "", parent=self
+            )
+            self.summary_box.setWindowModality(Qt.WindowModality.NonModal)
+        self.summary_box.setText(text)
+        self.summary_box.setInformativeText("\n".join(f"• {line}" for line in lines))
+        self.summary_box.show()
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.config, self.settings.prefetch_mb, self)

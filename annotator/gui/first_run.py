@@ -4,7 +4,9 @@ The window opens whatever happens (the manual tools need no model). This dialog 
 from the weights registry (`annotator.models.weights`); "Download" streams one in a `QThread` (never the
 GUI thread) behind a `QProgressDialog` showing MB done / total. Cancel keeps the `.part` file, so the
 next attempt resumes with a Range request; a failed sha256 check deletes it, so a retry starts clean.
-Errors stay in the dialog next to a "Retry" button. "Choose file…" takes a local copy instead. Either
+Errors stay in the dialog next to a "Retry" button. "Choose file…" ("Choose folder…" for a
+transformers model) takes a local copy instead. A missing segmenter is offered as alternatives: the
+device's default first (SAM 2.1 tiny, a folder, on a CPU), then SAM 1 ViT-B and the others. Either
 way the path is stored in the settings and, once nothing is missing, `models_ready` carries the new
 configuration to the window, which loads the models.
 """
@@ -29,13 +31,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.gui.settings import AppSettings, ModelConfig
+from annotator.device import likely_device
+from annotator.errors import AnnotatorError
+from annotator.gui.settings import CHECKPOINT_PATTERN, AppSettings, ModelConfig
 from annotator.models import weights
+from annotator.models.registry import detect_family
 from annotator.models.weights import DownloadCancelled, KnownWeights
 
 DEFAULT_CLIP_MODEL = "convnext_base_w"  # the architecture of `weights.DEFAULT_CLIP`
 _PATTERNS = {
-    "sam": "Checkpoints (*.pth *.pt);;All files (*)",
+    "sam": CHECKPOINT_PATTERN,
     "clip": "Weights (*.bin *.pt *.pth *.safetensors);;All files (*)",
 }
 
@@ -68,12 +73,36 @@ def _in_hub_cache(known: KnownWeights) -> bool:
     return False
 
 
+def segmenter_default(config: ModelConfig) -> str | None:
+    """Registry name of the weights the engine loads for this configuration when it names no
+    checkpoint: the device's default (`weights.default_choice`: SAM 2.1 tiny on a CPU, or SAM 1
+    ViT-B where only that is downloaded), or the chosen family's default size. None for a family
+    the registry has no download of."""
+    device = likely_device(config.device)
+    if not config.segmenter:
+        return weights.default_choice(device)
+    if config.segmenter not in weights.DEFAULT_BY_FAMILY:
+        return None
+    return weights.default_segmenter(device, config.segmenter)
+
+
+def segmenter_choices(config: ModelConfig) -> list[KnownWeights]:
+    """What the first-run dialog offers for an unset checkpoint: the default first, then (when no
+    family is chosen) each other family's default size — any one of them is enough."""
+    first = segmenter_default(config)
+    names = [first] if first else []
+    if not config.segmenter:
+        names += [weights.DEFAULT_BY_FAMILY[f] for f in ("sam2", "sam", "edgetam", "sam_hq")]
+    return [weights.known(n) for n in dict.fromkeys(names)]
+
+
 def with_cached_weights(config: ModelConfig) -> ModelConfig:
-    """`config` with unset model files filled in from the weights cache where they were downloaded."""
+    """`config` with unset model files filled in from the weights cache where they were downloaded
+    (the segmenter the engine would load by default, so the window names and checks it)."""
     out = replace(config)
-    sam = weights.cached_path(weights.DEFAULT_SAM)
-    if not out.sam_checkpoint and sam.is_file():
-        out.sam_checkpoint = str(sam)
+    name = segmenter_default(out)
+    if not out.checkpoint and name is not None and weights.is_cached(name):
+        out.checkpoint = str(weights.cached_path(name))
     clip = weights.cached_path(weights.DEFAULT_CLIP)
     if _clip_unconfigured(out) and clip.is_file():
         out.clip_model, out.clip_weights = DEFAULT_CLIP_MODEL, str(clip)
@@ -81,11 +110,13 @@ def with_cached_weights(config: ModelConfig) -> ModelConfig:
 
 
 def missing_weights(config: ModelConfig) -> list[KnownWeights]:
-    """Registry entries of the default files this configuration needs and nobody has yet."""
+    """Registry entries of the default files this configuration needs and nobody has yet (for the
+    segmenter, the one the engine would load; the dialog offers the alternatives next to it)."""
     config = with_cached_weights(config)
     missing = []
-    if not config.sam_checkpoint:
-        missing.append(weights.known(weights.DEFAULT_SAM))
+    name = segmenter_default(config)
+    if not config.checkpoint and name is not None:
+        missing.append(weights.known(name))
     if _clip_unconfigured(config):
         clip = weights.known(weights.DEFAULT_CLIP)
         if not _in_hub_cache(clip):
@@ -93,14 +124,17 @@ def missing_weights(config: ModelConfig) -> list[KnownWeights]:
     return missing
 
 
-def use_file(config: ModelConfig, known: KnownWeights, path: str | Path) -> ModelConfig:
-    """`config` with `path` as the local copy of `known` (what "Choose file…" and downloads do)."""
+def use_file(
+    config: ModelConfig, known: KnownWeights, path: str | Path, family: str | None = None
+) -> ModelConfig:
+    """`config` with `path` as the local copy of `known` (what "Choose file…" and downloads do).
+    A segmenter's family is `family` (read from a chosen file) or the registry entry's kind."""
     out = replace(config)
-    if known.kind == "sam":
-        out.sam_checkpoint = str(path)
-    else:
+    if known.kind == "clip":
         out.clip_model, out.clip_weights, out.clip_config = DEFAULT_CLIP_MODEL, str(path), ""
         out.clip_pretrained = ""
+    else:
+        out.checkpoint, out.segmenter = str(path), family or known.kind
     return out
 
 
@@ -146,7 +180,10 @@ class DownloadThread(QThread):
 
 # ------------------------------------------------------------------------------------------- dialog
 class FirstRunDialog(QDialog):
-    """One row per missing file: what it is, its size, a status line, "Download" and "Choose file…"."""
+    """One row per offered file: what it is, its size, a status line, "Download" and "Choose
+    file…" ("Choose folder…" for a transformers model). A missing segmenter is offered as
+    alternatives — the device's default first, then the other families — and one of them is
+    enough; `needs` holds those groups."""
 
     models_ready = Signal(object)  # the ModelConfig with every missing file provided
 
@@ -160,7 +197,15 @@ class FirstRunDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Model files")
         self.config, self.settings = replace(config), settings
-        self.missing = {k.name: k for k in missing}
+        offered: list[KnownWeights] = []
+        self.needs: list[set[str]] = []  # each set: names of which one must be provided
+        for known in missing:
+            group = [known]
+            if known.kind != "clip":
+                group += [k for k in segmenter_choices(config) if k.name != known.name]
+            offered += [k for k in group if k not in offered]
+            self.needs.append({k.name for k in group})
+        self.missing = {k.name: k for k in offered}  # every row, in the order shown
         self.done_names: set[str] = set()
         self.thread: DownloadThread | None = None
         self.progress_dialog: QProgressDialog | None = None
@@ -172,22 +217,24 @@ class FirstRunDialog(QDialog):
         intro = QLabel(
             "These model files are missing. Download them (the download resumes if interrupted and "
             "is checked against the published sha256 where there is one) or choose copies you "
-            "already have. Until then the "
-            "rectangle, polygon and brush tools work without a model."
+            "already have; one segmenter is enough, the first one suits this device best. Until "
+            "then the rectangle, polygon and brush tools work without a model."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
         grid = QGridLayout()
         layout.addLayout(grid)
-        for row, known in enumerate(missing):
+        first_choices = {k.name for k in missing}
+        for row, known in enumerate(offered):
             size = f"{known.size / 1e6:.0f} MB" if known.size else "size unknown"
-            name = QLabel(f"<b>{known.name}</b> ({size})<br>{known.description}")
+            hint = " — recommended" if known.kind != "clip" and known.name in first_choices else ""
+            name = QLabel(f"<b>{known.name}</b> ({size}){hint}<br>{known.description}")
             name.setTextFormat(Qt.TextFormat.RichText)
             status = QLabel(self._part_status(known))
             status.setWordWrap(True)
             download = QPushButton("Download")
             download.clicked.connect(lambda _=False, k=known: self.download(k.name))
-            choose = QPushButton("Choose file…")
+            choose = QPushButton("Choose folder…" if known.is_folder else "Choose file…")
             choose.clicked.connect(lambda _=False, k=known: self.choose_file(k.name))
             grid.addWidget(name, row, 0)
             grid.addWidget(status, row, 1)
@@ -204,10 +251,21 @@ class FirstRunDialog(QDialog):
 
     @staticmethod
     def _part_status(known: KnownWeights) -> str:
-        part = weights.cached_path(known.name).with_name(known.filename + ".part")
-        if part.is_file():
-            return f"missing; {_mb(part.stat().st_size)} MB already downloaded (resumes)"
+        if weights.is_cached(known.name):
+            return "already downloaded"
+        target = weights.cached_path(known.name)
+        if known.is_folder:
+            parts = [target / (f + ".part") for f in known.files]
+        else:
+            parts = [target.with_name(known.filename + ".part")]
+        kept = sum(p.stat().st_size for p in parts if p.is_file())
+        if kept:
+            return f"missing; {_mb(kept)} MB already downloaded (resumes)"
         return "missing"
+
+    def _settled(self, name: str) -> bool:
+        """Whether the need `name` answers is met (by it or by an alternative)."""
+        return any(name in need and need & self.done_names for need in self.needs)
 
     # ------------------------------------------------------------------ download
     def download(self, name: str) -> None:
@@ -282,29 +340,54 @@ class FirstRunDialog(QDialog):
         if thread is not None:
             thread.deleteLater()
         for name, button in self.download_buttons.items():
-            button.setEnabled(name not in self.done_names)
-            self.choose_buttons[name].setEnabled(name not in self.done_names)
+            button.setEnabled(not self._settled(name))
+            self.choose_buttons[name].setEnabled(not self._settled(name))
 
     # ------------------------------------------------------------------ local files
     def choose_file(self, name: str, path: str | None = None) -> None:
-        """Use a local copy of `name` (asks with a file dialog unless `path` is given)."""
+        """Use a local copy of `name` (asks with a file or folder dialog unless `path` is given).
+
+        A segmenter may be of any family: it is read from the file or folder (a picked
+        `model.safetensors` or `config.json` means its folder); one that is no segmenter at all
+        is one line in the row's status, and nothing is stored."""
         known = self.missing[name]
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(
-                self, f"Choose {name}", str(Path.home()), _PATTERNS[known.kind]
-            )
-        if path:
-            self._provided(known, path, f"using {path}")
+            if known.is_folder:
+                path = QFileDialog.getExistingDirectory(
+                    self, f"Choose the {name} folder (config.json + model.safetensors)",
+                    str(Path.home()),
+                )  # fmt: skip
+            else:
+                path, _ = QFileDialog.getOpenFileName(
+                    self, f"Choose {name}", str(Path.home()), _PATTERNS[known.kind]
+                )
+        if not path:
+            return
+        family = None
+        if known.kind != "clip":
+            chosen = Path(path)
+            if chosen.suffix in (".safetensors", ".json"):
+                path = str(chosen.parent)
+            try:
+                family = detect_family(Path(path))
+            except AnnotatorError as error:
+                self.status[name].setText(" ".join(str(error).split()))
+                return
+        self._provided(known, path, f"using {path}", family)
 
-    def _provided(self, known: KnownWeights, path: str, text: str) -> None:
-        self.config = use_file(self.config, known, path)
+    def _provided(
+        self, known: KnownWeights, path: str, text: str, family: str | None = None
+    ) -> None:
+        self.config = use_file(self.config, known, path, family)
         stored = self.settings.model_config()
-        self.settings.set_model_config(use_file(stored, known, path))
+        self.settings.set_model_config(use_file(stored, known, path, family))
         self.done_names.add(known.name)
         self.status[known.name].setText(text)
-        self.download_buttons[known.name].setEnabled(False)
-        self.choose_buttons[known.name].setEnabled(False)
-        if self.done_names >= set(self.missing):
+        for name, button in self.download_buttons.items():
+            if self._settled(name):
+                button.setEnabled(False)
+                self.choose_buttons[name].setEnabled(False)
+        if all(need & self.done_names for need in self.needs):
             self.models_ready.emit(replace(self.config))
             self.accept()
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
+from annotator.app.session import ImageRow
 
-@dataclass
-class ImageRow:
-    image_id: int
-    name: str
-    path: str
-    annotations: int = 0
-    encoded: bool = False
-    failed: str = ""  # why the image could not be encoded or loaded
+__all__ = ["ImageList", "ImageListModel", "ImageRow"]
 
 
 def _dot(rgb: tuple[int, int, int]) -> QIcon:
@@ -40,10 +32,11 @@ class ImageListModel(QAbstractListModel):
         self._row_of: dict[int, int] = {}
         self._icons: dict[str, QIcon] = {}
 
-    def set_rows(self, rows: list[ImageRow]) -> None:
+    def set_rows(self, rows: list[ImageRow], row_of: dict[int, int] | None = None) -> None:
+        """Show `rows`; `row_of` (image id -> row), when given, was built off the GUI thread."""
         self.beginResetModel()
         self.rows = rows
-        self._row_of = {r.image_id: i for i, r in enumerate(rows)}
+        self._row_of = row_of if row_of is not None else {r.image_id: i for i, r in enumerate(rows)}
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -100,6 +93,9 @@ class ImageList(QListView):
         self.setModel(self.model_)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setUniformItemSizes(True)
+        # Lay out rows in batches between events: a folder of 20,000 images does not freeze it.
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(500)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.selectionModel().currentChanged.connect(self._current_changed)
         self._quiet = False

@@ -1,14 +1,21 @@
 """The main window: image list (left), canvas (centre), annotations + suggestions + vocabulary (right),
-menus, toolbar, status bar; wires the widgets, the worker thread and the controller together."""
+menus, toolbar, status bar; wires the widgets, the worker thread and the controller together.
+
+The state is the Qt-free `annotator.app.session.Session`; the window creates it, hands it (with the
+worker and the undo stack) to the panels and renders its events. Folder opening, import and export
+are long jobs (`annotator.app.longjob`) run by `LongJobRunner` off the GUI thread, with progress and
+Cancel in the status bar.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -21,17 +28,24 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QToolButton,
     QWidget,
 )
 
+from annotator.app.folder import OpenedFolder, open_folder_job, open_location
+from annotator.app.longjob import LongJob, paused_gc
+from annotator.app.session import Session
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
 from annotator.gui.canvas import Canvas, Tool
+from annotator.gui.commands import on_refused_undo
 from annotator.gui.compare_view import CompareView
 from annotator.gui.controller import Controller
 from annotator.gui.files import FileActions
 from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
-from annotator.gui.image_list import ImageList, ImageRow
+from annotator.gui.image_list import ImageList
+from annotator.gui.long_jobs import LongJobRunner
+from annotator.gui.review_panel import ReviewPanel
 from annotator.gui.search_panel import SearchPanel
 from annotator.gui.settings import AppSettings, ModelConfig
 from annotator.gui.similar_panel import SimilarPanel
@@ -65,38 +79,45 @@ class MainWindow(FileActions, QMainWindow):
         worker: EngineWorker | None = None,
     ) -> None:
         super().__init__()
-        self.settings, self.config, self.cache_dir = settings, config, cache_dir
+        self.settings, self.cache_dir = settings, cache_dir
+        self.session = Session(config)
         self.setWindowTitle("annotator")
-        self.project: Any = None
-        self.folder: Path | None = None
-        self.image_id: int | None = None
-        self._row: int | None = None
         self._image_req = 0
-        self.engine_ready = False
-        self.engine_info: dict = {}
+        self._after_open: int | None = None  # row to show once a reopened folder is listed
+        self._job_done: Callable[[Any], None] | None = None
+        self._job_end: Callable[[], None] | None = None
         self.error_box: QMessageBox | None = None
         self.first_run: FirstRunDialog | None = None
         self.errors: list[str] = []  # every message shown, newest last (tests and the log read it)
         self.undo_stack = QUndoStack(self)
-        self.vocabulary = self._initial_vocabulary()
+        self.session.vocabulary = self._initial_vocabulary()
+        # The window owns the worker it makes (stopped in closeEvent, deleted with the window), so
+        # no parentless QThread outlives the application object.
+        self.worker = worker or EngineWorker(settings.prefetch_mb, parent=self)
+        self.jobs = LongJobRunner(self)
+        self.jobs.prepare_processes()
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
         self.images = ImageList()
         self.annotations = AnnotationPanel()
         self.suggestions = SuggestionPanel()
         self.vocab_editor = VocabularyEditor(self.vocabulary)
-        self.controller = Controller(self)
-        self.current_image: QImage | None = None  # the shown image's pixels (compare view)
-        self.search = SearchPanel(self)
-        self.similar = SimilarPanel(self)
-        self.tags = TagsBar(self)
+        s, wk, undo = self.session, self.worker, self.undo_stack
+        self.controller = Controller(
+            s, wk, undo, self.canvas, self.suggestions, self.annotations, self
+        )
+        self.search = SearchPanel(s, wk, undo, self.canvas)
+        self.similar = SimilarPanel(s, wk, undo)
+        self.tags = TagsBar(s, wk, undo)
         self.compare_view: CompareView | None = None
         self._docks()
         self._status_bar()
         self._actions()
         self._connect()
-        self.worker = worker or EngineWorker(settings.prefetch_mb)
+        self._connect_session()
+        self._connect_jobs()
         self._connect_worker()
+        self._review_hooks()
         self.loader = ImageLoader(self)
         self.loader.loaded.connect(self._image_loaded)
         self.loader.load_failed.connect(self._image_failed)
@@ -111,6 +132,40 @@ class MainWindow(FileActions, QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.load_models(config)
+        # other annotators' accepted work (ADR 0011): poll the project's change feed
+        self._change_token: int | None = None
+        self._exemplars: Any = None  # app.exemplars.ProjectExemplars of the open project
+        self._region_model_id = ""
+        self.change_timer = QTimer(self)
+        self.change_timer.setInterval(2000)
+        self.change_timer.timeout.connect(self.poll_changes)
+        self.change_timer.start()
+
+    # ------------------------------------------------------------------ the session's state
+    # Read-only views of the session for the window's own code, menus and tests.
+    project = property(lambda self: self.session.project)
+    folder = property(lambda self: self.session.folder)
+    image_id = property(lambda self: self.session.image_id)
+    _row = property(lambda self: self.session.row)
+    engine_ready = property(lambda self: self.session.engine_ready)
+    engine_info = property(lambda self: self.session.engine_info)
+    current_image = property(lambda self: self.session.display_image)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.session.config
+
+    @config.setter
+    def config(self, value: ModelConfig) -> None:
+        self.session.config = value
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.session.vocabulary
+
+    @vocabulary.setter
+    def vocabulary(self, value: Vocabulary) -> None:
+        self.session.vocabulary = value
 
     # ------------------------------------------------------------------ building
     def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
@@ -144,7 +199,24 @@ class MainWindow(FileActions, QMainWindow):
         self.progress.setVisible(False)
         self.model_label = QLabel("no models")
         self.zoom_label = QLabel("")
-        for widget in (self.encode_label, self.progress, self.zoom_label, self.model_label):
+        self.job_label = QLabel("")
+        self.job_progress = QProgressBar()
+        self.job_progress.setMaximumWidth(200)
+        self.job_cancel = QToolButton()
+        self.job_cancel.setText("Cancel")
+        self.job_cancel.setToolTip("Stop this job; nothing it did is kept")
+        self.job_cancel.clicked.connect(self.cancel_job)
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            widget.setVisible(False)
+        for widget in (
+            self.job_label,
+            self.job_progress,
+            self.job_cancel,
+            self.encode_label,
+            self.progress,
+            self.zoom_label,
+            self.model_label,
+        ):
             bar.addPermanentWidget(widget)
 
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -166,9 +238,8 @@ class MainWindow(FileActions, QMainWindow):
         self.toolbar = self.addToolBar("Tools")
         self.toolbar.setObjectName("tools")
         open_action = self._action(file_menu, "Open folder…", self.choose_folder, "Ctrl+O")
-        self._action(file_menu, "Import COCO…", self.import_coco, "Ctrl+I")
-        self._action(file_menu, "Export COCO (RLE)…", partial(self.export_coco, False), "Ctrl+E")
-        self._action(file_menu, "Export COCO (polygons)…", partial(self.export_coco, True))
+        self._action(file_menu, "Import…", self.import_dialog, "Ctrl+I", "Import a dataset")
+        self._action(file_menu, "Export…", self.export_dialog, "Ctrl+E", "Export a dataset")
         file_menu.addSeparator()
         self._action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
         self._action(
@@ -241,10 +312,27 @@ class MainWindow(FileActions, QMainWindow):
         self.vocab_editor.import_requested.connect(self.import_vocabulary)
         self.vocab_editor.export_requested.connect(self.export_vocabulary)
         self.vocab_editor.restrict_toggled.connect(lambda _on: self.categories_changed())
-        self.image_selected.connect(self.search.image_changed)
         self.image_shown.connect(self.similar.image_shown)
         self.image_shown.connect(self.tags.request)
         self.tags.tag_clicked.connect(self._search_for)
+
+    def _connect_session(self) -> None:
+        events = self.session.events
+        events.status.connect(self.show_status)
+        events.error.connect(self.show_error)
+        events.annotations.connect(self._annotations_changed)
+        events.categories.connect(self.categories_changed)
+        events.navigate.connect(self.go_to)
+        events.image.connect(self.search.image_changed)
+        events.vocabulary.connect(self._vocabulary_edited)
+        events.vocabulary_settled.connect(self._send_vocabulary)
+
+    def _connect_jobs(self) -> None:
+        self.jobs.started.connect(self._job_started)
+        self.jobs.progress.connect(self._job_progress)
+        self.jobs.finished.connect(self._job_finished)
+        self.jobs.failed.connect(self._job_failed)
+        self.jobs.cancelled.connect(self._job_cancelled)
 
     def _connect_worker(self) -> None:
         wk = self.worker
@@ -265,17 +353,54 @@ class MainWindow(FileActions, QMainWindow):
             wk.failed.connect(panel.on_failed)
         wk.vocabulary_ready.connect(lambda _n: self.tags.request())
 
+    def _review_hooks(self) -> None:
+        """The auto-label review panel (issue 14): a dock, showing its proposal's image."""
+        self.review = ReviewPanel(self.undo_stack, self.worker)
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.review_dock = self._dock("Review", self.review, right, "review")
+        self.tabifyDockWidget(self.search_dock, self.review_dock)
+        self.search_dock.raise_()
+        self.review.go_to_image.connect(self.go_to_image_id)
+        self.review.annotations_changed.connect(self.refresh_image)
+        self.image_shown.connect(lambda i: self.review.image_shown(i, self.canvas.scene()))
+        tools = next(a.menu() for a in self.menuBar().actions() if a.text() == "&Tools")
+        tools.addSeparator()
+        tip = "SAM masks for the box-only annotations, as proposals to review"
+        self._action(tools, "Refine boxes into masks", self.refine_boxes, None, tip)
+
+    def refine_boxes(self) -> bool:
+        """Tools ▸ Refine boxes into masks: the review panel runs it and lists the proposals."""
+        self.review_dock.show()
+        self.review_dock.raise_()
+        started = self.review.start_refine()
+        if not started:
+            self.show_status(self.review.run_status.text() or "Open a folder first", 5000)
+        return started
+
+    def go_to_image_id(self, image_id: int) -> None:
+        rows = self.images.model_.rows
+        row = next((i for i, r in enumerate(rows) if r.image_id == image_id), None)
+        if row is not None:
+            self.go_to(row)
+
     # ------------------------------------------------------------------ models
     def load_models(self, config: ModelConfig) -> None:
         """Start loading in the worker, or say which files are missing (manual tools still work)."""
         config = with_cached_weights(config)  # files downloaded earlier (GUI or CLI) count
-        self.config, self.engine_ready = config, False
+        self.config = config
+        self.session.set_engine(False)
         missing = config.missing_files()
         if missing:
             text = "Missing model files: " + "; ".join(missing)
             self.model_label.setText(f"{text}. Manual tools only (File ▸ Download models…)")
             self.model_label.setToolTip("\n".join(missing))
             self.show_status(text + ". Rectangle and polygon tools still work.", 0)
+            return
+        problem = config.checkpoint_problem()  # a family mismatch: one line, not a traceback
+        if problem is not None:
+            self.model_label.setText("segmenter checkpoint refused: manual tools only")
+            self.model_label.setToolTip(problem)
+            self.show_error(f"Could not load the models: {problem}")
             return
         self.model_label.setText("loading models…")
         self.worker.load(config, self.cache_dir)
@@ -294,8 +419,10 @@ class MainWindow(FileActions, QMainWindow):
         return self.first_run
 
     def _engine_ready(self, info: dict) -> None:
-        self.engine_ready, self.engine_info = True, info
-        self.model_label.setText(f"{info['device']} · SAM {info['sam']} · CLIP {info['clip']}")
+        self.session.set_engine(True, info)
+        self._region_model_id = str(info.get("region_model_id", ""))
+        self._load_exemplars()
+        self.model_label.setText(f"{info['device']} · {info['sam']} · CLIP {info['clip']}")
         self.progress.setVisible(False)
         self.clear_status()
         self.categories_changed()
@@ -309,7 +436,7 @@ class MainWindow(FileActions, QMainWindow):
             self.tags.request()
 
     def _engine_failed(self, message: str) -> None:
-        self.engine_ready = False
+        self.session.set_engine(False)
         self.model_label.setText("models failed to load: manual tools only")
         self.show_error(f"Could not load the models: {message}")
 
@@ -322,6 +449,13 @@ class MainWindow(FileActions, QMainWindow):
         self.show_error(f"{kind} failed: {message}")
 
     def _progress(self, stage: str, done: int, total: int) -> None:
+        if stage == "labels":  # masks already work; say how much of the vocabulary labels use
+            self.vocab_editor.show_progress(done, total)
+            self.progress.setFormat("labels from %v of %m names")
+            self.progress.setMaximum(max(total, 1))
+            self.progress.setValue(done)
+            self.progress.setVisible(done < total)
+            return
         if stage == "vocabulary":
             self.vocab_editor.show_progress(done, total)
         self.progress.setFormat(f"{stage} %v / %m")
@@ -338,64 +472,125 @@ class MainWindow(FileActions, QMainWindow):
         if folder:
             self.open_folder(Path(folder))
 
-    def open_folder(self, folder: Path) -> bool:
-        """Open (or create) the folder's project, list its images and show the first one."""
-        from annotator.io.images import image_size, list_images
-        from annotator.store import Project
+    def open_folder(self, folder: Path | str, show_row: int | None = None) -> bool:
+        """Open (or create) the folder's project in the background; its list and first image (or
+        `show_row`) appear when the job ends. False when another long job is running. `folder`
+        may be a project URL (postgresql://…?project=NAME): its images are in the folder the
+        project records."""
+        from annotator.store.backend import is_url
 
+        self._after_open = show_row
+        location = str(folder) if is_url(str(folder)) else Path(folder)
+        return self.start_job(open_folder_job(location), self._folder_opened)
+
+    def _folder_opened(self, opened: OpenedFolder) -> None:
+        """The folder job's result: open its project here and show its images (the old project is
+        closed)."""
+        from annotator.store.backend import is_url
+
+        rows = opened.image_rows if opened.image_rows is not None else []
+        folder, unreadable = opened.folder, opened.unreadable
         try:
-            project = Project.open_folder(folder)
-            paths = list_images(folder)
-            known = {r.file_name: r for r in project.images()}
-            counts = project.counts()
-            rows, unreadable = [], []
-            for path in paths:
-                name = path.relative_to(folder).as_posix()
-                record = known.get(name)
-                if record is None:
-                    try:
-                        size = image_size(path)
-                    except AnnotatorError as error:
-                        unreadable.append(str(error))
-                        continue
-                    image_id = project.add_image(name, size.width, size.height)
-                else:
-                    image_id = record.id
-                rows.append(ImageRow(image_id, name, str(path), counts.get(image_id, 0)))
+            project, folder = open_location(opened.location or folder)
         except AnnotatorError as error:
             self.show_error(str(error))
-            return False
-        if self.project is not None:
-            self.project.close()
-        self.project, self.folder = project, folder
+            return
+        self.session.set_folder(project, folder, rows)
         self.undo_stack.clear()
-        self.settings.last_folder = str(folder)
-        self.setWindowTitle(f"annotator — {folder}")
-        self._row = self.image_id = None
-        self.images.model_.set_rows(rows)
+        from annotator.app.review import ReviewQueue
+        from annotator.store.proposals import ProposalStore
+
+        self.review.set_queue(ReviewQueue(ProposalStore(project)), folder)
+        self.worker.set_label_priority([c.name for c in project.categories()])
+        self._load_exemplars()
+        self._change_token = project.changes_since().token
+        on_refused_undo(project, self.show_error)
+        location = opened.location or str(folder)
+        if not is_url(location):
+            # Writing the settings file syncs it to disk: in its own event, not in this long one.
+            QTimer.singleShot(0, partial(setattr, self.settings, "last_folder", str(folder)))
+        self.setWindowTitle(f"annotator — {location}")
+        with paused_gc():
+            self.images.model_.set_rows(rows, opened.row_of)
         self.encode_label.setText(f"encoded 0 / {len(rows)}")
         self.categories_changed()
+        row, self._after_open = self._after_open, None
         if rows:
-            self.go_to(0)
+            self.go_to(row if row is not None and 0 <= row < len(rows) else 0)
         else:
             self.show_status(f"No images in {folder}", 0)
         if unreadable:  # say why files are missing from the list (each one is in self.errors)
             self.errors.extend(unreadable)
             count = "1 file" if len(unreadable) == 1 else f"{len(unreadable)} files"
             self.show_error(f"{count} could not be read and are not listed; {unreadable[0]}")
-        return True
+
+    # ------------------------------------------------------------------ long jobs
+    def start_job(
+        self,
+        job: LongJob,
+        on_done: Callable[[Any], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> bool:
+        """Run `job` off the GUI thread (one at a time): `on_end()` runs however it ends, then
+        `on_done(result)` if it succeeded. False (and a status message) while another job runs."""
+        if self.jobs.busy():
+            self.show_status(f"Wait for “{self.jobs.job.name}” to finish, or cancel it", 5000)
+            return False
+        self._job_done, self._job_end = on_done, on_end
+        return self.jobs.start(job)
+
+    def cancel_job(self) -> None:
+        if self.jobs.busy():
+            self.job_label.setText(f"{self.jobs.job.name}: cancelling…")
+            self.jobs.cancel()
+
+    def _job_started(self, name: str) -> None:
+        self.job_label.setText(name)
+        self.job_progress.setRange(0, 0)  # busy until the first progress report
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            widget.setVisible(True)
+
+    def _job_progress(self, name: str, done: int, total: int, text: str) -> None:
+        self.job_label.setText(f"{name}: {text}" if text else name)
+        self.job_progress.setRange(0, max(total, 0))
+        if total:
+            self.job_progress.setValue(done)
+
+    def _job_finished(self, name: str, result: Any) -> None:
+        on_done = self._end_job()
+        if on_done is not None:
+            on_done(result)
+
+    def _job_failed(self, name: str, message: str) -> None:
+        self._end_job()
+        self.show_error(f"{name} failed: {message}")
+
+    def _job_cancelled(self, name: str) -> None:
+        self._end_job()
+        self.show_status(f"{name}: cancelled, nothing was changed", 6000)
+
+    def _end_job(self) -> Any:
+        """Hide the job's status widgets, run its `on_end`; returns its `on_done`."""
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            widget.setVisible(False)
+        on_done, on_end = self._job_done, self._job_end
+        self._job_done = self._job_end = None
+        if on_end is not None:
+            on_end()
+        return on_done
 
     def image_path(self) -> str:
-        return self.images.model_.rows[self._row].path if self._row is not None else ""
+        return self.session.image_path()
 
     def go_to(self, row: int) -> None:
-        rows = self.images.model_.rows
-        if not 0 <= row < len(rows) or row == self._row:
+        rows = self.session.rows
+        previous = self.image_id
+        if not self.session.set_row(row):
             return
-        self._row, self.image_id = row, rows[row].image_id
+        if self.project is not None and previous is not None and previous != self.image_id:
+            self.project.release(previous)  # a team project: others may take it now
+        self._claim(self.image_id)
         self.images.select_row(row)
-        self.controller.image_changed()
-        self.current_image = None
         self.image_selected.emit(self.image_id)
         self.canvas.clear_image()
         self.annotations.set_annotations([])
@@ -403,6 +598,28 @@ class MainWindow(FileActions, QMainWindow):
         self.loader.request(self.image_id, self._image_req, rows[row].path)
         self._send_order()
         self.show_status(f"{rows[row].name} ({row + 1} / {len(rows)})", 3000)
+
+    def _claim(self, image_id: int) -> None:
+        """Take the image for editing; when someone else has it, say so (the store refuses their
+        edits, so nothing can be saved here until they move on)."""
+        try:
+            self.project.claim(image_id)
+        except (AnnotatorError, KeyError) as error:
+            self.show_error(f"{error} (read-only here)")
+
+    def poll_changes(self) -> None:
+        """Show other annotators' accepted work: refresh the images their changes touched."""
+        if self.project is None or self._change_token is None:
+            return
+        try:
+            changes = self.project.changes_since(self._change_token)
+        except AnnotatorError as error:
+            self.show_status(str(error), 4000)
+            return
+        self._change_token = changes.token
+        known = {row.image_id for row in self.images.model_.rows}
+        for image_id in sorted(changes.images & known):
+            self.refresh_image(image_id)
 
     def _send_order(self) -> None:
         rows = self.images.model_.rows
@@ -423,7 +640,7 @@ class MainWindow(FileActions, QMainWindow):
         if image_id != self.image_id or request_id != self._image_req:
             return
         self.canvas.set_image(image)
-        self.current_image = image
+        self.session.display_image = image
         self.controller.refresh(image_id)
         self.canvas.setFocus()
         self.image_shown.emit(image_id)
@@ -434,11 +651,43 @@ class MainWindow(FileActions, QMainWindow):
             self.show_error(message)
 
     def refresh_image(self, image_id: int) -> None:
-        """Called by every undo command: update the list count and, if shown, the canvas."""
-        if self.project is None:
-            return
-        self.images.model_.update(image_id, annotations=len(self.project.annotations(image_id)))
-        self.controller.refresh(image_id)
+        """The store changed for `image_id`: the session tells every view (list, canvas), and the
+        exemplars follow (an accept, relabel, delete or undo changes the next suggestion)."""
+        exemplars = getattr(self, "_exemplars", None)
+        if exemplars is not None:
+            try:
+                exemplars.refresh_image(image_id)
+            except AnnotatorError as error:
+                self.show_status(str(error), 4000)
+        self.session.annotations_changed(image_id)
+
+    def _load_exemplars(self) -> None:
+        """The open project's accepted objects as exemplars for the engine's region model."""
+        from annotator.app.exemplars import ProjectExemplars
+
+        model_id = getattr(self, "_region_model_id", "")
+        self._exemplars = None
+        if self.project is not None and model_id:
+            try:
+                self._exemplars = ProjectExemplars(self.project, model_id)
+            except AnnotatorError as error:
+                self.show_status(f"exemplars not loaded: {error}", 4000)
+        self.worker.set_exemplars(None if self._exemplars is None else self._exemplars.exemplars)
+
+    def _annotations_changed(self, image_id: int) -> None:
+        if self.project is not None:
+            count = len(self.project.annotations(image_id))
+            self.images.model_.update(image_id, annotations=count)
+
+    def _vocabulary_edited(self) -> None:
+        self.vocab_editor.refresh()
+        self.update_completer()
+
+    def _send_vocabulary(self) -> None:
+        """The edits have paused: save the file and re-embed the texts."""
+        self.save_vocabulary()
+        if self.engine_ready:
+            self.worker.set_vocabulary(Vocabulary.loads(self.vocabulary.dumps()))
 
     def categories_changed(self) -> None:
         """Keep the worker's 'project labels only' restriction and the completer in step."""
@@ -467,7 +716,7 @@ class MainWindow(FileActions, QMainWindow):
     def open_compare(self) -> CompareView:
         """The side-by-side view on the current image, starting from the canvas's clicks."""
         if self.compare_view is None:
-            self.compare_view = CompareView(self)
+            self.compare_view = CompareView(self.session, self.worker, self)
         self.compare_view.open_current()
         return self.compare_view
 
@@ -516,11 +765,12 @@ class MainWindow(FileActions, QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.hide()  # the worker may need a moment to finish an encode: do not look frozen
+        self.jobs.close()
+        self.jobs.blockSignals(True)
         self.loader.close()
         self.worker.stop()
         self.worker.blockSignals(True)
-        self.engine_ready = False
-        if self.project is not None:
-            self.project.close()
-        self.project, self.image_id = None, None
+        self.session.engine_ready = False
+        self.change_timer.stop()
+        self.session.close()
         super().closeEvent(event)

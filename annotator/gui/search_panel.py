@@ -1,6 +1,6 @@
 """Open-vocabulary search: type what to find, get masks on the canvas to accept or reject.
 
-The query goes to the worker ("find" job: `annotator.discovery.Finder` over the image's automatic mask
+The query goes to the worker ("find" job, `annotator.app.jobs.run_find`: `annotator.discovery.Finder` over the image's automatic mask
 proposals, cached per image, so a second query on the same image is one matrix product). The matches
 come back as plain `Match` objects and are drawn on the canvas as dashed overlays; each one can be
 accepted (an undoable `AcceptCommand`, labelled with the query) or rejected, one by one or all at once.
@@ -9,10 +9,11 @@ accepted (an undoable `AcceptCommand`, labelled with the query) or rejected, one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -25,36 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.app.jobs import FIND, DiscoveryRequest, FindParams
+from annotator.app.session import Session
+from annotator.gui.canvas import Canvas
 from annotator.gui.commands import AcceptCommand
 from annotator.gui.overlays import MaskItem
-from annotator.gui.worker import DiscoveryRequest, JobContext, discovery_job
+from annotator.gui.worker import EngineWorker
 
-if TYPE_CHECKING:
-    from annotator.gui.main_window import MainWindow
-
-FIND = "find"
 HIT_RGB = (255, 200, 0)  # proposals from a search (the current one is drawn stronger)
-
-
-@dataclass(frozen=True)
-class FindParams:
-    query: str
-    top_k: int = 10
-    settings: Any = None  # a discovery ProposalSettings, or None for the defaults
-
-
-@discovery_job(FIND)
-def run_find(context: JobContext, request: DiscoveryRequest) -> list:
-    """Worker thread: the image's proposals that best match the text, best first (`Match` list)."""
-    from annotator.discovery.find import Finder
-
-    params: FindParams = request.params
-    finders = context.state.setdefault("finders", {})
-    finder = finders.get(params.settings)
-    if finder is None:
-        finder = finders[params.settings] = Finder(context.engine, params.settings)
-    embedding = context.embedding(request.image_id, request.path)
-    return finder.find(embedding, params.query, top_k=params.top_k)
 
 
 @dataclass
@@ -72,9 +51,16 @@ class SearchPanel(QWidget):
 
     searched = Signal(int)  # number of matches shown (tests, status)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(
+        self, session: Session, worker: EngineWorker, undo_stack: QUndoStack, canvas: Canvas
+    ) -> None:
         super().__init__()
-        self.w = window
+        self.session, self.worker, self.undo_stack, self.canvas = (
+            session,
+            worker,
+            undo_stack,
+            canvas,
+        )
         self.settings: Any = None  # ProposalSettings for the finder (None: discovery defaults)
         self.query = ""
         self.hits: list[Hit] = []
@@ -127,32 +113,32 @@ class SearchPanel(QWidget):
 
     def search(self, text: str | None = None) -> None:
         """Send the query for the current image to the worker; old matches go away."""
-        w = self.w
+        s = self.session
         query = " ".join((self.edit.text() if text is None else text).split())
         if text is not None:
             self.edit.setText(query)
         if not query:
             return
-        if w.image_id is None:
+        if s.image_id is None:
             self.status.setText("Open a folder first")
             return
-        if not w.engine_ready:
+        if not s.engine_ready:
             self.status.setText("The models are not loaded: search needs SAM and CLIP")
             return
         self.reject_all()
         self.query = query
-        self._image_id = w.image_id
-        self._req = w.controller.next_id()
+        self._image_id = s.image_id
+        self._req = s.next_id()
         params = FindParams(query, self.count.value(), self.settings)
-        w.worker.discover(DiscoveryRequest(self._req, w.image_id, w.image_path(), FIND, params))
+        self.worker.discover(DiscoveryRequest(self._req, s.image_id, s.image_path(), FIND, params))
         self.status.setText(f"Searching for “{query}”… (the first search of an image is slower)")
 
     def on_result(self, kind: str, image_id: int, request_id: int, matches: Any) -> None:
-        if kind != FIND or request_id != self._req or image_id != self.w.image_id:
+        if kind != FIND or request_id != self._req or image_id != self.session.image_id:
             return  # stale: another image or a newer query
         self._req = -1
         self.clear_hits()
-        scene = self.w.canvas.scene()
+        scene = self.canvas.scene()
         for match in matches:
             item = MaskItem(scene, 15)
             self.hits.append(Hit(match.mask, tuple(match.box), float(match.score), item))
@@ -181,7 +167,7 @@ class SearchPanel(QWidget):
     # ------------------------------------------------------------------ deciding
     def label(self) -> str:
         """The category for accepted matches: the vocabulary's spelling of the query if it has one."""
-        return self.w.suggestions.canonical(self.query) or self.query
+        return self.session.canonical(self.query) or self.query
 
     def accept_current(self) -> None:
         row = self.list.currentRow()
@@ -193,25 +179,31 @@ class SearchPanel(QWidget):
 
     def _accept_rows(self, rows: list[int]) -> None:
         """Store the matches of `rows` (one undo step), then take them off the canvas."""
-        w = self.w
-        if w.project is None or self._image_id != w.image_id or not rows:
+        s = self.session
+        if self._image_id != s.image_id or not rows or not s.can_edit():
             return
         label = self.label()
-        w.undo_stack.beginMacro(f"accept {len(rows)} × {label}")
+        self.undo_stack.beginMacro(f"accept {len(rows)} × {label}")
         try:
             for row in rows:
                 hit = self.hits[row]
                 prompts = {"search": self.query, "box": list(hit.box)}
-                w.undo_stack.push(
+                self.undo_stack.push(
                     AcceptCommand(
-                        w.project, w.refresh_image, w.image_id, hit.mask, label, hit.score, prompts
+                        s.project,
+                        s.annotations_changed,
+                        s.image_id,
+                        hit.mask,
+                        label,
+                        hit.score,
+                        prompts,
                     )
                 )
         finally:
-            w.undo_stack.endMacro()
+            self.undo_stack.endMacro()
         self._remove_rows(rows)
-        w.categories_changed()
-        w.show_status(f"Accepted {len(rows)} × {label} (Ctrl+Z undoes)", 4000)
+        s.categories_changed()
+        s.status(f"Accepted {len(rows)} × {label} (Ctrl+Z undoes)", 4000)
 
     def reject_current(self) -> None:
         row = self.list.currentRow()
@@ -225,7 +217,7 @@ class SearchPanel(QWidget):
         self._update_buttons()
 
     def _remove_rows(self, rows: list[int]) -> None:
-        scene = self.w.canvas.scene()
+        scene = self.canvas.scene()
         for row in sorted(rows, reverse=True):
             self.hits.pop(row).item.remove(scene)
             self.list.takeItem(row)
@@ -234,7 +226,7 @@ class SearchPanel(QWidget):
 
     # ------------------------------------------------------------------ showing
     def clear_hits(self) -> None:
-        scene = self.w.canvas.scene()
+        scene = self.canvas.scene()
         for hit in self.hits:
             hit.item.remove(scene)
         self.hits = []

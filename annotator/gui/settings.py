@@ -17,17 +17,25 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
 )
 
+from annotator.errors import AnnotatorError
+from annotator.models.registry import FAMILIES, check_family, detect_family
+from annotator.spec import ModelSpec
+
 
 @dataclass
 class ModelConfig:
-    """Everything the worker needs to build an `Engine` (plain data, crosses threads)."""
+    """The model choice as the settings dialog edits and QSettings stores it (strings, "" = unset);
+    `to_spec()` turns it into the `ModelSpec` the engine is built from (plain data, crosses threads).
+    """
 
-    sam_checkpoint: str = ""
+    segmenter: str = ""  # a family of models.registry (sam, sam2, edgetam, sam_hq); "" = default
+    checkpoint: str = ""  # the segmenter's file or transformers folder; "" = the cached default
     clip_model: str = ""
     clip_pretrained: str = ""
     clip_weights: str = ""
@@ -36,13 +44,22 @@ class ModelConfig:
     device: str = "auto"
     vocabulary: str = ""  # a file path or a shipped name ("default", "coco"...); "" = default
 
+    def to_spec(self, cache_dir: str | None = None) -> ModelSpec:
+        """The one model description (`annotator.spec`): what the worker builds the engine from.
+        Raises AnnotatorError for a value the spec refuses (an unknown region head)."""
+        saved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ModelSpec.from_settings({**saved, "cache_dir": cache_dir or ""})
+
     def missing_files(self) -> list[str]:
-        """Human-readable list of configured-but-absent or required-but-unset model files."""
+        """Human-readable list of configured-but-absent or required-but-unset model files.
+
+        A checkpoint may be a file (SAM 1 `.pth`) or a folder (the transformers families): both
+        count as present; whether it is the right family is `checkpoint_problem`'s question."""
         missing = []
-        if not self.sam_checkpoint:
-            missing.append("SAM checkpoint (not configured)")
-        elif not Path(self.sam_checkpoint).is_file():
-            missing.append(f"SAM checkpoint {self.sam_checkpoint}")
+        if not self.checkpoint:
+            missing.append("segmenter checkpoint (not configured)")
+        elif not Path(self.checkpoint).exists():
+            missing.append(f"segmenter checkpoint {self.checkpoint}")
         for label, value in (
             ("CLIP weights", self.clip_weights),
             ("CLIP config", self.clip_config),
@@ -50,6 +67,44 @@ class ModelConfig:
             if value and not Path(value).is_file():
                 missing.append(f"{label} {value}")
         return missing
+
+    def segmenter_name(self) -> str:
+        """What the window calls the segmenter: the checkpoint's file or folder name, else the
+        chosen family's readable name, else "default segmenter"."""
+        if self.checkpoint:
+            return Path(self.checkpoint).name or self.checkpoint
+        if self.segmenter:
+            return FAMILY_NAMES.get(self.segmenter, self.segmenter).split(" (")[0]
+        return "default segmenter"
+
+    def checkpoint_problem(self) -> str | None:
+        """One line when the checkpoint is not what the chosen family loads (a SAM 2 folder with
+        family sam, a config.json of another model), else None. Reads only the file's name or
+        the folder's config.json, so the GUI thread may ask before sending a load to the worker."""
+        if not self.checkpoint or not Path(self.checkpoint).exists():
+            return None  # unset or absent: `missing_files` names it
+        if self.segmenter and self.segmenter not in FAMILIES:
+            return f"unknown segmenter {self.segmenter!r}; known: {', '.join(FAMILIES)}"
+        try:
+            if self.segmenter:
+                check_family(Path(self.checkpoint), self.segmenter)
+            else:
+                detect_family(Path(self.checkpoint))
+        except AnnotatorError as error:
+            return " ".join(str(error).split())
+        return None
+
+
+# The family names the settings dialog shows, in its order ("" = the device's default).
+FAMILY_NAMES = {
+    "": "Default for this device",
+    "sam": "SAM 1 (segment-anything .pth)",
+    "sam2": "SAM 2.1 (transformers folder)",
+    "edgetam": "EdgeTAM (transformers folder)",
+    "sam_hq": "HQ-SAM (transformers folder)",
+}
+CHECKPOINT_PATTERN = "Checkpoints (*.pth *.pt *.safetensors);;All files (*)"
+LEGACY_CHECKPOINT_KEY = "models/sam_checkpoint"  # before the families: a SAM 1 file only
 
 
 class AppSettings:
@@ -66,15 +121,34 @@ class AppSettings:
         return "" if value is None else str(value)
 
     def model_config(self) -> ModelConfig:
-        """The stored model configuration."""
+        """The stored model configuration. Settings of older versions name a SAM 1 file under
+        `models/sam_checkpoint`: it becomes the checkpoint (family sam) while none is stored."""
         cfg = ModelConfig()
         for f in fields(ModelConfig):
             setattr(cfg, f.name, self._str(f"models/{f.name}", getattr(cfg, f.name)))
+        legacy = self._str(LEGACY_CHECKPOINT_KEY)
+        if legacy and not cfg.checkpoint:
+            cfg.checkpoint, cfg.segmenter = legacy, cfg.segmenter or "sam"
         return cfg
 
     def set_model_config(self, cfg: ModelConfig) -> None:
+        """Store `cfg`. The legacy key is kept in step: it names the checkpoint while that is a
+        SAM 1 file (an older version started on these settings still finds it) and is removed
+        otherwise, so a checkpoint cleared here is not read back from it."""
         for f in fields(ModelConfig):
             self._q.setValue(f"models/{f.name}", getattr(cfg, f.name))
+        if (
+            cfg.checkpoint
+            and cfg.segmenter in ("", "sam")
+            and Path(cfg.checkpoint).suffix
+            in (
+                ".pth",
+                ".pt",
+            )
+        ):
+            self._q.setValue(LEGACY_CHECKPOINT_KEY, cfg.checkpoint)
+        else:
+            self._q.remove(LEGACY_CHECKPOINT_KEY)
         self._q.sync()
 
     @property
@@ -130,11 +204,20 @@ def merge_args(cfg: ModelConfig, args: object | None) -> ModelConfig:
         value = getattr(args, f.name, None)
         if value not in (None, ""):
             setattr(merged, f.name, str(value))
+    sam_checkpoint = getattr(args, "sam_checkpoint", None)
+    if sam_checkpoint not in (None, "") and getattr(args, "checkpoint", None) in (None, ""):
+        merged.checkpoint, merged.segmenter = str(sam_checkpoint), "sam"  # = --segmenter sam
+    elif getattr(args, "checkpoint", None) not in (None, "") and not getattr(
+        args, "segmenter", None
+    ):
+        merged.segmenter = ""  # a checkpoint from the command line says its own family
     return merged
 
 
 class SettingsDialog(QDialog):
-    """Model files, device, vocabulary and prefetch budget; OK reloads the models in the worker."""
+    """Segmenter family and checkpoint, CLIP files, device, vocabulary and prefetch budget; OK
+    reloads the models in the worker. A checkpoint of another family than the one chosen is
+    one line in the dialog (`error`), and OK waits until it is fixed."""
 
     def __init__(self, config: ModelConfig, prefetch_mb: int, parent=None) -> None:
         super().__init__(parent)
@@ -142,18 +225,21 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         self._edits: dict[str, QLineEdit] = {}
         files = {
-            "sam_checkpoint": ("SAM checkpoint", "Checkpoints (*.pth *.pt);;All files (*)"),
             "clip_weights": ("CLIP weights", "Weights (*.bin *.pt *.pth *.safetensors);;All (*)"),
             "clip_config": ("CLIP config", "JSON (*.json)"),
             "vocabulary": ("Vocabulary file", "Text (*.txt)"),
         }
-        for key in (
-            "sam_checkpoint",
-            "clip_model",
-            "clip_pretrained",
-            "clip_weights",
-            "clip_config",
-        ):
+        self.segmenter = QComboBox()
+        for family, name in FAMILY_NAMES.items():
+            self.segmenter.addItem(name, family)
+        index = self.segmenter.findData(config.segmenter)
+        if index < 0:  # a family this version does not know: shown, so OK does not drop it
+            self.segmenter.addItem(config.segmenter, config.segmenter)
+            index = self.segmenter.count() - 1
+        self.segmenter.setCurrentIndex(index)
+        form.addRow("Segmenter", self.segmenter)
+        self._checkpoint_row(form, config.checkpoint)
+        for key in ("clip_model", "clip_pretrained", "clip_weights", "clip_config"):
             self._row(form, key, getattr(config, key), files.get(key))
         self.head = QComboBox()
         self.head.addItems(["", "pool", "crop"])
@@ -171,12 +257,52 @@ class SettingsDialog(QDialog):
         self.budget.setSuffix(" MB")
         self.budget.setValue(prefetch_mb)
         form.addRow("Prefetch memory budget", self.budget)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #c62828")
+        self.error.setVisible(False)
+        form.addRow(self.error)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _checkpoint_row(self, form: QFormLayout, value: str) -> None:
+        """A line edit with "File…" (a SAM 1 `.pth`, or a `.safetensors` inside a transformers
+        folder: its folder is used) and "Folder…" (a transformers folder)."""
+        edit = QLineEdit(value)
+        edit.setPlaceholderText("empty = the default weights (downloaded on first start)")
+        self._edits["checkpoint"] = edit
+        self.checkpoint_file = QPushButton("File…")
+        self.checkpoint_file.clicked.connect(self._browse_checkpoint_file)
+        self.checkpoint_folder = QPushButton("Folder…")
+        self.checkpoint_folder.clicked.connect(self._browse_checkpoint_folder)
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        row.addWidget(self.checkpoint_file)
+        row.addWidget(self.checkpoint_folder)
+        form.addRow("Checkpoint", row)
+
+    def _browse_checkpoint_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Segmenter checkpoint", self._edits["checkpoint"].text(), CHECKPOINT_PATTERN
+        )
+        if name:
+            path = Path(name)
+            # transformers load a folder: a picked model.safetensors / config.json means its folder
+            chosen = (
+                path.parent if path.suffix == ".safetensors" or path.suffix == ".json" else path
+            )
+            self._edits["checkpoint"].setText(str(chosen))
+
+    def _browse_checkpoint_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(
+            self, "Segmenter folder (config.json + model.safetensors)",
+            self._edits["checkpoint"].text(),
+        )  # fmt: skip
+        if name:
+            self._edits["checkpoint"].setText(name)
 
     def _row(self, form: QFormLayout, key: str, value: str, browse) -> None:
         edit = QLineEdit(value)
@@ -202,6 +328,15 @@ class SettingsDialog(QDialog):
     def values(self) -> tuple[ModelConfig, int]:
         """The edited configuration and budget."""
         cfg = ModelConfig(**{k: e.text().strip() for k, e in self._edits.items()})
+        cfg.segmenter = str(self.segmenter.currentData() or "")
         cfg.region_head = self.head.currentText()
         cfg.device = self.device.currentText().strip() or "auto"
         return cfg, self.budget.value()
+
+    def accept(self) -> None:
+        """OK, unless the checkpoint is of another family than the one chosen (then one line)."""
+        problem = self.values()[0].checkpoint_problem()
+        self.error.setText(problem or "")
+        self.error.setVisible(problem is not None)
+        if problem is None:
+            super().accept()

@@ -1,6 +1,6 @@
 """Similar images and annotated objects: click a result to jump to it, propagate a label across them.
 
-The worker answers from the CLIP vectors kept in the project (`annotator.discovery.SimilarityIndex`);
+The worker (`annotator.app.jobs.run_similar`) answers from the CLIP vectors kept in the project (`annotator.discovery.SimilarityIndex`);
 vectors still missing (new annotations, images never indexed) are backfilled first, stepping aside
 whenever a click is waiting. The worker opens its own connection to the project file, so the GUI's
 connection is never used from two threads. Relabelling the checked objects is one undo step.
@@ -8,10 +8,10 @@ connection is never used from two threads. Relabelling the checked objects is on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -24,91 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.app.jobs import SIMILAR, DiscoveryRequest, SimilarParams, SimilarRow
+from annotator.app.session import Session
 from annotator.gui.commands import RelabelCommand
-from annotator.gui.worker import DiscoveryRequest, JobContext, discovery_job
+from annotator.gui.worker import EngineWorker
 from annotator.store.embeddings import ANNOTATION, IMAGE
-
-if TYPE_CHECKING:
-    from annotator.gui.main_window import MainWindow
-
-SIMILAR = "similar"
-
-
-@dataclass(frozen=True)
-class SimilarParams:
-    db_path: str  # the project file (the worker opens its own connection)
-    source: str  # "image" | "annotation"
-    ref_id: int
-    target: str  # "image" | "annotation"
-    k: int = 20
-
-
-@dataclass(frozen=True)
-class SimilarRow:
-    kind: str
-    ref_id: int
-    image_id: int
-    file_name: str
-    category: str  # "" for images
-    score: float
-
-
-@dataclass(frozen=True)
-class SimilarResult:
-    rows: list[SimilarRow] | None  # None: the backfill stepped aside for a click, ask again
-    done: int = 0
-    total: int = 0
-
-
-class _StepAside(Exception):
-    pass
-
-
-@discovery_job(SIMILAR)
-def run_similar(context: JobContext, request: DiscoveryRequest) -> SimilarResult:
-    """Worker thread: backfill missing vectors, then the k nearest images or objects."""
-    from annotator.discovery.similar import SimilarityIndex, backfill
-    from annotator.store import Project
-
-    params: SimilarParams = request.params
-    engine = context.engine
-    held = context.state.get("similar")
-    if held is None or held[0] != params.db_path:
-        if held is not None:
-            held[1].close()
-        project = Project(params.db_path)
-        held = context.state["similar"] = (
-            params.db_path,
-            project,
-            SimilarityIndex(project, engine.region_model_id),
-        )
-    _, project, index = held
-    seen = [0, 0]
-
-    def progress(done: int, total: int) -> None:
-        seen[:] = [done, total]
-        context.progress("similar", done, total)
-        if done < total and context.urgent():
-            raise _StepAside
-
-    try:
-        backfill(project, engine, progress)
-    except _StepAside:
-        return SimilarResult(None, *seen)
-    if params.source == IMAGE:
-        found = index.like_image(params.ref_id, params.target, params.k)
-    else:
-        found = index.like_annotation(params.ref_id, params.target, params.k)
-    rows = []
-    for n in found:
-        if n.kind == ANNOTATION:
-            record = project.annotation(n.ref_id)
-            image_id, category = record.image_id, record.category
-        else:
-            image_id, category = n.ref_id, ""
-        name = project.image(image_id).file_name
-        rows.append(SimilarRow(n.kind, n.ref_id, image_id, name, category, n.score))
-    return SimilarResult(rows)
 
 
 class SimilarPanel(QWidget):
@@ -116,9 +36,9 @@ class SimilarPanel(QWidget):
 
     results_shown = Signal(int)  # number of rows (tests, status)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, session: Session, worker: EngineWorker, undo_stack: QUndoStack) -> None:
         super().__init__()
-        self.w = window
+        self.session, self.worker, self.undo_stack = session, worker, undo_stack
         self.rows: list[SimilarRow] = []
         self._req = -1
         self._params: SimilarParams | None = None
@@ -161,31 +81,31 @@ class SimilarPanel(QWidget):
     # ------------------------------------------------------------------ asking
     def find(self, target: str | None = None) -> None:
         """Ask the worker for neighbours of the selected annotation, else of the current image."""
-        w = self.w
-        if w.project is None or w.image_id is None:
+        s = self.session
+        if s.project is None or s.image_id is None:
             self.status.setText("Open a folder first")
             return
-        if not w.engine_ready:
+        if not s.engine_ready:
             self.status.setText("The models are not loaded: similarity needs CLIP")
             return
         if target is not None:
             self.target.setCurrentIndex(self.target.findData(target))
-        selected = w.controller.selected
-        source, ref = (ANNOTATION, selected) if selected is not None else (IMAGE, w.image_id)
+        selected = s.selected
+        source, ref = (ANNOTATION, selected) if selected is not None else (IMAGE, s.image_id)
         self._params = SimilarParams(
-            str(w.project.path), source, int(ref), self.target.currentData(), self.count.value()
+            str(s.project.path), source, int(ref), self.target.currentData(), self.count.value()
         )
-        record = w.controller.records.get(selected) if source == ANNOTATION else None
+        record = s.records.get(selected) if source == ANNOTATION else None
         self._set_label_choices(record.category if record is not None else "")
         self._send()
         what = f"annotation {ref}" if source == ANNOTATION else "this image"
         self.status.setText(f"Looking for what resembles {what}…")
 
     def _send(self) -> None:
-        w = self.w
-        self._req = w.controller.next_id()
-        image_id = w.image_id if w.image_id is not None else -1
-        w.worker.discover(DiscoveryRequest(self._req, image_id, "", SIMILAR, self._params))
+        s = self.session
+        self._req = s.next_id()
+        image_id = s.image_id if s.image_id is not None else -1
+        self.worker.discover(DiscoveryRequest(self._req, image_id, "", SIMILAR, self._params))
 
     def on_result(self, kind: str, image_id: int, request_id: int, result: Any) -> None:
         if kind != SIMILAR or request_id != self._req:
@@ -228,7 +148,7 @@ class SimilarPanel(QWidget):
         return f"{row.score:.3f}   {row.file_name}"
 
     def _set_label_choices(self, current: str) -> None:
-        names = [c.name for c in self.w.project.categories()] if self.w.project else []
+        names = [c.name for c in self.session.project.categories()] if self.session.project else []
         self.label.clear()
         self.label.addItems(names)
         self.label.setCurrentText(current)
@@ -247,21 +167,20 @@ class SimilarPanel(QWidget):
         """Show the image of result `index` and, for an object, select it."""
         if not 0 <= index < len(self.rows):
             return
-        w, row = self.w, self.rows[index]
+        s, row = self.session, self.rows[index]
         self._jump_to = row.ref_id if row.kind == ANNOTATION else None
-        if row.image_id == w.image_id:
+        if row.image_id == s.image_id:
             self.image_shown(row.image_id)
             return
-        rows = w.images.model_.rows
-        position = next((i for i, r in enumerate(rows) if r.image_id == row.image_id), None)
+        position = s.row_of(row.image_id)
         if position is not None:
-            w.go_to(position)
+            s.request_row(position)
 
     def image_shown(self, image_id: int) -> None:
         """After an image and its annotations appear: select the object a jump was for."""
         ann_id, self._jump_to = self._jump_to, None
-        if ann_id is not None and ann_id in self.w.controller.records:
-            self.w.controller.select(ann_id)
+        if ann_id is not None and ann_id in self.session.records:
+            self.session.select(ann_id)
 
     # ------------------------------------------------------------------ propagating a label
     def checked(self) -> list[SimilarRow]:
@@ -278,28 +197,28 @@ class SimilarPanel(QWidget):
 
     def apply_label(self, label: str | None = None) -> int:
         """Give `label` (or the combo's) to every checked object, as one undo step; returns how many."""
-        w = self.w
+        s = self.session
         name = " ".join((label if label is not None else self.label.currentText()).split())
-        if w.project is None or not name:
+        if s.project is None or not name or not s.can_edit():
             return 0
         changes = []
         for row in self.checked():
             try:
-                record = w.project.annotation(row.ref_id)
+                record = s.project.annotation(row.ref_id)
             except KeyError:
                 continue  # deleted since the search
             if record.category != name:
                 changes.append(record)
         if not changes:
-            w.show_status(f"The checked objects are already “{name}”", 4000)
+            s.status(f"The checked objects are already “{name}”", 4000)
             return 0
-        w.undo_stack.beginMacro(f"label {len(changes)} similar object(s) {name}")
+        self.undo_stack.beginMacro(f"label {len(changes)} similar object(s) {name}")
         try:
             for record in changes:
-                w.undo_stack.push(
+                self.undo_stack.push(
                     RelabelCommand(
-                        w.project,
-                        w.refresh_image,
+                        s.project,
+                        s.annotations_changed,
                         record.image_id,
                         record.id,
                         record.category,
@@ -307,7 +226,7 @@ class SimilarPanel(QWidget):
                     )
                 )
         finally:
-            w.undo_stack.endMacro()
+            self.undo_stack.endMacro()
         self.rows = [
             SimilarRow(r.kind, r.ref_id, r.image_id, r.file_name, name, r.score)
             if any(c.id == r.ref_id for c in changes) and r.kind == ANNOTATION
@@ -318,6 +237,6 @@ class SimilarPanel(QWidget):
             self.list.blockSignals(True)
             self.list.item(i).setText(self._text(row))
             self.list.blockSignals(False)
-        w.categories_changed()
-        w.show_status(f"Labelled {len(changes)} object(s) “{name}” (Ctrl+Z undoes)", 5000)
+        s.categories_changed()
+        s.status(f"Labelled {len(changes)} object(s) “{name}” (Ctrl+Z undoes)", 5000)
         return len(changes)

@@ -70,12 +70,22 @@ class SuggestionPanel(QWidget):
         """The known name that `text` spells, ignoring case and surrounding spaces."""
         return self._lower.get(text.strip().lower())
 
-    def set_suggestions(self, labels: list[tuple[str, float]], title: str = "Suggestions") -> None:
+    def set_suggestions(
+        self,
+        labels: list[tuple[str, float]],
+        title: str = "Suggestions",
+        sources: list[str] | None = None,
+    ) -> None:
+        """Show up to five labels; `sources` says per label why it is suggested ('text',
+        'exemplars' — the project's own accepted objects — or 'both')."""
         self.labels = list(labels[:5])
         self.title.setText(title)
         self.list.clear()
         for i, (name, score) in enumerate(self.labels, start=1):
-            item = QListWidgetItem(f"{i}   {name}   {score:.0%}")
+            source = sources[i - 1] if sources is not None and i <= len(sources) else "text"
+            why = _WHY.get(source, "")
+            item = QListWidgetItem(f"{i}   {name}   {score:.0%}{why}")
+            item.setToolTip(_TIPS.get(source, ""))
             r, g, b = category_rgb(name)
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setForeground(Qt.GlobalColor.white)
@@ -129,3 +139,11 @@ def _dim(r: int, g: int, b: int):
     from PySide6.QtGui import QColor
 
     return QColor(int(r * 0.55), int(g * 0.55), int(b * 0.55))
+
+
+_WHY = {"exemplars": "   · your objects", "both": "   · text + your objects"}
+_TIPS = {
+    "text": "suggested by the name's text embedding",
+    "exemplars": "suggested because it looks like objects you accepted under this name",
+    "both": "the name's text and objects you accepted under it agree",
+}

@@ -9,83 +9,17 @@ project's categories, so "project labels only" suggests them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
+from annotator.app.jobs import SEED, TAGS, DiscoveryRequest, SeedParams, SeedResult
+from annotator.app.session import Session
 from annotator.gui.colors import category_rgb
 from annotator.gui.commands import AddCategoriesCommand
-from annotator.gui.worker import DiscoveryRequest, JobContext, discovery_job
-
-if TYPE_CHECKING:
-    from annotator.gui.main_window import MainWindow
-
-TAGS, SEED = "tags", "seed"
-
-
-@dataclass(frozen=True)
-class SeedParams:
-    images: tuple[str, ...]  # paths of the project's images
-    k: int = 5  # tags per image
-    n: int = 20  # labels to seed
-    min_score: float = 0.0
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    done: int
-    total: int
-    names: list[str] | None  # None while unfinished (the job yielded to a click)
-
-
-def _tags_of(context: JobContext, path: str, k: int, embedding: Any = None) -> list:
-    """Tags of one image, remembered per path for the seeding job."""
-    from annotator.discovery.tags import tag_image
-
-    memo = context.state.setdefault("tags", {})
-    found = memo.get((path, k))
-    if found is None:
-        if embedding is None:
-            embedding = context.engine.embed(Path(path))  # the disk cache, not the worker's memory
-        found = memo[(path, k)] = tag_image(context.engine, embedding, k)
-    return found
-
-
-@discovery_job(TAGS)
-def run_tags(context: JobContext, request: DiscoveryRequest) -> list:
-    """Worker thread: [(vocabulary name, probability)] for the whole image, best first."""
-    memo = context.state.get("tags", {})
-    if (request.path, request.params) in memo:
-        return memo[(request.path, request.params)]
-    embedding = context.embedding(request.image_id, request.path)
-    return _tags_of(context, request.path, request.params, embedding)
-
-
-@discovery_job(SEED)
-def run_seed(context: JobContext, request: DiscoveryRequest) -> SeedResult:
-    """Worker thread: tag every image, then pick the names tagged most often; yields to clicks."""
-    from annotator.discovery.tags import seed_labels
-
-    params: SeedParams = request.params
-    total = len(params.images)
-    memo = context.state.setdefault("tags", {})
-    done = sum((path, params.k) in memo for path in params.images)
-    for path in params.images:
-        if (path, params.k) in memo:
-            continue
-        if context.urgent():
-            return SeedResult(done, total, None)
-        try:
-            _tags_of(context, path, params.k)
-        except Exception:  # noqa: BLE001 - an unreadable image counts as untagged
-            memo[(path, params.k)] = []
-        done += 1
-        context.progress("tags", done, total)
-    lists = [memo[(path, params.k)] for path in params.images]
-    return SeedResult(total, total, seed_labels(lists, params.n, params.min_score))
+from annotator.gui.worker import EngineWorker
 
 
 class TagsBar(QWidget):
@@ -95,9 +29,11 @@ class TagsBar(QWidget):
     tags_shown = Signal(list)  # [(name, score)] now on the line
     seeded = Signal(list)  # names added to the project's categories
 
-    def __init__(self, window: MainWindow, k: int = 5) -> None:
+    def __init__(
+        self, session: Session, worker: EngineWorker, undo_stack: QUndoStack, k: int = 5
+    ) -> None:
         super().__init__()
-        self.w = window
+        self.session, self.worker, self.undo_stack = session, worker, undo_stack
         self.k = k
         self.seed_count = 20
         self.tags: list[tuple[str, float]] = []
@@ -123,16 +59,16 @@ class TagsBar(QWidget):
     # ------------------------------------------------------------------ the current image
     def request(self, _image_id: int = -1) -> None:
         """Ask the worker for the shown image's tags (after the image appears or the models load)."""
-        w = self.w
+        s = self.session
         self.set_tags([])
-        if w.image_id is None or not w.engine_ready:
+        if s.image_id is None or not s.engine_ready:
             return
-        self._req = w.controller.next_id()
-        w.worker.discover(DiscoveryRequest(self._req, w.image_id, w.image_path(), TAGS, self.k))
+        self._req = s.next_id()
+        self.worker.discover(DiscoveryRequest(self._req, s.image_id, s.image_path(), TAGS, self.k))
         self.title.setText("Tags: …")
 
     def on_result(self, kind: str, image_id: int, request_id: int, result: Any) -> None:
-        if kind == TAGS and request_id == self._req and image_id == self.w.image_id:
+        if kind == TAGS and request_id == self._req and image_id == self.session.image_id:
             self._req = -1
             self.set_tags(list(result))
         elif kind == SEED and request_id == self._seed_req:
@@ -172,39 +108,41 @@ class TagsBar(QWidget):
     # ------------------------------------------------------------------ seeding
     def seed(self, n: int | None = None) -> None:
         """Tag every image of the project (in the worker) and add the top `n` names as categories."""
-        w = self.w
-        rows = w.images.model_.rows
-        if w.project is None or not rows:
-            w.show_status("Open a folder first", 4000)
+        s = self.session
+        rows = s.rows
+        if s.project is None or not rows:
+            s.status("Open a folder first", 4000)
             return
-        if not w.engine_ready:
-            w.show_status("The models are not loaded: tags need CLIP", 5000)
+        if not s.engine_ready:
+            s.status("The models are not loaded: tags need CLIP", 5000)
             return
         self._seed_params = SeedParams(tuple(r.path for r in rows), self.k, n or self.seed_count)
         self.seed_button.setEnabled(False)
         self._send_seed()
 
     def _send_seed(self) -> None:
-        w = self.w
-        self._seed_req = w.controller.next_id()
-        image_id = w.image_id if w.image_id is not None else -1
-        w.worker.discover(DiscoveryRequest(self._seed_req, image_id, "", SEED, self._seed_params))
+        s = self.session
+        self._seed_req = s.next_id()
+        image_id = s.image_id if s.image_id is not None else -1
+        self.worker.discover(
+            DiscoveryRequest(self._seed_req, image_id, "", SEED, self._seed_params)
+        )
 
     def _seeded(self, result: SeedResult) -> None:
-        w = self.w
+        s = self.session
         if result.names is None:  # the job stepped aside for a click: carry on
-            w.show_status(f"Tagging images for labels… {result.done} / {result.total}", 0)
+            s.status(f"Tagging images for labels… {result.done} / {result.total}", 0)
             self._send_seed()
             return
         self._seed_req = -1
         self.seed_button.setEnabled(True)
-        if w.project is None:
+        if s.project is None:
             return
-        known = {c.name for c in w.project.categories()}
+        known = {c.name for c in s.project.categories()}
         added = [name for name in result.names if name not in known]
         if added:  # one undo step (Ctrl+Z removes them again while unused)
-            w.undo_stack.push(AddCategoriesCommand(w.project, w.categories_changed, added))
-        w.show_status(
+            self.undo_stack.push(AddCategoriesCommand(s.project, s.categories_changed, added))
+        s.status(
             f"Seeded {len(added)} new label(s) from tags: {', '.join(added) or 'none new'}", 8000
         )
         self.seeded.emit(added)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.app.longjob import paused_gc
 from annotator.vocab.vocabulary import Entry, Vocabulary
 
 _HEADERS = ("Name", "Synonyms")
@@ -65,6 +66,15 @@ class VocabularyModel(QAbstractTableModel):
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else 2
+
+    def search_texts(self) -> list[str]:
+        """Per row, its name and synonyms lower-cased (what the search box matches)."""
+        out = []
+        for name in self._names:
+            entry = self.vocabulary.get(name)
+            synonyms = ", ".join(entry.synonyms) if entry is not None else ""
+            out.append(f"{name}\n{synonyms}".casefold())
+        return out
 
     def entry(self, row: int) -> Entry | None:
         return self.vocabulary.get(self._names[row]) if 0 <= row < len(self._names) else None
@@ -109,6 +119,45 @@ class VocabularyModel(QAbstractTableModel):
         return True
 
 
+class SearchProxy(QSortFilterProxyModel):
+    """Rows whose name or synonyms contain the search text (case-insensitive).
+
+    The matching rows are found in one Python pass over precomputed lower-case texts and the
+    proxy only asks `row in matches`: Qt's own fixed-string filter calls `data()` for every cell
+    (44,000 Python calls, 0.2-0.5 s on the default vocabulary, felt while typing)."""
+
+    def __init__(self, model: VocabularyModel, parent=None) -> None:
+        super().__init__(parent)
+        self.setSourceModel(model)
+        self._model = model
+        self._texts: list[str] | None = None
+        self._matches: set[int] | None = None  # None: no search, every row
+        self._needle = ""
+        model.modelReset.connect(self._source_changed)
+
+    def _source_changed(self) -> None:
+        """The vocabulary was edited: rows moved, so the matches are found again."""
+        self._texts = None
+        if self._matches is not None:
+            self.beginFilterChange()
+            self._matches = self._find(self._needle)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_search(self, text: str) -> None:
+        self.beginFilterChange()
+        self._needle = text.casefold().strip()
+        self._matches = self._find(self._needle) if self._needle else None
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def _find(self, needle: str) -> set[int]:
+        if self._texts is None:
+            self._texts = self._model.search_texts()
+        return {i for i, text in enumerate(self._texts) if needle in text}
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 - Qt's name
+        return self._matches is None or row in self._matches
+
+
 class VocabularyEditor(QWidget):
     """Search box, entry table, edit buttons, import / export, restriction switch, progress bar."""
 
@@ -121,14 +170,11 @@ class VocabularyEditor(QWidget):
         super().__init__(parent)
         self.model = VocabularyModel(vocabulary, self)
         self.model.edit_requested.connect(self.edit_requested)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.proxy.setFilterKeyColumn(-1)  # name or synonyms
+        self.proxy = SearchProxy(self.model, self)
         self.search = QLineEdit()
         self.search.setPlaceholderText("search names and synonyms…")
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.search.textChanged.connect(self._filter)
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -175,6 +221,12 @@ class VocabularyEditor(QWidget):
 
     def refresh(self) -> None:
         self.model.refresh()
+
+    def _filter(self, text: str) -> None:
+        """Filter the ~22k rows as the user types; without a garbage collection in the middle (in a
+        process with torch loaded one full pass takes 0.1-0.7 s, which the user would feel)."""
+        with paused_gc():
+            self.proxy.set_search(text)
 
     def _update_count(self, *_args) -> None:
         self.count.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} entries")

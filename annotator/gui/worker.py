@@ -7,6 +7,7 @@ The GUI never waits for it. Requests are plain data put into a small mailbox und
 - encode: an ordered list (current image first, then the next ones); embeddings stay in memory within a
   budget, the engine's disk cache keeps the rest;
 - load / vocabulary: the newest wins.
+- discover: one slot per kind; the job functions live in `annotator.app.jobs` (plain functions).
 Results and errors come back by signal, tagged with image id and request id; the GUI drops stale ones.
 """
 
@@ -17,7 +18,7 @@ import os
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
+from annotator.app.jobs import DISCOVERY_JOBS, DiscoveryRequest, JobContext
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import ModelConfig
 
@@ -54,46 +56,7 @@ class RelabelRequest:
     image_id: int
     path: str
     mask: np.ndarray
-    tag: str  # what the labels are for: "annotation:<id>" or "proposal"
-
-
-@dataclass(frozen=True)
-class DiscoveryRequest:
-    """One search / tags / similar / compare job; `kind` names its function in `DISCOVERY_JOBS`."""
-
-    request_id: int
-    image_id: int
-    path: str
-    kind: str
-    params: Any = None  # plain data the job reads (a query, a mask, a ModelConfig...)
-
-
-@dataclass
-class JobContext:
-    """What a discovery job may use, in the worker thread only."""
-
-    engine: Any
-    embedding: Callable[[int, str], Any]  # (image id, path) -> ImageEmbedding, cached
-    other_engine: Callable[[ModelConfig], Any]  # an engine for another model choice (kept)
-    restrict: tuple[str, ...] | None
-    state: dict  # per-engine scratch space (e.g. a proposal cache); cleared on reload
-    superseded: Callable[[], bool]  # a newer request of the same kind is waiting
-    urgent: Callable[[], bool]  # a click (decode) or relabel is waiting: a long job should yield
-    progress: Callable[[str, int, int], None]  # stage, done, total (the status bar)
-
-
-DiscoveryJob = Callable[[JobContext, DiscoveryRequest], Any]
-DISCOVERY_JOBS: dict[str, DiscoveryJob] = {}
-
-
-def discovery_job(kind: str) -> Callable[[DiscoveryJob], DiscoveryJob]:
-    """Register the worker-side function of a discovery request kind (a registry, not branches)."""
-
-    def register(function: DiscoveryJob) -> DiscoveryJob:
-        DISCOVERY_JOBS[kind] = function
-        return function
-
-    return register
+    tag: str  # what the labels are for: "ann:<id>" (an annotation) or "proposal"
 
 
 @dataclass
@@ -117,7 +80,7 @@ def describe_error(error: BaseException) -> str:
 def embedding_nbytes(embedding: Any) -> int:
     """Memory an `ImageEmbedding` holds (SAM features plus the region head's arrays)."""
     total = int(embedding.sam.features.nbytes)
-    for value in embedding.clip.values():
+    for value in (embedding.clip or {}).values():
         total += int(getattr(value, "nbytes", 0))
     return total
 
@@ -152,6 +115,11 @@ class EngineWorker(QThread):
         self._config: ModelConfig | None = None
         self._others: dict[str, Any] = {}  # repr(ModelConfig) -> Engine (the compare view's B)
         self._job_state: dict = {}
+        self._index_build: Any = (
+            None  # the text index building in the background (engine.IndexBuild)
+        )
+        self._priority: tuple[str, ...] = ()  # names whose text rows are encoded first
+        self._exemplars: Any = None  # the project's accepted objects (vocab/exemplars.Exemplars)
 
     # ------------------------------------------------------------------ requests (GUI thread)
     def load(self, config: ModelConfig, cache_dir: str | None = None) -> None:
@@ -159,6 +127,27 @@ class EngineWorker(QThread):
         with self._cond:
             self._box.load = (config, cache_dir)
             self._cond.notify()
+
+    def labels_complete(self) -> bool:
+        """Whether the engine's text index covers the whole vocabulary (labels from every name) and
+        no build is running any more (its `vocabulary_ready` has been sent)."""
+        engine, build = self._engine, self._index_build
+        if engine is None or (build is not None and build.running):
+            return False
+        status = getattr(engine, "index_status", None)
+        return status is None or status[0] >= status[1]
+
+    def set_label_priority(self, names: list[str]) -> None:
+        """Names (the project's categories) whose labels the next text-index build makes first."""
+        self._priority = tuple(names)
+
+    def set_exemplars(self, exemplars: Any) -> None:
+        """The project's accepted objects as visual exemplars (thread-safe `Exemplars`; the window
+        keeps it in step with the store, the engine reads it for every suggestion)."""
+        self._exemplars = exemplars
+        engine = self._engine
+        if engine is not None and hasattr(engine, "exemplars"):
+            engine.exemplars = exemplars
 
     def set_vocabulary(self, vocabulary: Any) -> None:
         """Use an edited vocabulary (a snapshot the GUI will not touch again)."""
@@ -212,6 +201,7 @@ class EngineWorker(QThread):
 
     def stop(self) -> None:
         """Ask the loop to end after the current job, then wait for it."""
+        self._cancel_index_build()
         with self._cond:
             self._stop = True
             self._cond.notify()
@@ -248,6 +238,10 @@ class EngineWorker(QThread):
         if box.decode is not None:
             job, box.decode = ("decode", box.decode), None
             return job
+        current = box.order[0] if box.order else None
+        if current is not None and current[0] not in self._cache:
+            if current[0] not in self._failed_encode:  # the shown image's segmenter half first:
+                return "encode", current  # a click then waits for nothing else
         if box.relabels:
             tag = next(iter(box.relabels))
             return "relabel", box.relabels.pop(tag)
@@ -290,10 +284,47 @@ class EngineWorker(QThread):
         self._others.clear()
         self._job_state = {}
         self._cache_dir, self._config = cache_dir, config
-        self.engine_loading.emit(Path(config.sam_checkpoint).name or "models")
+        self.engine_loading.emit(config.segmenter_name())
+        self._cancel_index_build()
         factory = self.engine_factory or _build_engine
         self._engine = factory(config, cache_dir, self.progress.emit)
+        if hasattr(self._engine, "exemplars"):
+            self._engine.exemplars = self._exemplars
         self.engine_ready.emit(self._engine_info(config))
+        self._start_index_build()
+
+    # Masks before labels: the engine comes without its text index; the index builds on its own
+    # thread in priority order (the project's categories, then COCO, LVIS, the rest) while clicks
+    # already give masks, and labels come from the part built so far (`progress("labels", ...)`).
+    def _start_index_build(self, vocabulary: Any = None) -> None:
+        engine = self._engine
+        start = getattr(engine, "start_index_build", None)
+        if start is None:
+            return
+        ready, total = engine.index_status
+        if vocabulary is None and ready >= total:
+            return  # already complete (cached texts): engine_ready said how many entries it has
+
+        def report(_stage: str, _done: int, _total: int) -> None:
+            ready, total = engine.index_status
+            self.progress.emit("labels", ready, total)
+
+        def done(error: BaseException | None) -> None:
+            ready, total = engine.index_status
+            if error is not None:
+                self.failed.emit("vocabulary", -1, -1, f"the label index stopped: {error}")
+            elif ready >= total:
+                self.progress.emit("labels", ready, total)
+                self._job_state.pop("tags", None)  # tags name vocabulary entries: recompute them
+                self.vocabulary_ready.emit(total)
+
+        self._index_build = start(self._priority, report, vocabulary, done)
+
+    def _cancel_index_build(self) -> None:
+        build, self._index_build = self._index_build, None
+        if build is not None:
+            build.cancel()
+            build.wait(60)  # at most one chunk of texts
 
     def _engine_info(self, config: ModelConfig) -> dict:
         engine = self._engine
@@ -301,36 +332,45 @@ class EngineWorker(QThread):
         clip_name = config.clip_model or Path(config.clip_config).stem or "default CLIP"
         return {
             "device": str(getattr(engine, "device", "?")),
-            "sam": Path(config.sam_checkpoint).name,
+            "sam": config.segmenter_name(),  # the key keeps its historical name
             "clip": clip_name,
             "vocabulary": len(vocabulary) if vocabulary is not None else 0,
             "region_model_id": str(getattr(engine, "region_model_id", "")),
         }
 
     def _do_vocabulary(self, vocabulary: Any) -> None:
-        total = len(vocabulary)
-        self.progress.emit("vocabulary", 0, total)
-        self._engine.set_vocabulary(
-            vocabulary, progress=lambda done, n: self.progress.emit("vocabulary", done, n)
-        )
-        self.progress.emit("vocabulary", total, total)
-        self._job_state.pop("tags", None)  # tags name vocabulary entries: recompute them
-        self.vocabulary_ready.emit(total)
+        """An edited vocabulary: only its new texts are encoded, in the background like the first
+        build (the running build stops after its chunk; what it encoded is cached)."""
+        self._cancel_index_build()
+        if getattr(self._engine, "start_index_build", None) is None:  # a test double
+            self._engine.set_vocabulary(vocabulary)
+            self.vocabulary_ready.emit(len(vocabulary))
+            return
+        self._start_index_build(vocabulary)
 
-    def _embedding(self, image_id: int, path: str) -> Any:
-        """From memory, else from the engine (its disk cache, else the encoder)."""
+    def _embedding(self, image_id: int, path: str, clip: bool = True) -> Any:
+        """From memory, else from the engine (its disk cache, else the encoder). `clip=False`: the
+        segmenter half is enough (a mask); an embedding held with only that half is completed when
+        the CLIP half is asked for."""
         embedding = self._cache.get(image_id)
-        if embedding is None:
-            embedding = self._engine.embed(Path(path))
-            self._remember(image_id, embedding)
-        else:
+        if embedding is not None and (not clip or getattr(embedding, "complete", True)):
             self._cache.move_to_end(image_id)
+            return embedding
+        if embedding is None and not clip:
+            embedding = self._engine.embed(Path(path), clip=False)
+        elif embedding is None:
+            embedding = self._engine.embed(Path(path))
+        else:
+            embedding = self._engine.embed(Path(path), known=embedding)
+        self._remember(image_id, embedding)
         return embedding
 
     def _remember(self, image_id: int, embedding: Any) -> None:
-        first = image_id not in self._done
+        complete = getattr(embedding, "complete", True)
+        first = complete and image_id not in self._done
         self._cache[image_id] = embedding
-        self._done.add(image_id)
+        if complete:  # a segmenter-only embedding is completed by the next encode job
+            self._done.add(image_id)
         with self._cond:
             order = [i for i, _ in self._box.order]
         rank = {i: r for r, i in enumerate(order)}
@@ -347,22 +387,51 @@ class EngineWorker(QThread):
             self.encode_progress.emit(len(self._done), len(order))
 
     def _do_encode(self, payload: tuple[int, str]) -> None:
+        """The segmenter half first; when a click is waiting by then, it goes first (its mask
+        needs nothing more) and this job comes back for the CLIP half."""
         image_id, path = payload
+        if image_id not in self._cache:
+            self._embedding(image_id, path, clip=False)
+            with self._cond:
+                if self._box.decode is not None:
+                    return
         self._embedding(image_id, path)
 
     def _do_decode(self, request: DecodeRequest) -> None:
+        """The mask as soon as the segmenter half exists; where the CLIP half did not exist yet,
+        the same request's proposal is sent again with its labels once it does (masks before
+        labels: the window shows the mask first, then fills in the names)."""
+        embedding = self._embedding(request.image_id, request.path, clip=False)
+        if self._superseded():
+            return  # a newer prompt state arrived while the image was being encoded
+        proposal = self._propose(embedding, request)
+        self.proposal_ready.emit(request.image_id, request.request_id, proposal)
+        if not getattr(proposal, "labels_pending", False):
+            return
         embedding = self._embedding(request.image_id, request.path)
-        with self._cond:
-            restrict = self._box.restrict
-            if self._box.decode is not None:
-                return  # a newer prompt state arrived while the image was being encoded
+        if self._superseded():
+            return  # the newer prompt's own proposal brings its labels
+        labelled = self._restricted(self._engine.label(embedding, proposal))
+        self.proposal_ready.emit(request.image_id, request.request_id, labelled)
+
+    def _propose(self, embedding: Any, request: DecodeRequest) -> Any:
         if request.select is not None and request.proposal is not None:
             proposal = self._engine.select(embedding, request.proposal, request.select)
         else:
             proposal = self._engine.segment(embedding, request.points, request.box)
+        return self._restricted(proposal)
+
+    def _restricted(self, proposal: Any) -> Any:
+        """Labels only from the names the user restricted suggestions to, if any."""
+        with self._cond:
+            restrict = self._box.restrict
         if restrict is not None and proposal.region is not None:
             proposal = replace(proposal, labels=self._engine.topk(proposal.region, 5, restrict))
-        self.proposal_ready.emit(request.image_id, request.request_id, proposal)
+        return proposal
+
+    def _superseded(self) -> bool:
+        with self._cond:
+            return self._box.decode is not None
 
     def _do_relabel(self, request: RelabelRequest) -> None:
         embedding = self._embedding(request.image_id, request.path)
@@ -401,7 +470,7 @@ class EngineWorker(QThread):
         key = repr(config)
         engine = self._others.get(key)
         if engine is None and self._config is not None and hasattr(self._engine, "with_head"):
-            if replace(self._config, region_head=config.region_head) == config:
+            if self._config.to_spec().differs_only_in_head(config.to_spec()):
                 from annotator.models.region import default_head_name
 
                 head = config.region_head or default_head_name(self._engine.clip)
@@ -425,24 +494,11 @@ def _lower_priority() -> None:
 
 
 def _build_engine(config: ModelConfig, cache_dir: str | None, progress) -> Any:
-    """Import the engine (and with it torch) only here, inside the worker thread."""
-    from annotator.engine import Engine
+    """The settings' `ModelSpec` -> `annotator.engine.build_engine`, imported (and with it torch)
+    only here, inside the worker thread."""
+    from annotator.engine import build_engine
 
-    def opt(value: str) -> Path | None:
-        return Path(value) if value else None
-
-    return Engine.from_paths(
-        sam_checkpoint=opt(config.sam_checkpoint),
-        clip_model=config.clip_model or None,
-        clip_pretrained=config.clip_pretrained or None,
-        region_head=config.region_head or None,
-        clip_weights=opt(config.clip_weights),
-        clip_config=opt(config.clip_config),
-        vocabulary=config.vocabulary or None,
-        device=config.device or "auto",
-        cache_dir=opt(cache_dir or ""),
-        progress=progress,
-    )
+    return build_engine(config.to_spec(cache_dir), progress=progress, build_index=False)
 
 
 class ImageLoader(QObject):

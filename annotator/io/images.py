@@ -10,7 +10,15 @@ Decisions (so that masks line up with the picture on screen):
   their maximum is at most 1, else clipped to 0..255. CMYK is converted by Pillow (no ICC colour
   management). Multi-frame files (GIF, TIFF) give their first frame.
 - A size guard: more than `MAX_PIXELS` pixels is refused from the header alone, before decoding.
-- Files are decoded by content, never by extension.
+- Files are decoded by content, never by extension, and only by the raster decoders in
+  `RASTER_FORMATS` (plus AVIF/HEIF when a plugin provides them): Pillow would otherwise hand a
+  PostScript file named `x.jpg` to its EPS plugin, which runs Ghostscript on it (a PostScript program
+  can write files or loop forever). EPS/PS/PDF are named and refused; Ghostscript is also switched off
+  process-wide, in case any other code calls `Image.open` without a format list.
+- Only regular files are opened, with O_NONBLOCK so that a named pipe or a device cannot block the
+  open itself; pipes, devices and sockets are refused, naming what they are.
+- File names in messages are printable and one line (`show_path`): undecodable bytes and control
+  characters (a newline in a file name would split the error line) are escaped.
 """
 
 from __future__ import annotations
@@ -20,16 +28,26 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import EpsImagePlugin, Image, ImageOps, UnidentifiedImageError
 
 from annotator.errors import ImageLoadError
+from annotator.io.files import NotARegularFile, open_regular, show_path
 
 MAX_PIXELS = 150_000_000
 """Largest image accepted (width * height): 150 MP is 450 MB as RGB. Kept below Pillow's own
 decompression-bomb limit (2 * `Image.MAX_IMAGE_PIXELS`, about 179 MP), which still applies above it."""
+
+RASTER_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
+"""Pillow format names the application decodes: plain raster decoders that never run other programs."""
+
+OPTIONAL_FORMATS = ("AVIF", "HEIF")
+"""Decoded too when a plugin registered them (Pillow's AVIF build, pillow-heif's opener)."""
+
+# Never run Ghostscript, whoever calls Image.open: `has_ghostscript()` is False from now on.
+EpsImagePlugin.gs_binary = False
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -45,6 +63,9 @@ IMAGE_EXTENSIONS = frozenset(
         ".gif",
         ".ppm",
         ".pgm",
+        ".avif",  # decoded when a plugin registered AVIF (Pillow's own build does); else named
+        ".heic",
+        ".heif",
     }
 )
 
@@ -62,28 +83,69 @@ class ImageSize(NamedTuple):
     height: int
 
 
-def show_path(path: str | os.PathLike) -> str:
-    """A printable form of a path: bytes that are not UTF-8 (Linux file names) become \\xNN escapes."""
-    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+def decodable_formats() -> tuple[str, ...]:
+    """`RASTER_FORMATS` plus the optional ones a plugin has registered in this process."""
+    Image.init()
+    return RASTER_FORMATS + tuple(f for f in OPTIONAL_FORMATS if f in Image.OPEN)
 
 
-def _open(path: Path, max_pixels: int | None) -> Image.Image:
-    """Open lazily (header only) and apply the checks that need no decoding."""
+def _sniff(head: bytes) -> str | None:
+    """Names the document formats that are refused on purpose, for a clearer message."""
+    if head.startswith((b"%!", b"\xc5\xd0\xd3\xc6")):
+        return "a PostScript/EPS file"
+    if head.lstrip().startswith(b"%PDF"):
+        return "a PDF file"
+    if head.lstrip()[:5].lower() in (b"<?xml", b"<svg "):
+        return "an XML/SVG file"
+    return None
+
+
+class _Opened(NamedTuple):
+    image: Image.Image
+    handle: BinaryIO
+
+
+def _open(path: Path, max_pixels: int | None) -> _Opened:
+    """Open lazily (header only) and apply the checks that need no decoding; the caller closes both."""
     name = show_path(path)
     try:
-        size = path.stat().st_size
+        handle = open_regular(path)
     except FileNotFoundError:
         raise ImageLoadError(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise ImageLoadError(f"{name}: is a folder, not an image") from None
+    except NotARegularFile as error:
+        if str(error).startswith("a folder"):
+            raise ImageLoadError(f"{name}: is a folder, not an image") from None
+        raise ImageLoadError(f"{name}: {error}; only image files are read") from None
     except OSError as error:
-        raise ImageLoadError(f"{name}: cannot read the file ({error.strerror})") from error
-    if path.is_dir():
-        raise ImageLoadError(f"{name}: is a folder, not an image")
-    if size == 0:
-        raise ImageLoadError(f"{name}: the file is empty (0 bytes)")
+        raise ImageLoadError(f"{name}: cannot read the file ({error.strerror or error})") from error
+    except ValueError:  # "embedded null byte"
+        raise ImageLoadError(f"{name}: the file name contains a NUL byte") from None
     try:
-        image = Image.open(path)
+        image = _open_handle(handle, name, max_pixels)
+    except BaseException:
+        handle.close()
+        raise
+    return _Opened(image, handle)
+
+
+def _open_handle(handle: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
+    if os.fstat(handle.fileno()).st_size == 0:
+        raise ImageLoadError(f"{name}: the file is empty (0 bytes)")
+    formats = decodable_formats()
+    try:
+        image = Image.open(handle, formats=formats)
     except UnidentifiedImageError:
-        raise ImageLoadError(f"{name}: not an image, or a format Pillow cannot read") from None
+        handle.seek(0)
+        kind = _sniff(handle.read(64))
+        if kind is not None:
+            raise ImageLoadError(
+                f"{name}: {kind}; only raster images ({', '.join(formats)}) are read"
+            ) from None
+        raise ImageLoadError(
+            f"{name}: not an image, or not one of the formats read ({', '.join(formats)})"
+        ) from None
     except Image.DecompressionBombError as error:
         raise ImageLoadError(f"{name}: image too large to load safely ({error})") from error
     except OSError as error:
@@ -131,19 +193,22 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
-    """RGB uint8 (H, W, 3) C-contiguous array of the upright image at `path`.
+def load_image(
+    path: str | os.PathLike, max_pixels: int | None = None, orient: bool = True
+) -> np.ndarray:
+    """RGB uint8 (H, W, 3) C-contiguous array of the upright image at `path` (with `orient=False`:
+    the stored pixels, EXIF orientation not applied — what COCO-style datasets annotate).
 
     Raises ImageLoadError (naming the file) for a missing, empty, truncated, corrupt, non-image or too
     large file. `max_pixels` overrides `MAX_PIXELS` for this call.
     """
     path = Path(path)
     name = show_path(path)
-    image = _open(path, max_pixels)
+    image, handle = _open(path, max_pixels)
     try:
-        with image:
+        with handle, image:
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            upright = ImageOps.exif_transpose(image) if orient else image
     except MemoryError as error:
         raise ImageLoadError(f"{name}: not enough memory to decode the image") from error
     except Image.DecompressionBombError as error:
@@ -171,9 +236,8 @@ def image_size(path: str | os.PathLike, max_pixels: int | None = None) -> ImageS
     For PNG only an eXIf chunk before the pixel data is read (where the PNG specification puts it);
     other formats keep EXIF in the header. Same errors as `load_image` for unreadable headers.
     """
-    path = Path(path)
-    image = _open(Path(path), max_pixels)
-    with image:
+    image, handle = _open(Path(path), max_pixels)
+    with handle, image:
         width, height = image.size
         try:
             if image.format == "PNG" and "exif" not in image.info:

@@ -21,6 +21,9 @@ from pycocotools import mask as mask_utils
 
 XYWH = tuple[float, float, float, float]
 
+_MAX_DIGITS = 13
+"""Characters of one number in a compressed RLE string: 13 * 5 bits hold any run up to 2**63."""
+
 
 def _check_mask(mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
@@ -70,6 +73,8 @@ def decode_counts(counts: str | bytes) -> list[int]:
             more = bool(c & 0x20)
             i += 1
             k += 1
+            if k > _MAX_DIGITS:  # no run of a real mask needs more (and big ints get slow)
+                raise ValueError(f"RLE counts has a number longer than {_MAX_DIGITS} characters")
             if not more and c & 0x10:
                 x |= -1 << (5 * k)
         if len(runs) > 2:
@@ -229,3 +234,33 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
 def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
     """bool (H, W) mask of the union of COCO polygons, rasterised by pycocotools."""
     return _decode(polygons_to_rle(polygons, height, width))
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """IoU of two bool masks of one shape, counting only pixels where `valid` (all when None).
+    1.0 when the union is empty: two empty masks agree. The one IoU of the project (evaluation,
+    compare, tests)."""
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} and {b.shape}")
+    union_px = np.logical_or(a, b)
+    inter_px = np.logical_and(a, b)
+    if valid is not None:
+        union_px &= valid
+        inter_px &= valid
+    union = int(np.count_nonzero(union_px))
+    return 1.0 if union == 0 else int(np.count_nonzero(inter_px)) / union
+
+
+def mask_iou_matrix(
+    a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndarray] | np.ndarray
+) -> np.ndarray:
+    """(len(a), len(b)) IoU of bool masks of one shape, as one matrix product (NMS of proposals).
+    0 where both are empty: an empty proposal duplicates nothing."""
+    fa = np.asarray([np.asarray(m, dtype=bool).reshape(-1) for m in a], dtype=np.float32)
+    fb = np.asarray([np.asarray(m, dtype=bool).reshape(-1) for m in b], dtype=np.float32)
+    if fa.size == 0 or fb.size == 0:
+        return np.zeros((len(fa), len(fb)), dtype=np.float64)
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float64)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from annotator.errors import AnnotatorError
 from annotator.models.clip import ClipModel
+from annotator.vectors import unit_vector
 
 
 class RegionHead(Protocol):
@@ -87,12 +88,6 @@ def _check_mask(prepared: dict[str, np.ndarray], mask: np.ndarray) -> None:
     size = tuple(int(v) for v in prepared["image_size"])
     if mask.shape != size or mask.dtype != np.bool_:
         raise ValueError(f"expected a bool mask of shape {size}, got {mask.dtype} {mask.shape}")
-
-
-def unit_vector(vector: np.ndarray) -> np.ndarray:
-    """(D,) float32 scaled to length 1 (a zero vector stays zero)."""
-    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 # -------------------------------------------------------------------------------- pooling head

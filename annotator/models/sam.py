@@ -32,9 +32,11 @@ from segment_anything.modeling import (
 )
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from annotator.device import resolve_device
 from annotator.errors import CheckpointError, PromptError
+from annotator.hashing import sha256_file
 from annotator.models import sam_decoder
-from annotator.models.weights import sha256_file
+from annotator.models.segmenter import Masks, logits_array
 
 # Not stored in checkpoints (non-persistent buffers / constructor constants): upstream values.
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -45,6 +47,10 @@ ENCODER_NORM_EPS = 1e-6
 DECODER_NUM_HEADS = 8
 # Head width assumed when an encoder has no relative-position tables to read it from.
 DEFAULT_HEAD_DIM = 64
+# Bounds on what a state dict may declare, checked before anything is allocated: every published
+# SAM has a 64x64 grid at 1024 px; a stride-0 tensor can declare any shape in a few bytes.
+MAX_GRID = 256
+MAX_IMAGE_SIZE = 4096
 
 _REQUIRED_KEYS = (
     "image_encoder.patch_embed.proj.weight",
@@ -72,17 +78,10 @@ class SamEmbedding:
     original_size: tuple[int, int]
     input_size: tuple[int, int]
 
-
-@dataclass(frozen=True)
-class Masks:
-    """SAM's answer to one prompt set, before upscaling.
-
-    low_res_logits: (N, 256, 256) float32 (N=3 with multimask, else 1); 4*h x 4*w in general.
-    scores: (N,) float32 predicted IoU.
-    """
-
-    low_res_logits: np.ndarray
-    scores: np.ndarray
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in memory (the GUI's prefetch budget counts this)."""
+        return int(self.features.nbytes)
 
 
 @dataclass(frozen=True)
@@ -193,6 +192,11 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> SamArch:
         grid = (max(rel_rows) + 1) // 2  # the global blocks span the whole grid
     else:
         raise ValueError("neither pos_embed nor relative positions: cannot tell the image size")
+    if not 1 <= grid <= MAX_GRID or grid * patch_size > MAX_IMAGE_SIZE:
+        raise ValueError(
+            f"declares a {grid}x{grid} position grid of {patch_size}-px patches (at most "
+            f"{MAX_GRID} and {MAX_IMAGE_SIZE} px): refused"
+        )
     img_size = grid * patch_size
 
     if use_rel_pos:
@@ -354,14 +358,35 @@ def _hash_state_dict(sd: Mapping[str, torch.Tensor]) -> str:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return device if isinstance(device, torch.device) else torch.device(resolve_device(device))
+
+
+def _check_bounds(sd: Mapping[str, torch.Tensor], arch: SamArch, where: str, file_size: int | None):
+    """Refuse sizes no real SAM has, and tensors that hold fewer bytes than they declare."""
+    if arch.grid > MAX_GRID or arch.img_size > MAX_IMAGE_SIZE or arch.grid < 1:
+        raise CheckpointError(
+            f"SAM checkpoint {where}: declares a {arch.grid}x{arch.grid} grid at "
+            f"{arch.img_size} px (at most {MAX_GRID} and {MAX_IMAGE_SIZE}): refused"
+        )
+    declared = 0
+    for key, t in sd.items():
+        declared += t.numel() * t.element_size()
+        if t.numel() and any(st == 0 and n > 1 for st, n in zip(t.stride(), t.shape, strict=True)):
+            raise CheckpointError(
+                f"SAM checkpoint {where}: {key} is a broadcast (stride-0) tensor of shape "
+                f"{list(t.shape)}, not stored weights: refused"
+            )
+    if file_size is not None and declared > file_size:
+        raise CheckpointError(
+            f"SAM checkpoint {where}: declares {declared} bytes of tensors in a {file_size}-byte "
+            "file: refused"
+        )
 
 
 class SamModel:
     """Owns a `segment_anything.modeling.Sam` and the per-image pre/post-processing."""
 
+    family = "sam"
     identity: str  # stable id of architecture + weights (e.g. "sam-vit_b-<sha256[:16]>")
 
     def __init__(self, sam: Sam, arch: SamArch, identity: str) -> None:
@@ -392,7 +417,9 @@ class SamModel:
         """Load any segment-anything checkpoint file; `CheckpointError` if it is not one."""
         path = Path(path)
         sd = _read_checkpoint(path)
-        return cls._from_state_dict(sd, device, lambda arch: sha256_file(path), str(path))
+        return cls._from_state_dict(
+            sd, device, lambda arch: sha256_file(path), str(path), file_size=path.stat().st_size
+        )
 
     @classmethod
     def from_state_dict(
@@ -415,6 +442,7 @@ class SamModel:
         digest: Callable[[SamArch], str] | None,
         where: str,
         identity: str | None = None,
+        file_size: int | None = None,
     ) -> SamModel:
         if not all(isinstance(v, torch.Tensor) for v in sd.values()):
             raise CheckpointError(f"SAM checkpoint {where}: values are not all tensors")
@@ -430,6 +458,7 @@ class SamModel:
             ) from None
         except (ValueError, IndexError, ZeroDivisionError) as exc:
             raise CheckpointError(f"SAM checkpoint {where}: inconsistent shapes: {exc}") from exc
+        _check_bounds(sd, arch, where, file_size)
 
         sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
         sam = build_sam_from_arch(arch, "meta")  # no random init: the weights come next
@@ -447,6 +476,19 @@ class SamModel:
             assert digest is not None
             identity = f"sam-{arch.name}-{digest(arch)[:16]}"
         return cls(sam, arch, identity)
+
+    def to_arrays(self, embedding: SamEmbedding) -> dict[str, np.ndarray]:
+        """The cache's view of an embedding."""
+        return {
+            "features": embedding.features,
+            "original_size": np.asarray(embedding.original_size, dtype=np.int64),
+            "input_size": np.asarray(embedding.input_size, dtype=np.int64),
+        }
+
+    def from_arrays(self, arrays: dict[str, np.ndarray]) -> SamEmbedding:
+        h, w = (int(v) for v in arrays["original_size"])
+        ih, iw = (int(v) for v in arrays["input_size"])
+        return SamEmbedding(arrays["features"], original_size=(h, w), input_size=(ih, iw))
 
     def encode(self, image: np.ndarray) -> SamEmbedding:
         """RGB uint8 (H, W, 3) -> embedding, exactly as `SamPredictor.set_image` computes it."""
@@ -564,15 +606,10 @@ class SamModel:
         float32 ULP, enough to flip a pixel whose logit is ~0), and predict upsamples them together.
         """
         side = self.low_res_size
-        logits = np.asarray(low_res_logits, dtype=np.float32)
-        single = logits.ndim == 2
-        if logits.shape[-2:] != (side, side) or logits.ndim not in (2, 3):
-            raise ValueError(
-                f"expected ({side}, {side}) or (N, {side}, {side}) logits, got {logits.shape}"
-            )
+        logits, single = logits_array(low_res_logits, side)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(np.ascontiguousarray(logits)).reshape(1, -1, side, side)
+            t = torch.from_numpy(logits).reshape(1, -1, side, side)
         with torch.inference_mode():
             masks = self.model.postprocess_masks(
                 t.to(self.device), embedding.input_size, embedding.original_size

@@ -23,11 +23,15 @@ from tqdm import tqdm
 
 from annotator.cache import default_cache_dir
 from annotator.errors import WeightsError
+from annotator.hashing import sha256_file
 
 CHUNK = 1 << 20
 USER_AGENT = "annotator/0.1 (+weights download)"
 SAM_FLAG = "--sam-checkpoint PATH"
 CLIP_FLAG = "--clip-weights PATH"
+CHECKPOINT_FLAG = "--checkpoint PATH"
+# Families whose weights are a transformers folder (config.json + model.safetensors).
+FOLDER_KINDS = ("sam2", "edgetam", "sam_hq")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes or 0 when unknown)
 
@@ -37,17 +41,24 @@ class KnownWeights:
     """One downloadable checkpoint. `size`/`sha256` are None where no published value exists."""
 
     name: str
-    kind: str  # "sam" | "clip"
-    url: str
-    filename: str  # file name in the cache directory
+    kind: str  # "sam" | "clip" | a segmenter family of FOLDER_KINDS
+    url: str  # the file's URL; for a folder, the URL prefix of its `files`
+    filename: str  # file (or folder) name in the cache directory
     size: int | None
     sha256: str | None
     description: str
+    files: tuple[str, ...] = ()  # a transformers folder: its files, fetched one by one
 
     @property
     def flag(self) -> str:
         """The command-line flag that takes a local copy of this file instead."""
+        if self.kind in FOLDER_KINDS:
+            return CHECKPOINT_FLAG
         return SAM_FLAG if self.kind == "sam" else CLIP_FLAG
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.files)
 
 
 _SAM_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -101,7 +112,87 @@ KNOWN: dict[str, KnownWeights] = {
         ),
     )
 }
+_HF_FILES = ("config.json", "model.safetensors")
+
+
+def _hf(name: str, kind: str, repo: str, description: str) -> KnownWeights:
+    """A transformers-format model repository on the Hugging Face hub. No size or sha256 is
+    published outside the hub's API (not reachable offline): each file is checked for
+    completeness against its Content-Length, and `--checkpoint` takes a local copy."""
+    return KnownWeights(
+        name=name,
+        kind=kind,
+        url=f"https://huggingface.co/{repo}/resolve/main/",
+        filename=name,
+        size=None,
+        sha256=None,
+        description=description,
+        files=_HF_FILES,
+    )
+
+
+for _w in (
+    _hf("sam2.1_hiera_tiny", "sam2", "facebook/sam2.1-hiera-tiny", "SAM 2.1 Hiera-T (CPU default)"),
+    _hf("sam2.1_hiera_small", "sam2", "facebook/sam2.1-hiera-small", "SAM 2.1 Hiera-S"),
+    _hf(
+        "sam2.1_hiera_base_plus",
+        "sam2",
+        "facebook/sam2.1-hiera-base-plus",
+        "SAM 2.1 Hiera-B+ (CUDA default)",
+    ),
+    _hf("sam2.1_hiera_large", "sam2", "facebook/sam2.1-hiera-large", "SAM 2.1 Hiera-L"),
+    _hf("edgetam", "edgetam", "yonigozlan/EdgeTAM-hf", "EdgeTAM (RepViT-M1 trunk; fastest)"),
+    _hf("sam_hq_vit_b", "sam_hq", "syscv-community/sam-hq-vit-base", "HQ-SAM ViT-B"),
+    _hf("sam_hq_vit_l", "sam_hq", "syscv-community/sam-hq-vit-large", "HQ-SAM ViT-L"),
+    _hf("sam_hq_vit_h", "sam_hq", "syscv-community/sam-hq-vit-huge", "HQ-SAM ViT-H"),
+):
+    KNOWN[_w.name] = _w
+
 DEFAULT_SAM = "sam_vit_b"
+# Per-device segmenter defaults (docs/adr/0006-segmenter-defaults.md); a user's choice wins.
+DEFAULT_SEGMENTER = {
+    "cpu": "sam2.1_hiera_tiny",
+    "mps": "sam2.1_hiera_tiny",
+    "cuda": "sam2.1_hiera_base_plus",
+}
+DEFAULT_BY_FAMILY = {
+    "sam": "sam_vit_b",
+    "sam2": "sam2.1_hiera_tiny",
+    "edgetam": "edgetam",
+    "sam_hq": "sam_hq_vit_b",
+}
+
+
+def default_segmenter(device: str, family: str | None = None) -> str:
+    """Registry name of the default segmenter weights for a device (and a family, if chosen).
+
+    A chosen family gets its CPU-friendly size on a CPU; SAM 2.1 on CUDA gets base+.
+    """
+    kind = str(device).split(":")[0]
+    if family is None or (family == "sam2" and kind == "cuda"):
+        return DEFAULT_SEGMENTER.get(kind, DEFAULT_SEGMENTER["cpu"])
+    return DEFAULT_BY_FAMILY[family]
+
+
+def is_cached(name: str) -> bool:
+    """Whether `name` is in the weights cache in full (not verified: `resolve` does that)."""
+    w = known(name)
+    path = cache_dir() / w.filename
+    if w.is_folder:
+        return all((path / f).is_file() for f in w.files)
+    return path.is_file()
+
+
+def default_choice(device: str) -> str:
+    """The segmenter weights used when the user chose none: the device's default (ADR 6), except
+    that someone who has only the previous default (SAM 1 ViT-B) downloaded keeps using it rather
+    than being sent to download another model."""
+    name = default_segmenter(device)
+    if not is_cached(name) and is_cached("sam_vit_b"):
+        return "sam_vit_b"
+    return name
+
+
 DEFAULT_CLIP = "clip_convnext_base_w_laion2b_s13b_b82k_augreg"
 
 
@@ -115,8 +206,8 @@ def cache_dir() -> Path:
 
 
 def list_known() -> list[KnownWeights]:
-    """Every registered checkpoint, SAM first."""
-    return sorted(KNOWN.values(), key=lambda w: (w.kind != "sam", w.name))
+    """Every registered checkpoint: segmenters first (SAM 1, then the others), CLIP last."""
+    return sorted(KNOWN.values(), key=lambda w: (w.kind == "clip", w.kind != "sam", w.name))
 
 
 def known(name: str) -> KnownWeights:
@@ -130,15 +221,6 @@ def known(name: str) -> KnownWeights:
 def cached_path(name: str) -> Path:
     """Where `name` is (or would be) stored in the cache."""
     return cache_dir() / known(name).filename
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (constant memory for multi-GB checkpoints)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _stamp_path(path: Path) -> Path:
@@ -202,6 +284,14 @@ def resolve(name: str) -> Path:
     """The cached, verified file for `name`; `WeightsError` saying how to get it otherwise."""
     w = known(name)
     path = cache_dir() / w.filename
+    if w.is_folder:
+        missing = [f for f in w.files if not (path / f).is_file()]
+        if missing:
+            raise WeightsError(
+                f"{name} is not downloaded ({path} lacks {', '.join(missing)}); run "
+                f"`annotator weights download {name}` or pass a local folder with {w.flag}"
+            )
+        return path
     if not path.is_file():
         raise WeightsError(
             f"{name} is not downloaded ({path}); run `annotator weights download {name}` "
@@ -226,8 +316,26 @@ def download_known(
     progress_cb: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
-    """Download a registered checkpoint into the cache (a no-op when it is already there)."""
-    return download(name, progress=progress, progress_cb=progress_cb, cancel=cancel)
+    """Download a registered checkpoint into the cache (a no-op when it is already there).
+
+    A transformers folder is fetched file by file into `<cache>/<name>/`, each resumable.
+    """
+    w = known(name)
+    if not w.is_folder:
+        return download(name, progress=progress, progress_cb=progress_cb, cancel=cancel)
+    folder = cache_dir() / w.filename
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename in w.files:
+        if (folder / filename).is_file():
+            continue  # complete: only a finished download is renamed into place
+        download(
+            w.url + filename,
+            dest=folder,
+            progress=progress,
+            progress_cb=progress_cb,
+            cancel=cancel,
+        )
+    return folder
 
 
 def _content_range_start(value: str | None) -> int | None:

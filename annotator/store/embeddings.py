@@ -8,12 +8,10 @@ changes, so whatever is stored is current; what is missing is listed by `missing
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from annotator.errors import ProjectError
 from annotator.store.project import Project
 
 KINDS = ("image", "annotation")
@@ -50,18 +48,11 @@ class EmbeddingTable:
         with self.project.transaction():
             # REPLACE deletes a conflicting row and inserts a new one: the insert trigger bumps
             # the version, so a replacement is seen as a change too
-            try:
-                self.project._con.executemany(
-                    "INSERT OR REPLACE INTO embeddings (kind, ref_id, model_id, vector)"
-                    " VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-            except sqlite3.IntegrityError:
-                raise
-            except sqlite3.Error as error:
-                raise ProjectError(
-                    f"{self.project.path}: cannot write embeddings ({error})"
-                ) from error
+            self.project._write_many(
+                "INSERT OR REPLACE INTO embeddings (kind, ref_id, model_id, vector)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
         return len(rows)
 
     def get(self, kind: str, ref_id: int, model_id: str) -> np.ndarray | None:

@@ -18,6 +18,7 @@ name that is not valid UTF-8 is stored byte for byte (surrogate escapes), so suc
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -42,10 +43,28 @@ from annotator.io.masks import (
     rle_to_mask,
     runs_to_rle,
 )
-from annotator.store import schema
+from annotator.store import files, schema
+from annotator.store.backend import current_user, is_url, url_project_class
+from annotator.store.files import DB_NAME, PROJECT_DIR
 
-PROJECT_DIR = ".annotator"
-DB_NAME = "project.db"
+
+def _make_project_dir(folder: Path) -> None:
+    """Make `<images>/.annotator/` when missing (several processes may do so at once: mkdir first
+    and look afterwards, so a folder another process just made is never taken for a file)."""
+    name = _show(folder)
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileExistsError:  # something that is not a folder has the name
+        if not folder.is_dir():
+            raise ProjectError(f"{name}: is a file, not the project folder; move it away") from None
+    except FileNotFoundError:
+        raise ProjectError(f"{_show(folder.parent)}: no such folder") from None
+    except OSError as error:
+        if folder.is_dir():
+            return  # e.g. a read-only parent holding an existing project folder
+        raise ProjectError(
+            f"{name}: cannot create the project folder ({error.strerror})"
+        ) from error
 
 
 class _Keep:
@@ -92,6 +111,8 @@ class Annotation:
     prompts_json: str | None  # JSON text of the prompts that made the mask
     created: str
     updated: str
+    created_by: str = ""  # $ANNOTATOR_USER or the login name of whoever accepted it
+    updated_by: str = ""  # ... and of whoever changed it last
 
     @property
     def rle(self) -> dict:
@@ -134,6 +155,21 @@ def _prompts_json(prompts: Any) -> str | None:
         raise ValueError(f"prompts cannot be stored as JSON: {error}") from error
 
 
+def _wanted_id(value: Any) -> int | None:
+    """A caller's wished-for id if it is an int in 1..ID_LIMIT, else None (the store assigns one):
+    ids read from files must not be able to exhaust the id space (ADR 0005)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return None
+    value = int(value)
+    return value if 1 <= value <= schema.ID_LIMIT else None
+
+
+def _is_sha256(value: Any) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
 def normalise_file_name(file_name: str | os.PathLike) -> str:
     """A relative, '/'-separated file name; absolute paths and '..' are refused (ValueError)."""
     text = os.fsdecode(file_name).replace("\\", "/") if os.sep == "\\" else os.fsdecode(file_name)
@@ -147,7 +183,7 @@ def normalise_file_name(file_name: str | os.PathLike) -> str:
 
 _ANNOTATION_COLUMNS = (
     "a.id, a.image_id, a.category_id, c.name, a.rle, a.height, a.width, a.bbox_x, a.bbox_y, a.bbox_w,"
-    " a.bbox_h, a.area, a.score, a.prompts, a.created, a.updated"
+    " a.bbox_h, a.area, a.score, a.prompts, a.created, a.updated, a.created_by, a.updated_by"
 )
 
 
@@ -166,6 +202,8 @@ def _annotation(row: tuple) -> Annotation:
         prompts_json=row[13],
         created=row[14],
         updated=row[15],
+        created_by=row[16],
+        updated_by=row[17],
     )
 
 
@@ -178,29 +216,47 @@ class Project:
     None. Use as a context manager or call `close()`.
     """
 
+    def __new__(
+        cls, db_path: str | os.PathLike | None = None, *args: Any, **kwargs: Any
+    ) -> Project:
+        """`Project("postgresql://…?project=NAME")` is a PostgreSQL project (store/postgres.py)."""
+        if cls is Project and is_url(db_path):
+            return super().__new__(url_project_class())
+        return super().__new__(cls)
+
     def __init__(self, db_path: str | os.PathLike, timeout: float = 10.0) -> None:
         self.path = Path(db_path)
+        self.user = current_user()
+        self._claimed: set[int] = set()
+        self._left: dict[int, tuple[str, str] | None] = {}  # what our last write of an id left
         self._lock = threading.RLock()
         self._depth = 0
         name = _show(self.path)
         parent = self.path.parent
-        if parent.name == PROJECT_DIR and not parent.exists() and parent.parent.is_dir():
-            try:  # <folder>/.annotator/project.db named directly: make the project's own folder
-                parent.mkdir()
-            except OSError as error:
-                raise ProjectError(
-                    f"{name}: cannot create {PROJECT_DIR}/ ({error.strerror})"
-                ) from error
-        if not parent.is_dir():
+        if parent.name == PROJECT_DIR:
+            _make_project_dir(parent)
+        try:
+            parent_is_dir = parent.is_dir()
+            is_dir = self.path.is_dir()
+            exists = self.path.exists()
+        except OSError as error:
+            raise ProjectError(
+                f"{name}: cannot read the project file ({error.strerror})"
+            ) from error
+        if not parent_is_dir:
             raise ProjectError(f"{name}: the folder for the project file does not exist")
-        if self.path.is_dir():
+        if is_dir:
             raise ProjectError(f"{name}: is a folder, not a project file")
+        if parent.name == PROJECT_DIR:
+            files.clean_temp_files(parent)  # left by a killed creator
+        if not exists:
+            self._create(timeout)
         try:
             self._con = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as error:
-            raise ProjectError(f"{name}: cannot open the project file ({error})") from error
+            raise ProjectError(self._explain(error, "cannot open")) from error
         self._con.text_factory = lambda data: data.decode("utf-8", errors="surrogateescape")
         try:
             self._setup()
@@ -213,43 +269,80 @@ class Project:
             stored = self.get_meta("folder")
             self.folder = Path(stored) if stored else None
 
+    def _create(self, timeout: float) -> None:
+        """Publish a fully initialised database at `self.path` unless another process did first."""
+
+        def initialise(con: sqlite3.Connection) -> None:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("BEGIN IMMEDIATE")
+            schema.migrate(con)
+            con.execute("COMMIT")
+
+        try:
+            files.create_database(self.path, initialise)
+        except sqlite3.Error as error:
+            raise ProjectError(self._explain(error, "cannot create")) from error
+        except OSError as error:
+            raise ProjectError(self._os_error(error, "cannot create the project")) from error
+
     @classmethod
     def open_folder(cls, folder: str | os.PathLike, timeout: float = 10.0) -> Project:
         """The project of an image folder, at `<folder>/.annotator/project.db` (created if missing)."""
         root = Path(folder)
         if not root.is_dir():
             raise ProjectError(f"{_show(root)}: not a folder")
-        try:
-            (root / PROJECT_DIR).mkdir(exist_ok=True)
-        except OSError as error:
-            raise ProjectError(
-                f"{_show(root)}: cannot create {PROJECT_DIR}/ ({error.strerror})"
-            ) from error
         return cls(root / PROJECT_DIR / DB_NAME, timeout=timeout)
 
     # ----------------------------------------------------------------- connection and transactions
     def _setup(self) -> None:
-        name = _show(self.path)
         con = self._con
         try:
             con.execute("PRAGMA foreign_keys = ON")
-            version = schema.user_version(con)  # the first read: fails on a non-SQLite file
-            tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            version, tables = self._version_and_tables()  # first read: fails on a non-SQLite file
+            mode = "wal"
+            if version == 0 or con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             con.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as error:
             raise ProjectError(self._explain(error, "cannot open")) from error
+        self._check_version(version, tables)
+        self.journal_mode = str(mode)
+        if version < schema.SCHEMA_VERSION:
+            with self.transaction():
+                try:  # under the write lock: another process may have migrated meanwhile
+                    version, tables = self._version_and_tables()
+                    self._check_version(version, tables)
+                    if version < schema.SCHEMA_VERSION:
+                        schema.migrate(con)
+                except sqlite3.DatabaseError as error:
+                    raise ProjectError(self._explain(error, "cannot upgrade")) from error
+
+    def _version_and_tables(self) -> tuple[int, int]:
+        """The schema version and the number of schema objects, read in ONE statement (so one
+        consistent snapshot: never the version from before another process's commit and the
+        tables from after it)."""
+        row = self._con.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version),"
+            " (SELECT count(*) FROM sqlite_master)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def _check_version(self, version: int, tables: int) -> None:
+        name = _show(self.path)
         if version > schema.SCHEMA_VERSION:
             raise ProjectError(
                 f"{name}: made by a newer annotator (schema {version}, this one knows {schema.SCHEMA_VERSION})"
             )
         if version == 0 and tables:
             raise ProjectError(f"{name}: an SQLite file that is not an annotator project")
-        self.journal_mode = str(mode)
-        if version < schema.SCHEMA_VERSION:
-            with self.transaction():
-                if schema.user_version(con) < schema.SCHEMA_VERSION:  # another process may have won
-                    schema.migrate(con)
+
+    def _os_error(self, error: OSError, doing: str) -> str:
+        name = _show(self.path)
+        if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return f"{name}: {doing}: the disk is full ({error.strerror})"
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{name}: {doing}: the project folder is read-only ({error.strerror})"
+        return f"{name}: {doing} ({error.strerror or error})"
 
     def _explain(self, error: sqlite3.Error, doing: str) -> str:
         name = _show(self.path)
@@ -260,11 +353,28 @@ class Project:
             return f"{name}: the project file is corrupt ({text})"
         if "locked" in text or "busy" in text:
             return f"{name}: the project is locked by another program (another annotator window?)"
-        if "readonly" in text:
-            return f"{name}: the project file is read-only"
+        if "readonly" in text or "read-only" in text:
+            return f"{name}: the project file is read-only; nothing was saved"
         if "disk is full" in text or "full" in text:
-            return f"{name}: the disk is full"
+            if self._ids_exhausted():
+                return f"{name}: the project's ids are used up (an id near 2**63 was stored)"
+            return (
+                f"{name}: the disk is full (or the file size limit is reached); nothing was saved"
+            )
+        if "disk I/O error" in text:
+            return f"{name}: the disk refused the write ({text}; full, too large or failing); nothing was saved"
+        if "unable to open" in text:
+            if not os.access(self.path.parent, os.W_OK):
+                return f"{name}: the project folder is read-only; cannot open the project to write"
+            return f"{name}: {doing} the project ({text})"
         return f"{name}: {doing} the project ({text})"
+
+    def _ids_exhausted(self) -> bool:
+        try:
+            row = self._con.execute("SELECT max(seq) FROM sqlite_sequence").fetchone()
+        except (sqlite3.Error, AttributeError):
+            return False
+        return bool(row and row[0] is not None and row[0] >= 2**63 - 1)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -330,6 +440,15 @@ class Project:
             except sqlite3.Error as error:
                 raise ProjectError(self._explain(error, "cannot read")) from error
 
+    def _write_many(self, sql: str, rows: list[tuple]) -> None:
+        """`_write` for many rows of one statement (a backfill batch)."""
+        try:
+            self._con.executemany(sql, rows)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as error:
+            raise ProjectError(self._explain(error, "cannot write")) from error
+
     def close(self) -> None:
         """Close the connection (the last one to close checkpoints the WAL into the file)."""
         with self._lock:
@@ -375,15 +494,24 @@ class Project:
         sha256: str | None = None,
         image_id: int | None = None,
     ) -> int:
-        """Id of the image `file_name`, added if new (idempotent by name).
+        """Id of the image `file_name`, added if new (idempotent by name, checked by content).
 
-        `image_id` asks for that id when adding (ignored when taken). An existing image whose size
-        differs raises ProjectError: its masks would no longer line up.
+        `sha256` is the hex sha256 of the image file's bytes (`files.file_sha256`). When given and
+        the project knows `file_name` with other content, the project's own file decides: if it now
+        has this content (edited in place), the stored hash is updated; otherwise the caller holds a
+        different picture with the same name and a ProjectError is raised, so no mask lands on the
+        wrong image (ADR 0005). A stored image without a hash (made before schema 3, or by a caller
+        that gave none) gets one here: the lazy part of the migration.
+
+        `image_id` asks for that id when adding (ignored when taken or outside 1..ID_LIMIT). An
+        existing image whose size differs raises ProjectError: its masks would no longer line up.
         """
         name = normalise_file_name(file_name)
         width, height = int(width), int(height)
         if width <= 0 or height <= 0:
             raise ValueError(f"image {_show(name)!r} has no pixels ({width}x{height})")
+        if sha256 is not None and not _is_sha256(sha256):
+            raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
         with self.transaction():
             found = self.image_by_name(name)
             if found is not None:
@@ -393,18 +521,79 @@ class Project:
                         f"{found.width}x{found.height}"
                     )
                 if sha256 and found.sha256 != sha256:
+                    self._check_same_content(found, sha256)
                     self._write("UPDATE images SET sha256 = ? WHERE id = ?", (sha256, found.id))
                 return found.id
+            image_id = _wanted_id(image_id)
             if image_id is not None and self._read(
                 "SELECT 1 FROM images WHERE id = ?", (image_id,)
             ):
                 image_id = None
             cursor = self._write(
-                "INSERT INTO images (id, file_name, width, height, sha256, added)"
-                " VALUES (?, CAST(? AS TEXT), ?, ?, ?, ?)",
-                (image_id, _name_bytes(name), width, height, sha256, _now()),
+                "INSERT INTO images (id, file_name, width, height, sha256, added, added_by)"
+                " VALUES (?, CAST(? AS TEXT), ?, ?, ?, ?, ?)",
+                (image_id, _name_bytes(name), width, height, sha256, _now(), self.user),
             )
             return int(cursor.lastrowid)
+
+    def _check_same_content(self, found: ImageRecord, sha256: str) -> None:
+        """Raise unless an image of hash `sha256` may be `found` (whose stored hash differs or is
+        unknown): the project's own file at that name is the judge when it can be read."""
+        own = None if self.folder is None else self.folder / found.file_name
+        try:
+            disk = files.file_sha256(own) if own is not None and own.is_file() else None
+        except OSError:
+            disk = None
+        if disk == sha256:
+            return  # the caller's image is the project's file (now, or first time hashed)
+        if disk is None and found.sha256 is None:
+            return  # nothing to compare with (file moved away, no stored hash): as before
+        raise ProjectError(
+            f"{_show(found.file_name)}: the project already has a different image under this name "
+            "(same name and size, other content); nothing was saved. Copy the image into the "
+            "project folder under another name"
+        )
+
+    def add_image_file(self, path: str | os.PathLike, width: int, height: int) -> int:
+        """Id of the image file `path` (anywhere), added if new: the save path of `segment --save`.
+
+        Inside the project folder the image is named by its relative path; outside it, an image
+        with the same content already in the project is that image, else it is added under its
+        base name (a different picture under that name is refused, see `add_image`).
+        """
+        source = Path(path)
+        try:
+            sha256 = files.file_sha256(source)
+        except OSError as error:
+            raise ProjectError(
+                f"{_show(source)}: cannot read the image to save its mask ({error.strerror})"
+            ) from error
+        name = None
+        if self.folder is not None:
+            try:
+                name = str(source.resolve().relative_to(self.folder.resolve()))
+            except (ValueError, OSError):
+                name = None
+        with self.transaction():
+            if name is None:
+                same = [
+                    image
+                    for image in self.images_by_sha256(sha256)
+                    if (image.width, image.height) == (int(width), int(height))
+                ]
+                if same:
+                    return same[0].id
+                name = source.name
+            return self.add_image(name, width, height, sha256=sha256)
+
+    def images_by_sha256(self, sha256: str) -> list[ImageRecord]:
+        """Images whose file had this content when last saved, in id order."""
+        rows = self._read(
+            "SELECT id, file_name, width, height, sha256, added FROM images WHERE sha256 = ?"
+            " ORDER BY id",
+            (sha256,),
+        )
+        return [ImageRecord(*row) for row in rows]
 
     def images(self) -> list[ImageRecord]:
         """All images, in the order they were added."""
@@ -459,6 +648,7 @@ class Project:
             rows = self._read("SELECT id FROM categories WHERE name = ?", (name,))
             if rows:
                 return int(rows[0][0])
+            category_id = _wanted_id(category_id)
             if category_id is not None and self._read(
                 "SELECT 1 FROM categories WHERE id = ?", (category_id,)
             ):
@@ -548,6 +738,7 @@ class Project:
         """
         with self.transaction():
             image = self.image(image_id)
+            self._check_claim(image)
             counts, bbox, area = self._mask_rle(image, mask)
             return self._insert(
                 image.id,
@@ -568,16 +759,20 @@ class Project:
         score: float | None = None,
         prompts: Any = None,
         annotation_id: int | None = None,
+        authorship: dict | None = None,
     ) -> int:
         """Like `add_annotation` from a COCO RLE (compressed or not, validated) without decoding it.
 
-        `annotation_id` is used if free (importers keep ids stable this way).
+        `annotation_id` is used if free (importers keep ids stable this way); `authorship` keeps
+        the file's created / created_by / updated / updated_by where given.
         """
         runs = rle_runs(rle)
         with self.transaction():
             image = self.image(image_id)
+            self._check_claim(image)
             canonical = runs_to_rle(runs, int(rle["size"][0]), int(rle["size"][1]))
             counts, bbox, area = self._checked_rle(image, canonical)
+            annotation_id = _wanted_id(annotation_id)
             if annotation_id is not None and self._read(
                 "SELECT 1 FROM annotations WHERE id = ?", (annotation_id,)
             ):
@@ -592,6 +787,7 @@ class Project:
                 score,
                 prompts,
                 annotation_id,
+                authorship,
             )
 
     def _insert(
@@ -605,11 +801,15 @@ class Project:
         score: float | None,
         prompts: Any,
         annotation_id: int | None = None,
+        authorship: dict | None = None,
     ) -> int:
         now = _now()
+        who = {"created": now, "updated": now, "created_by": self.user, "updated_by": self.user}
+        who.update(authorship or {})
         cursor = self._write(
             "INSERT INTO annotations (id, image_id, category_id, rle, height, width, bbox_x, bbox_y, bbox_w,"
-            " bbox_h, area, score, prompts, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " bbox_h, area, score, prompts, created, updated, created_by, updated_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 annotation_id,
                 image_id,
@@ -621,10 +821,13 @@ class Project:
                 area,
                 None if score is None else float(score),
                 _prompts_json(prompts),
-                now,
-                now,
+                who["created"],
+                who["updated"],
+                who["created_by"],
+                who["updated_by"],
             ),
         )
+        self._left[int(cursor.lastrowid)] = (who["updated"], who["updated_by"])
         return int(cursor.lastrowid)
 
     def update_annotation(
@@ -642,6 +845,7 @@ class Project:
         with self.transaction():
             old = self.annotation(annotation_id)
             image = self.image(old.image_id)
+            self._check_claim(image)
             counts, bbox, area = (
                 (old.counts, old.bbox, old.area) if mask is None else self._mask_rle(image, mask)
             )
@@ -650,16 +854,30 @@ class Project:
             new_prompts = old.prompts_json if prompts is KEEP else _prompts_json(prompts)
             self._write(
                 "UPDATE annotations SET category_id = ?, rle = ?, bbox_x = ?, bbox_y = ?, bbox_w = ?, bbox_h = ?,"
-                " area = ?, score = ?, prompts = ?, updated = ? WHERE id = ?",
-                (category_id, counts, *bbox, area, new_score, new_prompts, _now(), annotation_id),
+                " area = ?, score = ?, prompts = ?, updated = ?, updated_by = ? WHERE id = ?",
+                (
+                    category_id,
+                    counts,
+                    *bbox,
+                    area,
+                    new_score,
+                    new_prompts,
+                    _now(),
+                    self.user,
+                    annotation_id,
+                ),
             )
-            return self.annotation(annotation_id)
+            new = self.annotation(annotation_id)
+            self._left[new.id] = (new.updated, new.updated_by)
+            return new
 
     def delete_annotation(self, annotation_id: int) -> Annotation:
         """Delete an annotation; returns the deleted record (give it to `restore_annotation` to undo)."""
         with self.transaction():
             old = self.annotation(annotation_id)
+            self._check_claim(self.image(old.image_id))
             self._write("DELETE FROM annotations WHERE id = ?", (annotation_id,))
+            self._left[old.id] = None
             return old
 
     def restore_annotation(self, record: Annotation) -> int:
@@ -668,8 +886,11 @@ class Project:
         Overwrites the annotation with that id if it exists. The category is found by id, or by name
         if that id is gone (recreated when missing).
         """
+        if _wanted_id(record.id) is None:
+            raise ValueError(f"annotation id {record.id!r} is outside 1..{schema.ID_LIMIT}")
         with self.transaction():
             image = self.image(record.image_id)
+            self._check_claim(image)
             if (record.height, record.width) != (image.height, image.width):
                 raise ValueError(f"annotation {record.id} does not fit image {image.id}")
             if self._read("SELECT 1 FROM categories WHERE id = ?", (record.category_id,)):
@@ -678,8 +899,8 @@ class Project:
                 category_id = self.category_id(record.category, create=True)
             self._write(
                 "INSERT OR REPLACE INTO annotations (id, image_id, category_id, rle, height, width, bbox_x,"
-                " bbox_y, bbox_w, bbox_h, area, score, prompts, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " bbox_y, bbox_w, bbox_h, area, score, prompts, created, updated, created_by,"
+                " updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.image_id,
@@ -693,8 +914,11 @@ class Project:
                     record.prompts_json,
                     record.created,
                     record.updated,
+                    record.created_by,
+                    record.updated_by,
                 ),
             )
+            self._left[record.id] = (record.updated, record.updated_by)
             return record.id
 
     def annotations(self, image_id: int | None = None) -> list[Annotation]:
@@ -724,3 +948,81 @@ class Project:
             " GROUP BY i.id ORDER BY i.id"
         )
         return {int(image_id): int(n) for image_id, n in rows}
+
+    # ------------------------------------------------------------- team: claims, changes, undo
+    def claim(self, image_id: int) -> None:
+        """Take an image for editing (a window opening it): until `release`, `close` or the end of
+        this process nobody else can change its annotations. ProjectError naming the holder when
+        someone else has it. An SQLite file has one user, so there a claim always succeeds."""
+        self.image(image_id)
+        self._claimed.add(int(image_id))
+
+    def release(self, image_id: int) -> None:
+        """Give a claimed image back (the window moved on)."""
+        self._claimed.discard(int(image_id))
+
+    def claims(self) -> dict[int, str]:
+        """Images that others have claimed: {image id: holder (user@host:pid)}."""
+        return {}
+
+    def _check_claim(self, image: ImageRecord) -> None:
+        """Raise ProjectError when someone else has `image` claimed (inside the write)."""
+
+    def changes_since(self, token: int | None = None) -> Changes:
+        """What changed after `token` (None: nothing yet, just the current token), for a window
+        that shows other people's accepted work without a restart: poll with the token it gives."""
+        with self.snapshot():
+            last = int(self._read("SELECT coalesce(max(id), 0) FROM changes")[0][0])
+            if token is None or token >= last:
+                return Changes(last, [], [], frozenset())
+            rows = self._read(
+                "SELECT annotation_id, image_id FROM changes WHERE id > ? ORDER BY id", (token,)
+            )
+            ids = sorted({int(r[0]) for r in rows})
+            current: dict[int, Annotation] = {}
+            sql = f"SELECT {_ANNOTATION_COLUMNS} FROM annotations a JOIN categories c ON c.id = a.category_id"
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for row in self._read(f"{sql} WHERE a.id IN ({marks}) ORDER BY a.id", tuple(chunk)):
+                    current[row[0]] = _annotation(row)
+        deleted = [i for i in ids if i not in current]
+        images = frozenset(int(r[1]) for r in rows)
+        return Changes(last, list(current.values()), deleted, images)
+
+    def check_undo(self, annotation_id: int) -> None:
+        """Refuse (ProjectError) to undo an edit of `annotation_id` unless the annotation is still
+        as this connection's last write left it, so undo never undoes someone else's change."""
+        try:
+            now = self.annotation(annotation_id)
+        except KeyError:
+            now = None
+        if annotation_id not in self._left:
+            raise ProjectError(f"annotation {annotation_id} was not changed here; nothing to undo")
+        left = self._left[annotation_id]
+        if left is None:
+            if now is not None:
+                raise ProjectError(
+                    f"annotation {annotation_id} was put back by {now.updated_by or 'someone else'}"
+                    f" at {now.updated}; undo refused"
+                )
+            return
+        if now is None:
+            raise ProjectError(
+                f"annotation {annotation_id} was deleted by someone else; nothing to undo"
+            )
+        if (now.updated, now.updated_by) != left:
+            raise ProjectError(
+                f"annotation {annotation_id} was changed by {now.updated_by or 'someone else'} at"
+                f" {now.updated}; undo would undo their change, refused"
+            )
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The answer of `Project.changes_since`: pass `token` to the next call."""
+
+    token: int
+    upserted: list[Annotation]  # added or changed annotations, as they are now
+    deleted: list[int]  # ids of annotations that are gone
+    images: frozenset[int]  # images whose annotations changed

@@ -17,7 +17,6 @@ import itertools
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import zipfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.atomic import atomic_write_with
 from annotator.vocab.vocabulary import Entry, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -107,14 +107,7 @@ class _VectorCache:
         texts = np.array(list(self.index), dtype=str)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, texts=texts, vectors=self.vectors)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write_with(self.path, lambda f: np.savez(f, texts=texts, vectors=self.vectors))
         except OSError as error:
             log.warning("cannot write the text cache %s (%s)", self.path, error)
             return
@@ -149,6 +142,8 @@ class TextIndex:
         self._order: np.ndarray | None = None  # entry-ordered text rows, None when identity
         self._starts = np.zeros(0, dtype=np.intp)  # first position of each entry in _order
         self._buffer = np.zeros(0, dtype=np.float32)
+        self.ready = 0  # entries scored now (a prefix in priority order while building)
+        self.total = len(vocabulary)
 
     @classmethod
     def from_matrix(
@@ -166,34 +161,75 @@ class TextIndex:
             index._order = None
             index._starts = np.arange(len(names), dtype=np.intp)
             index._buffer = np.empty(len(names), dtype=np.float32)
+            index.ready = index.total = len(names)
         return index
 
     # ---- building ------------------------------------------------------------------------------
-    def build(self, progress: Callable[[int, int], None] | None = None) -> None:
-        """Encode what the disk cache lacks (only changed entries after an edit)."""
-        entries = list(self.vocabulary)
+    def build(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        priority: Sequence[str] = (),
+    ) -> None:
+        """Encode what the disk cache lacks (only changed entries after an edit).
+
+        Entries are encoded in priority order — those named in `priority` (e.g. the project's own
+        categories) first, then the vocabulary's order (the default vocabulary lists COCO, then LVIS,
+        then ImageNet-21k) — and the index is republished as it grows (after the priority entries,
+        then each time the encoded part doubles), so `topk` answers from the part built so far
+        while the rest is encoded (`ready` / `total` say how far it is). A first start therefore
+        labels with COCO names after a few hundred texts, not after all ~40,000.
+        """
+        entries, n_first = _prioritised(list(self.vocabulary), priority)
         texts = list(dict.fromkeys(t for entry in entries for t in entry.texts))
         missing = [t for t in texts if t not in self._cache]
+        self.total = len(entries)
+        if not missing:
+            self._assemble(entries, texts)
+            return
+        if len(missing) < len(texts):  # the cached part answers at once
+            ready = _ready_prefix(entries, self._cache)
+            if ready:
+                self._publish(entries[:ready])
+        missing_set = set(missing)
+        first = {t for entry in entries[:n_first] for t in entry.texts if t in missing_set}
+        marks = _publication_marks(len(first), len(missing))
         try:
-            self._encode_missing(missing, progress)
+            self._encode_missing(missing, progress, marks, entries)
         finally:
             self._cache.save()  # also after a cancel (an exception from `progress`)
         self._assemble(entries, texts)
 
-    def update(self, vocabulary: Vocabulary, progress=None) -> None:
+    def update(self, vocabulary: Vocabulary, progress=None, priority: Sequence[str] = ()) -> None:
         """Switch to an edited vocabulary: only texts not seen before are encoded."""
         self.vocabulary = vocabulary
-        self.build(progress)
+        self.build(progress, priority)
 
-    def _encode_missing(self, missing: list[str], progress) -> None:
+    @property
+    def complete(self) -> bool:
+        """Every entry of the vocabulary is scored (False while a build is under way)."""
+        return self.ready >= self.total
+
+    def _encode_missing(self, missing: list[str], progress, marks=(), entries=()) -> None:
         total = len(missing)
+        marks = sorted(set(marks))
         if progress is not None:
             progress(0, total)
         for start in range(0, total, ENCODE_CHUNK):
             chunk = missing[start : start + ENCODE_CHUNK]
             self._cache.add(chunk, self.embed_texts(chunk))
+            done = min(start + ENCODE_CHUNK, total)
+            if marks and done >= marks[0] and done < total:
+                while marks and done >= marks[0]:
+                    marks.pop(0)
+                ready = _ready_prefix(entries, self._cache)
+                if ready > self.ready:
+                    self._publish(entries[:ready])
             if progress is not None:
-                progress(min(start + ENCODE_CHUNK, total), total)
+                progress(done, total)
+
+    def _publish(self, entries) -> None:
+        """Make the fully encoded entries (a prefix in priority order) the scored ones."""
+        self._assemble(entries, list(dict.fromkeys(t for entry in entries for t in entry.texts)))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, D) float32: per text, the re-normalised mean of its template embeddings."""
@@ -222,6 +258,7 @@ class TextIndex:
             self._order = None if identity else np.asarray(order, dtype=np.intp)
             self._starts = starts
             self._buffer = np.empty(len(texts), dtype=np.float32)
+            self.ready = len(entries)
 
     # ---- scoring -------------------------------------------------------------------------------
     @property
@@ -235,9 +272,14 @@ class TextIndex:
         return len(self.matrix)
 
     def scores(self, region: np.ndarray) -> np.ndarray:
-        """(num_entries,) cosine similarity per entry (max over its synonyms)."""
+        """(num_entries,) cosine similarity per entry (max over its synonyms), in `names` order."""
         with self._lock:
             return self._scores(region).copy()
+
+    def named_scores(self, region: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(names, scores) read together: consistent even while a build republishes the index."""
+        with self._lock:
+            return list(self._names), self._scores(region).copy()
 
     def _scores(self, region: np.ndarray) -> np.ndarray:
         if not self._names:
@@ -299,6 +341,42 @@ def matvec(matrix: np.ndarray, v: np.ndarray, out: np.ndarray | None = None) -> 
     work()
     helper.result()  # at most the one chunk the helper is inside (or nothing, if it never ran)
     return out
+
+
+def _prioritised(entries: list[Entry], priority: Sequence[str]) -> tuple[list[Entry], int]:
+    """Entries named (by name or synonym, case-insensitively) in `priority` first, in that order,
+    then the rest in vocabulary order; and how many came first."""
+    if not priority:
+        return entries, 0
+    wanted = {name.casefold(): rank for rank, name in enumerate(priority)}
+    first: list[tuple[int, int]] = []
+    for i, entry in enumerate(entries):
+        ranks = [wanted[t.casefold()] for t in entry.texts if t.casefold() in wanted]
+        if ranks:
+            first.append((min(ranks), i))
+    chosen = {i for _, i in first}
+    ordered = [entries[i] for _, i in sorted(first)]
+    return ordered + [e for i, e in enumerate(entries) if i not in chosen], len(ordered)
+
+
+def _ready_prefix(entries: Sequence[Entry], cache: _VectorCache) -> int:
+    """How many leading entries have every text encoded."""
+    for i, entry in enumerate(entries):
+        if any(t not in cache for t in entry.texts):
+            return i
+    return len(entries)
+
+
+def _publication_marks(first_texts: int, missing: int) -> list[int]:
+    """Counts of encoded texts after which the growing index is republished: after the priority
+    entries' texts, then at 128, 256, 512, ... texts — about log2(N) copies of the matrix in all,
+    and the COCO names of the default vocabulary (its first ~200 texts) score within seconds."""
+    marks = [first_texts] if 0 < first_texts < missing else []
+    mark = 128
+    while mark < missing:
+        marks.append(mark)
+        mark *= 2
+    return marks
 
 
 def _topk(scores: np.ndarray, names: list[str], logit_scale: float, k: int):

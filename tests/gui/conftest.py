@@ -44,7 +44,7 @@ def model_config(engine_args, tmp_path) -> ModelConfig:
     vocab = tmp_path / "vocabulary.txt"
     shutil.copy(engine_args["vocabulary"], vocab)
     return ModelConfig(
-        sam_checkpoint=str(engine_args["sam_checkpoint"]),
+        checkpoint=str(engine_args["sam_checkpoint"]),
         clip_config=str(engine_args["clip_config"]),
         clip_weights=str(engine_args["clip_weights"]),
         vocabulary=str(vocab),
@@ -63,8 +63,10 @@ def open_window(qtbot, tmp_path, config: ModelConfig, folder: Path | None, wait_
     if folder is not None:
         assert window.open_folder(folder)
         qtbot.waitUntil(lambda: window.canvas.image_size() is not None, timeout=10_000)
-    if wait_engine:
+    if wait_engine:  # the models, and the labels' text index (it builds after them: ADR 0010/13)
         qtbot.waitUntil(lambda: window.engine_ready, timeout=60_000)
+        qtbot.waitUntil(window.worker.labels_complete, timeout=60_000)
+        qtbot.wait(50)  # its vocabulary_ready signal is delivered before the test goes on
     return window
 
 
@@ -97,3 +99,30 @@ def wait_proposal(qtbot, window, previous=None):
 def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, k, modifier)
+
+
+def export(qtbot, window, polygons: bool, out: Path) -> None:
+    """Export COCO and wait for the background job to write the file."""
+    with qtbot.waitSignal(window.jobs.finished, timeout=60_000):
+        assert window.export_coco(polygons, out)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Delete what the tests' windows left (closed widgets, their threads) while the application
+    object still exists: left to the interpreter's exit, Qt objects are destroyed in no particular
+    order after it, which can crash the process after every test has passed."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return
+    for widget in app.topLevelWidgets():
+        widget.close()
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

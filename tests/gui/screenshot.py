@@ -72,7 +72,7 @@ def main(out: Path, photos: Path) -> None:
         shutil.copy(path, folder)
     config_json, weights = make_tiny_clip(tmp / "clip", tower="convnext")
     config = ModelConfig(
-        sam_checkpoint=str(make_tiny_sam(tmp / "tiny_sam.pth")),
+        checkpoint=str(make_tiny_sam(tmp / "tiny_sam.pth")),
         clip_config=str(config_json),
         clip_weights=str(weights),
         vocabulary="coco",

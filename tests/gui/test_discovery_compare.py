@@ -42,7 +42,7 @@ def test_compare_view_two_masks_two_label_lists(qtbot, window, engine):
     dialog = ModelChoiceDialog(view.config_b, view)
     dialog.head.setCurrentText("pool")
     config = dialog.config()
-    assert config.region_head == "pool" and config.sam_checkpoint == window.config.sam_checkpoint
+    assert config.region_head == "pool" and config.checkpoint == window.config.checkpoint
     with qtbot.waitSignal(view.compared, timeout=30_000) as blocker:
         view.set_config_b(config)
     same = blocker.args[0]

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 
 from annotator.gui.canvas import Tool
-from tests.gui.conftest import click, key, open_window, view_pos, wait_proposal
+from tests.gui.conftest import click, export, key, open_window, view_pos, wait_proposal
 
 
 def _accept_click(qtbot, window, x=140, y=110):
@@ -51,7 +51,7 @@ def test_export_loads_in_pycocotools(qtbot, tmp_path, window):
     second = _accept_click(qtbot, window, 100, 80)
     for polygons in (False, True):
         out = tmp_path / f"coco-{polygons}.json"
-        assert window.export_coco(polygons, out)
+        export(qtbot, window, polygons, out)
         coco = COCO(str(out))
         assert len(coco.getImgIds()) == 3 and len(coco.getAnnIds()) == 2
         by_image = {a["image_id"]: a for a in coco.loadAnns(coco.getAnnIds())}
@@ -72,7 +72,7 @@ def test_manual_tools_work_without_models(qtbot, tmp_path, image_folder):
 
     window = open_window(qtbot, tmp_path, ModelConfig(vocabulary="coco"), image_folder, False)
     assert not window.engine_ready
-    assert "SAM checkpoint (not configured)" in window.model_label.text()
+    assert "segmenter checkpoint (not configured)" in window.model_label.text()
     key(qtbot, window, Qt.Key.Key_R)
     viewport = window.canvas.viewport()
     qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=view_pos(window, 50, 40))
@@ -155,7 +155,7 @@ def test_import_coco_into_another_folder(qtbot, tmp_path, window, model_config, 
 
     pending = _accept_click(qtbot, window)
     out = tmp_path / "export.json"
-    assert window.export_coco(False, out)
+    export(qtbot, window, False, out)
     copy = tmp_path / "copy"
     shutil.copytree(image_folder, copy, ignore=shutil.ignore_patterns(".annotator"))
     other = open_window(qtbot, tmp_path / "other", model_config, copy, wait_engine=False)

@@ -58,7 +58,7 @@ def fake_sam(server, payload, tmp_path, monkeypatch) -> weights.KnownWeights:
 @pytest.fixture
 def no_sam(model_config) -> ModelConfig:
     """The tiny CLIP configured, no SAM checkpoint: only SAM is missing."""
-    return replace(model_config, sam_checkpoint="")
+    return replace(model_config, segmenter="", checkpoint="")
 
 
 def _cancel_button(dialog) -> QPushButton:
@@ -71,10 +71,12 @@ def test_window_names_the_missing_file_and_a_download_loads_the_models(
 ):
     window = open_window(qtbot, tmp_path, no_sam, image_folder, wait_engine=False)
     assert not window.engine_ready
-    assert "SAM checkpoint (not configured)" in window.model_label.text()
+    assert "segmenter checkpoint (not configured)" in window.model_label.text()
     assert "Download models" in window.model_label.text()
     dialog = window.offer_downloads()
-    assert [k.name for k in dialog.missing.values()] == [weights.DEFAULT_SAM]  # CLIP is configured
+    # CLIP is configured; any one segmenter is enough: the CPU default first, SAM 1 among the others
+    assert list(dialog.missing)[0] == "sam2.1_hiera_tiny" and weights.DEFAULT_SAM in dialog.missing
+    assert [k.kind for k in dialog.missing.values()].count("clip") == 0
     assert dialog.status[weights.DEFAULT_SAM].text() == "missing"
     with qtbot.waitSignal(dialog.models_ready, timeout=20_000) as ready:
         dialog.download_buttons[weights.DEFAULT_SAM].click()
@@ -82,8 +84,8 @@ def test_window_names_the_missing_file_and_a_download_loads_the_models(
     assert dialog.last_progress == (len(payload), len(payload))  # 100 %
     target = weights.cached_path(weights.DEFAULT_SAM)
     assert target.read_bytes() == payload and not dialog.isVisible()
-    assert ready.args[0].sam_checkpoint == str(target)
-    assert window.settings.model_config().sam_checkpoint == str(target)  # remembered
+    assert (ready.args[0].segmenter, ready.args[0].checkpoint) == ("sam", str(target))
+    assert window.settings.model_config().checkpoint == str(target)  # remembered
     qtbot.waitUntil(lambda: window.engine_ready, timeout=60_000)
     qtbot.waitUntil(lambda: dialog.thread is None)
     click(qtbot, window, 140, 110)
@@ -146,7 +148,7 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
     assert dialog.isVisible() and dialog.progress_dialog is None
     target = weights.cached_path(fake_sam.name)
     assert not target.exists() and not target.with_name(target.name + ".part").exists()
-    assert settings_file.model_config().sam_checkpoint == ""  # nothing was stored
+    assert settings_file.model_config().checkpoint == ""  # nothing was stored
 
     monkeypatch.setitem(weights.KNOWN, fake_sam.name, fake_sam)  # the right file this time
     with qtbot.waitSignal(dialog.models_ready, timeout=20_000):
@@ -158,9 +160,10 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
 def test_choose_file_sets_the_paths(qtbot, tmp_path, settings_file, engine_args, monkeypatch):
     monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(first_run, "_in_hub_cache", lambda known: False)  # whatever ~/.cache holds
-    missing = missing_weights(ModelConfig())
-    assert [k.name for k in missing] == [weights.DEFAULT_SAM, weights.DEFAULT_CLIP]
-    dialog = FirstRunDialog(missing, ModelConfig(), settings_file)
+    missing = missing_weights(ModelConfig(device="cpu"))
+    assert [k.name for k in missing] == ["sam2.1_hiera_tiny", weights.DEFAULT_CLIP]
+    settings_file.set_model_config(ModelConfig(device="cpu"))
+    dialog = FirstRunDialog(missing, ModelConfig(device="cpu"), settings_file)
     qtbot.addWidget(dialog)
     dialog.show()
     sam = str(engine_args["sam_checkpoint"])
@@ -168,13 +171,15 @@ def test_choose_file_sets_the_paths(qtbot, tmp_path, settings_file, engine_args,
     answers = iter([(sam, ""), (clip, "")])
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: next(answers))
     dialog.choose_buttons[weights.DEFAULT_SAM].click()
-    assert settings_file.model_config().sam_checkpoint == sam
+    assert settings_file.model_config().checkpoint == sam
     assert dialog.status[weights.DEFAULT_SAM].text() == f"using {sam}"
     assert not dialog.download_buttons[weights.DEFAULT_SAM].isEnabled()
+    assert not dialog.download_buttons["sam2.1_hiera_tiny"].isEnabled()  # one segmenter is enough
     with qtbot.waitSignal(dialog.models_ready) as ready:
         dialog.choose_buttons[weights.DEFAULT_CLIP].click()
     stored = settings_file.model_config()
-    assert (stored.sam_checkpoint, stored.clip_model, stored.clip_weights) == (
+    assert (stored.segmenter, stored.checkpoint, stored.clip_model, stored.clip_weights) == (
+        "sam",
         sam,
         "convnext_base_w",
         clip,
@@ -191,16 +196,26 @@ def test_downloaded_files_are_found_at_the_next_start(qtbot, tmp_path, monkeypat
     sam = weights.cached_path(weights.DEFAULT_SAM)
     sam.parent.mkdir(parents=True)
     sam.write_bytes(b"x")
-    config = with_cached_weights(ModelConfig())
-    assert config.sam_checkpoint == str(sam) and config.clip_weights == ""
-    assert [k.name for k in missing_weights(ModelConfig())] == [weights.DEFAULT_CLIP]
+    cpu = ModelConfig(device="cpu")
+    config = with_cached_weights(cpu)  # only the previous default there: it is kept (ADR 6)
+    assert config.checkpoint == str(sam) and config.clip_weights == ""
+    assert [k.name for k in missing_weights(cpu)] == [weights.DEFAULT_CLIP]
     clip = weights.cached_path(weights.DEFAULT_CLIP)
     clip.write_bytes(b"y")
-    config = with_cached_weights(ModelConfig())
+    config = with_cached_weights(cpu)
     assert (config.clip_model, config.clip_weights) == ("convnext_base_w", str(clip))
-    assert missing_weights(ModelConfig()) == []
+    assert missing_weights(cpu) == []
     # Another CLIP model or local files configured: the default CLIP file is not needed.
-    assert missing_weights(ModelConfig(sam_checkpoint="s.pth", clip_model="RN50")) == []
+    assert missing_weights(ModelConfig(checkpoint="s.pth", clip_model="RN50")) == []
+    # The CPU default downloaded too (a folder): it is the one used.
+    tiny = weights.cached_path("sam2.1_hiera_tiny")
+    tiny.mkdir()
+    for name in weights.known("sam2.1_hiera_tiny").files:
+        (tiny / name).write_bytes(b"z")
+    assert with_cached_weights(cpu).checkpoint == str(tiny)
+    # A chosen family without a checkpoint: that family's default, not another family's file.
+    assert with_cached_weights(replace(cpu, segmenter="sam")).checkpoint == str(sam)
+    assert [k.name for k in missing_weights(replace(cpu, segmenter="edgetam"))] == ["edgetam"]
 
 
 def test_first_start_opens_the_dialog(qtbot, tmp_path, fake_sam, no_sam, monkeypatch):
@@ -212,7 +227,7 @@ def test_first_start_opens_the_dialog(qtbot, tmp_path, fake_sam, no_sam, monkeyp
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.first_run is not None and window.first_run.isVisible())
-    assert list(window.first_run.missing) == [weights.DEFAULT_SAM]
+    assert list(window.first_run.missing)[0] == "sam2.1_hiera_tiny"  # the CPU default first
     window.first_run.reject()  # "Manual tools only": the window stays, without models
     assert window.isVisible() and not window.engine_ready
 
@@ -220,3 +235,118 @@ def test_first_start_opens_the_dialog(qtbot, tmp_path, fake_sam, no_sam, monkeyp
 @pytest.fixture
 def settings_file(tmp_path) -> AppSettings:
     return AppSettings(tmp_path / "settings.ini")
+
+
+# ------------------------------------------------------------------ the device default (a folder)
+TINY = "sam2.1_hiera_tiny"
+
+
+@pytest.fixture(scope="module")
+def sam2_files(tmp_path_factory) -> dict[str, bytes]:
+    """A tiny SAM 2 folder's files (upstream classes, tests/tiny_hf.py), as a server serves them."""
+    from tests import tiny_hf
+
+    folder = tmp_path_factory.mktemp("tiny_sam2")
+    tiny_hf.save("sam2", folder, seed=1)  # seed 1: masks neither empty nor full
+    return {name: (folder / name).read_bytes() for name in weights.known(TINY).files}
+
+
+@pytest.fixture
+def fake_tiny(sam2_files, tmp_path, monkeypatch) -> Iterator[weights.KnownWeights]:
+    """The CPU default's registry entry, pointing at a local server holding the tiny SAM 2."""
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "annotator-cache"))
+    s = FileServer({f"/tiny/{name}": data for name, data in sam2_files.items()})
+    entry = replace(weights.known(TINY), url=f"{s.url}/tiny/")
+    monkeypatch.setitem(weights.KNOWN, TINY, entry)
+    yield entry
+    s.close()
+
+
+def test_the_first_run_dialog_offers_sam2_tiny_first_on_a_cpu(qtbot, settings_file, fake_tiny):
+    config = ModelConfig(device="cpu", clip_model="RN50")  # CLIP not the default: not needed
+    missing = missing_weights(config)
+    assert [k.name for k in missing] == [TINY]
+    dialog = FirstRunDialog(missing, config, settings_file)
+    qtbot.addWidget(dialog)
+    names = list(dialog.missing)
+    assert names[0] == TINY and names[1:] == ["sam_vit_b", "edgetam", "sam_hq_vit_b"]
+    assert dialog.needs == [set(names)]  # any one of them
+    assert dialog.choose_buttons[TINY].text() == "Choose folder…"  # a transformers folder
+    assert dialog.choose_buttons["sam_vit_b"].text() == "Choose file…"
+    first_row = dialog.layout().itemAt(1).layout().itemAtPosition(0, 0).widget().text()
+    assert TINY in first_row and "recommended" in first_row
+
+
+def test_downloading_the_cpu_default_folder_loads_sam2_in_the_window(
+    qtbot, tmp_path, no_sam, fake_tiny, sam2_files, image_folder
+):
+    window = open_window(qtbot, tmp_path, no_sam, image_folder, wait_engine=False)
+    dialog = window.offer_downloads()
+    assert list(dialog.missing)[0] == TINY
+    with qtbot.waitSignal(dialog.models_ready, timeout=20_000) as ready:
+        dialog.download_buttons[TINY].click()
+    folder = weights.cached_path(TINY)
+    assert {n: (folder / n).read_bytes() for n in sam2_files} == sam2_files
+    assert not list(folder.glob("*.part"))
+    assert (ready.args[0].segmenter, ready.args[0].checkpoint) == ("sam2", str(folder))
+    stored = window.settings.model_config()
+    assert (stored.segmenter, stored.checkpoint) == ("sam2", str(folder))
+    qtbot.waitUntil(lambda: window.engine_ready, timeout=60_000)
+    assert window.worker._engine.sam.family == "sam2" and TINY in window.model_label.text()
+    click(qtbot, window, 140, 110)
+    mask = wait_proposal(qtbot, window).mask
+    assert mask.shape == (240, 320) and 0 < mask.sum() < mask.size
+    # the next start finds it in the cache: nothing to offer
+    assert missing_weights(replace(no_sam, checkpoint="")) == []
+
+
+def test_choose_folder_takes_any_family_and_refuses_a_non_model(
+    qtbot, tmp_path, settings_file, fake_tiny, sam2_files, monkeypatch
+):
+    config = ModelConfig(device="cpu", clip_model="RN50")
+    dialog = FirstRunDialog(missing_weights(config), config, settings_file)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(empty))
+    dialog.choose_buttons[TINY].click()
+    status = dialog.status[TINY].text()
+    assert "no config.json" in status and "\n" not in status and dialog.isVisible()
+    assert settings_file.model_config().checkpoint == ""  # nothing stored
+    local = tmp_path / "my_sam2"
+    local.mkdir()
+    for name, data in sam2_files.items():
+        (local / name).write_bytes(data)
+    # a model.safetensors picked in SAM 1's row ("Choose file…"): its folder, and its own family
+    picked = (str(local / "model.safetensors"), "")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: picked)
+    with qtbot.waitSignal(dialog.models_ready) as ready:
+        dialog.choose_buttons["sam_vit_b"].click()
+    assert (ready.args[0].segmenter, ready.args[0].checkpoint) == ("sam2", str(local))
+    assert settings_file.model_config().checkpoint == str(local)
+
+
+def test_the_default_follows_the_device_without_importing_torch(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from annotator.device import likely_device
+
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "empty-cache"))
+    assert likely_device("cpu") == "cpu" and likely_device("cuda:1") == "cuda"
+    assert likely_device("mps") == "mps" and likely_device("auto") in ("cpu", "cuda", "mps")
+    cuda = ModelConfig(device="cuda", clip_model="RN50")
+    assert [k.name for k in missing_weights(cuda)] == ["sam2.1_hiera_base_plus"]
+    code = (
+        "import sys\nfrom annotator.device import likely_device\nlikely_device('auto')\n"
+        "import annotator\nprint(annotator.__file__, 'torch' in sys.modules)"
+    )
+    root = str(Path(__file__).resolve().parents[2])  # this checkout, not an installed copy
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    where, torch_loaded = out.stdout.split()
+    assert where.startswith(root) and torch_loaded == "False"

@@ -1,80 +1,34 @@
-"""`annotator find | tag | similar | compare`: the discovery functions from the command line.
-
-`register` adds the four subcommands (each with the model flags) and tags the namespace with
-`discovery_command`; `run` dispatches. User errors raise `AnnotatorError` (the CLI prints them).
-"""
+"""`annotator find | tag | similar | compare`: the discovery functions from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
+from annotator.cli.autolabel import add_proposal_flags, add_sam3_flags
+from annotator.cli.flags import (
+    add_prompt_flags,
+    check_positive,
+    make_engine,
+    open_project,
+    project_location,
+)
 from annotator.errors import AnnotatorError, PromptError
-
-COMMANDS = ("find", "tag", "similar", "compare")
-
-# `--a KEY=VALUE,...` keys: the model flags a side may override, with their types.
-SIDE_KEYS: dict[str, type] = {
-    "sam-checkpoint": Path,
-    "clip-model": str,
-    "clip-pretrained": str,
-    "clip-weights": Path,
-    "clip-config": Path,
-    "region-head": str,
-    "vocabulary": str,
-}
+from annotator.spec import SIDE_KEYS, ModelSpec, parse_side
 
 
-def parse_side(text: str) -> dict[str, object]:
-    """`KEY=VALUE,KEY=VALUE` -> {dest: value}; keys are model flag names without the dashes."""
-    out: dict[str, object] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key = key.strip().lstrip("-")
-        if not sep or key not in SIDE_KEYS or not value.strip():
-            raise argparse.ArgumentTypeError(
-                f"a model choice is KEY=VALUE[,KEY=VALUE...] with KEY one of "
-                f"{', '.join(SIDE_KEYS)}; not {item!r}"
-            )
-        if key == "region-head" and value.strip() not in ("pool", "crop"):
-            raise argparse.ArgumentTypeError(f"region-head is pool or crop, not {value.strip()!r}")
-        out[key.replace("-", "_")] = SIDE_KEYS[key](value.strip())
-    return out
+def _side(text: str) -> dict:
+    try:
+        return parse_side(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
+def register(subparsers, models: argparse.ArgumentParser) -> None:
     """Add `find`, `tag`, `similar` and `compare` to the `annotator` parser."""
-    from annotator.cli import add_prompt_flags
-
-    def proposal_flags(q: argparse.ArgumentParser) -> None:
-        g = q.add_argument_group("automatic masks (SamAutomaticMaskGenerator settings)")
-        g.add_argument("--points-per-side", type=int, default=16, metavar="N", help="default 16")
-        g.add_argument(
-            "--pred-iou-thresh",
-            type=float,
-            default=0.88,
-            metavar="T",
-            help="drop masks SAM rates below T (0.88)",
-        )
-        g.add_argument(
-            "--stability-thresh",
-            type=float,
-            default=0.95,
-            metavar="T",
-            help="drop masks whose shape changes with the cut-off (0.95)",
-        )
-        g.add_argument(
-            "--nms-thresh",
-            type=float,
-            default=0.7,
-            metavar="T",
-            help="box and mask IoU above which overlapping masks are duplicates (0.7)",
-        )
+    parents = [models]
 
     q = subparsers.add_parser(
         "find",
@@ -87,8 +41,15 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
     q.add_argument(
         "--threshold", type=float, metavar="S", help="only masks with a cosine score >= S"
     )
-    proposal_flags(q)
-    q.set_defaults(discovery_command="find")
+    q.add_argument(
+        "--by",
+        choices=("proposals", "sam3"),
+        default="proposals",
+        help="proposals: grid masks scored by CLIP (default); sam3: SAM 3's text prompt",
+    )
+    add_proposal_flags(q)
+    add_sam3_flags(q)
+    q.set_defaults(handler=run_find)
 
     q = subparsers.add_parser(
         "tag", parents=list(parents), help="top vocabulary tags per image; seed a label set"
@@ -111,14 +72,14 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
         "--min-score", type=float, default=0.0, metavar="P", help="tags below P do not count"
     )
     q.add_argument("-o", "--output", type=Path, help="with --seed-labels: write a vocabulary file")
-    q.set_defaults(discovery_command="tag")
+    q.set_defaults(handler=run_tag)
 
     q = subparsers.add_parser(
         "similar",
         parents=list(parents),
         help="most similar images / annotated objects of a project by CLIP embedding",
     )
-    q.add_argument("project", type=Path, help="project folder or .db file")
+    q.add_argument("project", type=project_location, help="project folder, .db file or URL")
     which = q.add_mutually_exclusive_group()
     which.add_argument("--image", metavar="NAME", help="an image of the project (file name)")
     which.add_argument("--annotation", type=int, metavar="ID", help="an annotation id")
@@ -131,7 +92,7 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
         help="what to return (default: the kind of the query)",
     )
     q.add_argument("-k", "--top-k", type=int, default=10, metavar="K", help="default 10")
-    q.set_defaults(discovery_command="similar")
+    q.set_defaults(handler=run_similar)
 
     q = subparsers.add_parser(
         "compare",
@@ -144,34 +105,30 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
     q.add_argument("image", type=Path, help="an image file")
     add_prompt_flags(q)
     q.add_argument(
-        "--a", type=parse_side, default={}, metavar="KEY=VALUE,...", help="side A's model choice"
+        "--a", type=_side, default={}, metavar="KEY=VALUE,...", help="side A's model choice"
     )
     q.add_argument(
-        "--b", type=parse_side, default={}, metavar="KEY=VALUE,...", help="side B's model choice"
+        "--b", type=_side, default={}, metavar="KEY=VALUE,...", help="side B's model choice"
     )
     q.add_argument("--top-k", type=int, default=5, metavar="K", help="labels per side (5)")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    q.set_defaults(discovery_command="compare")
+    q.set_defaults(handler=run_compare)
 
 
 # ------------------------------------------------------------------------------------- commands
-def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise AnnotatorError(f"{name} must be at least 1, not {value}")
-
-
 def run_find(args: argparse.Namespace) -> int:
-    from annotator.cli import make_engine
     from annotator.discovery.find import Finder
     from annotator.discovery.proposals import ProposalSettings
     from annotator.io.masks import mask_bbox, mask_to_rle
 
-    _check_positive("--top-k", args.top_k)
-    _check_positive("--points-per-side", args.points_per_side)
+    check_positive("--top-k", args.top_k)
+    check_positive("--points-per-side", args.points_per_side)
     if not args.image.is_file():
         raise AnnotatorError(f"{args.image}: no such image file")
     if not args.query.strip():
         raise PromptError("the search text is empty")
+    if args.by == "sam3":
+        return _find_sam3(args)
     settings = ProposalSettings(
         points_per_side=args.points_per_side,
         pred_iou_thresh=args.pred_iou_thresh,
@@ -204,15 +161,47 @@ def run_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_sam3(args: argparse.Namespace) -> int:
+    """`find --by sam3`: SAM 3's instances of the query, in the same JSON as the proposals path."""
+    from annotator.device import resolve_device
+    from annotator.io.images import load_image
+    from annotator.io.masks import mask_bbox, mask_to_rle
+    from annotator.models.sam3 import Sam3TextSegmenter
+
+    segmenter = Sam3TextSegmenter.load(args.sam3_model, resolve_device(args.device))
+    rgb = load_image(args.image)
+    threshold = 0.3 if args.threshold is None else args.threshold
+    found = segmenter.segment(rgb, args.query, threshold, args.mask_threshold)
+    result = {
+        "image": str(args.image),
+        "width": int(rgb.shape[1]),
+        "height": int(rgb.shape[0]),
+        "query": args.query,
+        "by": "sam3",
+        "proposals": len(found),
+        "matches": [
+            {
+                "rle": mask_to_rle(m.mask),
+                "bbox": [float(v) for v in mask_bbox(m.mask)],
+                "box": [float(v) for v in m.box],
+                "area": int(m.mask.sum()),
+                "score": round(m.score, 6),
+            }
+            for m in found[: args.top_k]
+        ],
+    }
+    print(json.dumps(result))
+    return 0
+
+
 def run_tag(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from annotator.cli import make_engine
     from annotator.discovery.tags import seed_labels, seed_vocabulary, tag_images
     from annotator.io.images import list_images
 
-    _check_positive("--top-k", args.top_k)
-    _check_positive("--seed-labels", args.seed_labels)
+    check_positive("--top-k", args.top_k)
+    check_positive("--seed-labels", args.seed_labels)
     if args.output is not None and args.seed_labels is None:
         raise AnnotatorError("-o/--output writes the seeded labels: add --seed-labels N")
     if args.folder.is_file():
@@ -254,13 +243,12 @@ def run_tag(args: argparse.Namespace) -> int:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    from annotator.cli import _open_project, make_engine
-    from annotator.discovery.similar import SimilarityIndex, backfill
+    from annotator.discovery.similar import SimilarityIndex, backfill, region_model_id
 
-    _check_positive("--top-k", args.top_k)
+    check_positive("--top-k", args.top_k)
     if not args.index and args.image is None and args.annotation is None:
         raise AnnotatorError("give --image NAME or --annotation ID (or --index to embed)")
-    with _open_project(args.project, create=False) as project:
+    with open_project(args.project, create=False) as project:
         if args.index:
             engine = make_engine(args)
             model_id = engine.region_model_id
@@ -283,7 +271,7 @@ def run_similar(args: argparse.Namespace) -> int:
             if args.image is None and args.annotation is None:
                 return 1 if report.failed else 0
         else:
-            model_id = _model_id_without_sam(args)
+            model_id = region_model_id(ModelSpec.from_args(args))
         index = SimilarityIndex(project, model_id)
         if args.image is not None:
             record = project.image_by_name(args.image)
@@ -311,42 +299,18 @@ def run_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_id_without_sam(args: argparse.Namespace) -> str:
-    """The region model id the query needs: only the CLIP model and head are loaded (no SAM, no
-    text index), since a query reads stored vectors."""
-    from annotator.models.clip import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, ClipModel
-    from annotator.models.region import default_head_name, make_head
-
-    name, pretrained = args.clip_model, args.clip_pretrained
-    if args.clip_config is None and args.clip_weights is None and pretrained is None:
-        name = name or DEFAULT_CLIP_MODEL
-        pretrained = DEFAULT_CLIP_PRETRAINED if name == DEFAULT_CLIP_MODEL else None
-    clip = ClipModel.load(
-        name=name if args.clip_config is None else None,
-        pretrained=pretrained,
-        weights=args.clip_weights,
-        config=args.clip_config,
-        device="cpu",
-    )
-    head = make_head(args.region_head or default_head_name(clip), clip)
-    return f"{clip.identity}|{getattr(head, 'identity', head.name)}"
-
-
 def run_compare(args: argparse.Namespace) -> int:
-    from annotator.cli import make_engine
     from annotator.discovery.compare import compare, comparison_json, format_comparison
 
-    _check_positive("--top-k", args.top_k)
+    check_positive("--top-k", args.top_k)
     if not args.point and args.box is None:
         raise PromptError("give at least one --point X,Y or a --box X0,Y0,X1,Y1")
     if not args.image.is_file():
         raise AnnotatorError(f"{args.image}: no such image file")
-    side_a = argparse.Namespace(**{**vars(args), **args.a})
-    side_b = argparse.Namespace(**{**vars(args), **args.b})
+    spec = ModelSpec.from_args(args)
+    side_a, side_b = spec.with_side(args.a), spec.with_side(args.b)
     engine_a = make_engine(side_a)
-    changed = {k for k in SIDE_KEYS if getattr(side_a, k.replace("-", "_"), None)
-               != getattr(side_b, k.replace("-", "_"), None)}  # fmt: skip
-    if changed <= {"region-head"}:  # same models: share them, swap the head
+    if side_a.differs_only_in_head(side_b):  # same models: share them, swap the head
         from annotator.models.region import default_head_name
 
         engine_b = engine_a.with_head(side_b.region_head or default_head_name(engine_a.clip))
@@ -358,14 +322,3 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         print(format_comparison(result))
     return 0
-
-
-HANDLERS = {"find": run_find, "tag": run_tag, "similar": run_similar, "compare": run_compare}
-
-
-def run(args: argparse.Namespace) -> int:
-    """Dispatch on `args.discovery_command` (set by `register`)."""
-    return HANDLERS[args.discovery_command](args)
-
-
-__all__ = ["COMMANDS", "parse_side", "register", "run"]

@@ -1,116 +1,22 @@
-"""`annotator eval clicks|labels`: the benchmarks run through the real engine, from the command line.
-
-The harness (clicks.py, labels.py) only knows two small protocols, a segmenter and a region embedder;
-this module adapts the engine to them and prints / writes the results.
-"""
+"""`annotator eval clicks | labels`: the benchmarks run through the real engine."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
+from annotator.cli.flags import make_engine, spec_from_args
 from annotator.errors import AnnotatorError
-from annotator.evaluation.clicks import Click, Session
-
-MEANINGLESS = (
-    "WARNING: {what} not a known pretrained checkpoint: with random or unknown weights these "
-    "numbers are meaningless"
-)
 
 
-# --------------------------------------------------------------------------------- engine adapters
-class EngineSegmenter:
-    """Clicks -> mask through `Engine.segment`, as in the app (best of SAM's candidates, no labels).
-
-    With `sam_only`, `start` runs only the SAM image encoder (the click benchmark needs no CLIP work);
-    otherwise it uses the full, cached `Engine.embed` (shared with `EngineRegionEmbedder`).
-    """
-
-    def __init__(self, engine, sam_only: bool = True, embedder: EngineRegionEmbedder | None = None):
-        self.engine = engine
-        self.sam_only = sam_only
-        self.embedder = embedder
-
-    def start(self, image: np.ndarray) -> Session:
-        if self.embedder is not None:
-            embedding = self.embedder.embedding(image)
-        elif self.sam_only:
-            from annotator.engine import ImageEmbedding
-
-            embedding = ImageEmbedding(
-                sam=self.engine.sam.encode(image),
-                clip={},
-                image_hash="",
-                model_id=self.engine.model_id,
-            )
-        else:
-            embedding = self.engine.embed(image)
-
-        def session(clicks: Sequence[Click]) -> np.ndarray:
-            points = [c.as_point() for c in clicks]
-            return self.engine.segment(embedding, points, top_k=0).mask
-
-        return session
-
-
-class EngineRegionEmbedder:
-    """A region head of the engine; the last image's embedding is kept so an image is embedded once."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self._last: tuple[np.ndarray, object] | None = None
-
-    def embedding(self, image: np.ndarray):
-        if self._last is None or self._last[0] is not image:
-            self._last = (image, self.engine.embed(image))
-        return self._last[1]
-
-    def start(self, image: np.ndarray):
-        embedding = self.embedding(image)
-        return lambda mask: self.engine.region_embedding(embedding, mask)
-
-
-# --------------------------------------------------------------------------------------- warnings
-def _is_known(path: Path) -> bool:
-    try:
-        from annotator.models.weights import known_name_for
-    except ImportError:
-        return False
-    try:
-        return bool(known_name_for(Path(path)))
-    except (OSError, AnnotatorError):
-        return False
-
-
-def weights_warning(args: argparse.Namespace) -> str | None:
-    """The warning to print when a model file given on the command line is not a known checkpoint.
-
-    Without a file, the engine uses the known default SAM checkpoint and open_clip pretrained tags.
-    """
-    unknown = []
-    sam = getattr(args, "sam_checkpoint", None)
-    if sam is not None and not _is_known(sam):
-        unknown.append(f"SAM {Path(sam).name}")
-    clip = getattr(args, "clip_weights", None)
-    if clip is not None and not _is_known(clip):
-        unknown.append(f"CLIP {Path(clip).name}")
-    if not unknown:
-        return None
-    what = " and ".join(unknown) + (" are" if len(unknown) > 1 else " is")
-    return MEANINGLESS.format(what=what)
-
-
-# -------------------------------------------------------------------------------------------- CLI
-def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
+def register(subparsers, models: argparse.ArgumentParser) -> None:
     """Add `eval clicks` and `eval labels` to the `annotator` parser (with the model flags)."""
     p = subparsers.add_parser(
         "eval", help="measure segmentation (NoC) and labelling (top-1/top-5) quality on a benchmark"
     )
     sub = p.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
+    parents = [models]
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N objects")
@@ -128,7 +34,15 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
         "--masks", type=Path, required=True, metavar="DIR", help="masks named like the images"
     )
     q.add_argument("--max-clicks", type=int, default=20, metavar="N", help="default 20")
+    q.add_argument(
+        "--mask-input",
+        choices=("on", "off"),
+        default="on",
+        help="pass the previous answer's low-res logits with each refinement click, as SAM's "
+        "interactive evaluation does (default on)",
+    )
     common(q)
+    q.set_defaults(handler=run_clicks)
 
     q = sub.add_parser(
         "labels",
@@ -148,7 +62,15 @@ def register(subparsers, parents: Sequence[argparse.ArgumentParser]) -> None:
     )
     q.add_argument("--top-k", type=int, default=5, metavar="K", help="default 5")
     q.add_argument("--no-click", action="store_true", help="only label the ground-truth masks")
+    q.add_argument(
+        "--exemplars",
+        type=int,
+        metavar="K",
+        help="also measure suggestions with 0, 1, 5 and K accepted objects per class as visual "
+        "exemplars (leave-one-out, ground-truth masks, first head, the vocabulary)",
+    )
     common(q)
+    q.set_defaults(handler=run_labels)
 
 
 def _progress(total: int, what: str):
@@ -162,6 +84,8 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise AnnotatorError(f"--limit must be at least 1, not {args.limit}")
     if getattr(args, "max_clicks", 1) < 1:
         raise AnnotatorError(f"--max-clicks must be at least 1, not {args.max_clicks}")
+    if getattr(args, "exemplars", None) is not None and args.exemplars < 1:
+        raise AnnotatorError(f"--exemplars must be at least 1, not {args.exemplars}")
     if getattr(args, "top_k", 1) < 1:
         raise AnnotatorError(f"--top-k must be at least 1, not {args.top_k}")
     if args.plot is not None and args.plot.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -186,18 +110,21 @@ def _finish(args, document: dict, table: str, warning: str | None) -> None:
 
 
 def run_clicks(args: argparse.Namespace) -> int:
-    from annotator.cli import make_engine
+    from annotator.evaluation.adapters import EngineSegmenter, weights_warning
+
+    _check_counts(args)
     from annotator.evaluation.clicks import evaluate_clicks
     from annotator.evaluation.datasets import folder_dataset
     from annotator.evaluation.report import clicks_json, clicks_table, plot_clicks
 
     dataset = folder_dataset(args.images, args.masks).limited(args.limit)
-    warning = weights_warning(args)
+    warning = weights_warning(spec_from_args(args))
     if warning:
         print(warning, file=sys.stderr)
     engine = make_engine(args)
     with _progress(len(dataset.samples), "clicking") as bar:
-        report = evaluate_clicks(dataset, EngineSegmenter(engine), args.max_clicks, bar.update)
+        segmenter = EngineSegmenter(engine, mask_input=args.mask_input == "on")
+        report = evaluate_clicks(dataset, segmenter, args.max_clicks, bar.update)
     document = {**clicks_json(report), "models": _models(engine)}
     _finish(args, document, clicks_table(report), warning)
     if args.plot is not None:
@@ -206,7 +133,9 @@ def run_clicks(args: argparse.Namespace) -> int:
 
 
 def run_labels(args: argparse.Namespace) -> int:
-    from annotator.cli import make_engine
+    from annotator.evaluation.adapters import EngineRegionEmbedder, EngineSegmenter, weights_warning
+
+    _check_counts(args)
     from annotator.evaluation.datasets import coco_dataset, folder_dataset
     from annotator.evaluation.labels import LabelSet, evaluate_labels
     from annotator.evaluation.report import labels_json, labels_table, plot_labels
@@ -221,7 +150,7 @@ def run_labels(args: argparse.Namespace) -> int:
     else:
         dataset = folder_dataset(args.images, args.masks, categories_from_names=True)
     dataset = dataset.limited(args.limit)
-    warning = weights_warning(args)
+    warning = weights_warning(spec_from_args(args))
     if warning:
         print(warning, file=sys.stderr)
     engine = make_engine(args)
@@ -243,15 +172,23 @@ def run_labels(args: argparse.Namespace) -> int:
     with _progress(len(dataset.samples), "labelling") as bar:
         report = evaluate_labels(dataset, embedders, label_sets, segmenter, args.top_k, bar.update)
     document = {**labels_json(report, sizes), "models": _models(engine)}
-    _finish(args, document, labels_table(report, sizes), warning)
+    table = labels_table(report, sizes)
+    if args.exemplars is not None:
+        from annotator.evaluation.exemplars import evaluate_exemplars
+
+        with _progress(len(dataset.samples), "exemplars") as bar:
+            exemplar_report = evaluate_exemplars(
+                dataset,
+                embedders[heads[0]],
+                label_sets[1],
+                (0, 1, 5, args.exemplars),
+                args.top_k,
+                bar.update,
+            )
+        document["exemplars"] = exemplar_report.as_json()
+        document.setdefault("notes", []).extend(exemplar_report.notes[len(dataset.notes) :])
+        table += "\n\n" + exemplar_report.table()
+    _finish(args, document, table, warning)
     if args.plot is not None:
         plot_labels(report, args.plot)
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    """Dispatch `annotator eval BENCHMARK`; user errors raise `AnnotatorError` (the CLI prints them)."""
-    _check_counts(args)
-    if args.eval_command == "clicks":
-        return run_clicks(args)
-    return run_labels(args)

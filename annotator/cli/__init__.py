@@ -1,0 +1,135 @@
+"""The `annotator` command: the window with no subcommand (or a folder), headless subcommands otherwise.
+
+One module per command group registers its subcommands and sets each one's `handler`; `main` parses
+and calls it — the one dispatch. Bad input gives one line on stderr and exit code 2, never a
+traceback: every user-facing failure is an `AnnotatorError` (see errors.py) and is caught here.
+Building the parser imports no torch, so `--help`, `--version` and the file commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+
+from annotator import __version__
+from annotator.cli import (
+    autolabel,
+    cache,
+    discovery,
+    evaluate,
+    project,
+    project_copy,
+    refine,
+    segment,
+    vocab,
+    weights,
+)
+from annotator.cli.flags import add_prompt_flags, make_engine, model_flags, open_project
+from annotator.cli.segment import save_mask
+from annotator.errors import AnnotatorError
+
+# Command groups, in the order `annotator --help` lists them.
+GROUPS = (
+    segment,
+    project,
+    project_copy,
+    vocab,
+    weights,
+    cache,
+    evaluate,
+    discovery,
+    autolabel,
+    refine,
+)
+
+COMMANDS = (
+    "embed",
+    "segment",
+    "export",
+    "import",
+    "project",
+    "vocab",
+    "weights",
+    "cache",
+    "eval",
+    "find",
+    "tag",
+    "similar",
+    "compare",
+    "autolabel",
+    "review",
+    "refine",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `annotator` parser (every subcommand, with help for each flag)."""
+    models = model_flags()
+    parser = argparse.ArgumentParser(
+        prog="annotator",
+        description="Click-to-segment COCO annotation. `annotator [FOLDER]` opens the window; "
+        "the subcommands below work headless.",
+    )
+    parser.add_argument("--version", action="version", version=f"annotator {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub, models)
+    return parser
+
+
+_NEGATIVE_VALUE = re.compile(r"-\d|-\.\d")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--point -5,10` -> `--point=-5,10`: argparse takes a value that starts with '-' and is not a
+    plain number for an option, so points and boxes outside the image could not be given."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--point", "--box") and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv); returns the exit status."""
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    # `annotator`, `annotator FOLDER` and `annotator --flags FOLDER` all open the window.
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if not any(a in ("-h", "--help", "--version") for a in argv[:1]) and first not in COMMANDS + (
+        "gui",
+    ):
+        argv = ["gui", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except AnnotatorError as error:
+        print(f"annotator: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("annotator: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = [
+    "COMMANDS",
+    "add_prompt_flags",
+    "build_parser",
+    "main",
+    "make_engine",
+    "model_flags",
+    "open_project",
+    "save_mask",
+]

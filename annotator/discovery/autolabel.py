@@ -1,0 +1,226 @@
+"""Auto-label a project: every image gets pending proposals for each class, resumably.
+
+Two labelers, one interface (`label(path) -> list[NewProposal]`):
+- `ProposalLabeler` (the CPU choice): the segmenter's grid proposals scored against each class name
+  by the CLIP region head, exactly as `find` does (`Finder.find` per class with its threshold and
+  top-k); a mask claimed by several classes goes to the one that scores it highest.
+- `Sam3Labeler` (the GPU choice): SAM 3's text prompts, one per class, on shared vision features.
+
+`autolabel` walks the project's images, skips those the run (same labeler identity, classes and
+settings = same `run` key) has finished, and stores each image's proposals with its done mark in
+one transaction. Killing it at any moment loses at most the image in progress; a rerun continues
+where it stopped and never duplicates a finished image. Headless: no argparse, no Qt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from annotator.errors import AnnotatorError
+from annotator.store.project import ImageRecord, Project
+from annotator.store.proposals import NewProposal, ProposalStore, parse_classes, run_key
+
+Progress = Callable[[int, int, str], None]  # done, total, file name
+
+
+class Labeler(Protocol):
+    source: str
+
+    @property
+    def identity(self) -> str: ...
+
+    def settings(self) -> dict: ...
+
+    def label(self, path: Path, classes: Sequence[str]) -> list[NewProposal]: ...
+
+
+class ProposalLabeler:
+    """Grid proposals + CLIP scores per class (the `find` recipe)."""
+
+    source = "proposals"
+
+    def __init__(
+        self, engine, settings=None, threshold: float | None = 0.2, top_k: int | None = 10
+    ) -> None:
+        from annotator.discovery.find import Finder
+
+        self.engine = engine
+        self.finder = Finder(engine, settings)
+        self.threshold = threshold
+        self.top_k = top_k
+
+    @property
+    def identity(self) -> str:
+        return f"{self.engine.region_model_id}|{self.finder.proposer.model_id}"
+
+    def settings(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "top_k": self.top_k,
+            **asdict(self.finder.proposer.settings),
+        }
+
+    def label(self, path: Path, classes: Sequence[str]) -> list[NewProposal]:
+        embedding = self.engine.embed(path)
+        best: dict[int, tuple[float, str, np.ndarray]] = {}  # proposal index -> best class
+        for name in classes:
+            for m in self.finder.find(embedding, name, self.threshold, self.top_k):
+                if m.index not in best or m.score > best[m.index][0]:
+                    best[m.index] = (m.score, name, m.mask)
+        return [
+            NewProposal(mask=mask, category=name, score=score)
+            for _, (score, name, mask) in sorted(best.items(), key=lambda kv: -kv[1][0])
+        ]
+
+
+class Sam3Labeler:
+    """SAM 3 text prompts, one per class."""
+
+    source = "sam3"
+
+    def __init__(
+        self,
+        segmenter,
+        threshold: float = 0.3,
+        mask_threshold: float = 0.5,
+        top_k: int | None = None,
+    ) -> None:
+        self.segmenter = segmenter
+        self.threshold = threshold
+        self.mask_threshold = mask_threshold
+        self.top_k = top_k
+
+    @property
+    def identity(self) -> str:
+        return self.segmenter.identity
+
+    def settings(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "mask_threshold": self.mask_threshold,
+            "top_k": self.top_k,
+        }
+
+    def label(self, path: Path, classes: Sequence[str]) -> list[NewProposal]:
+        from annotator.io.images import load_image
+
+        image = self.segmenter.embed(load_image(path))
+        out: list[NewProposal] = []
+        for name in classes:
+            found = self.segmenter.segment(image, name, self.threshold, self.mask_threshold)
+            if self.top_k is not None:
+                found = found[: self.top_k]
+            out.extend(NewProposal(mask=m.mask, category=name, score=m.score) for m in found)
+        return out
+
+
+@dataclass
+class AutolabelReport:
+    """What a run did: images labelled now, skipped as already done, failed; proposals stored."""
+
+    run: str
+    total: int = 0
+    labelled: int = 0
+    skipped: int = 0
+    proposals: int = 0
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def add_folder_images(project: Project, folder: Path) -> list[str]:
+    """Add every image under `folder` to the project (idempotent); returns the unreadable ones."""
+    from annotator.io.images import image_size, list_images
+
+    unreadable = []
+    known = {r.file_name for r in project.images()}
+    for path in list_images(folder):
+        name = path.relative_to(folder).as_posix()
+        if name in known:
+            continue
+        try:
+            size = image_size(path)
+        except AnnotatorError as error:
+            unreadable.append(str(error))
+            continue
+        project.add_image(name, size.width, size.height)
+    return unreadable
+
+
+def run_id(labeler: Labeler, classes: Sequence[str]) -> str:
+    """The key of a run: same labeler identity, classes and settings -> same key -> resumable."""
+    return run_key(
+        {
+            "source": labeler.source,
+            "identity": labeler.identity,
+            "classes": list(classes),
+            "settings": labeler.settings(),
+        }
+    )
+
+
+def autolabel(
+    project: Project,
+    labeler: Labeler,
+    classes: Sequence[str],
+    images: Sequence[ImageRecord] | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AutolabelReport:
+    """Label the project's images (or `images`) with `classes`; see the module docstring.
+
+    `should_stop` is polled between images (the window's cancel); Ctrl-C (KeyboardInterrupt) may
+    arrive anywhere and leaves the same consistent state: the image in progress is not stored.
+    """
+    classes = list(classes)
+    if not classes:
+        raise AnnotatorError("no classes to label: give --classes NAME,NAME or --label-set")
+    if project.folder is None:
+        raise AnnotatorError(f"{project.path}: the project does not know its image folder")
+    store = ProposalStore(project)
+    run = run_id(labeler, classes)
+    records = list(project.images() if images is None else images)
+    done = store.done_images(run)
+    report = AutolabelReport(run=run, total=len(records))
+    start = time.perf_counter()
+    finished = 0
+    for record in records:
+        if should_stop is not None and should_stop():
+            break
+        if record.id in done:
+            report.skipped += 1
+        else:
+            path = project.folder / record.file_name
+            try:
+                found = labeler.label(path, classes)
+            except AnnotatorError as error:
+                report.failed.append(str(error))
+            else:
+                stored = store.finish_image(record.id, run, labeler.source, found)
+                if stored is None:  # another process finished it meanwhile
+                    report.skipped += 1
+                else:
+                    report.labelled += 1
+                    report.proposals += stored
+        finished += 1
+        if progress is not None:
+            progress(finished, len(records), record.file_name)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+__all__ = [
+    "AutolabelReport",
+    "Labeler",
+    "ProposalLabeler",
+    "Sam3Labeler",
+    "add_folder_images",
+    "autolabel",
+    "parse_classes",
+    "run_id",
+]

@@ -1,0 +1,456 @@
+"""The review panel: pending auto-label proposals one by one at keyboard speed, and the auto-label run.
+
+Keys (with the panel focused): Enter accepts, Backspace rejects, 1-9 change the class to the n-th
+class, typing a name opens the class field (Enter applies it), Up/Down move. "Accept above" accepts
+every pending proposal scoring at least the given value. Every edit is a `discovery.review` command
+wrapped in a QUndoCommand on the window's undo stack. The counts are always shown at the top.
+
+The auto-label run goes through the engine worker one image at a time ("autolabel" discovery job),
+so clicks on the canvas are served between images, Cancel stops after the image in progress, and
+each image's proposals and done mark are stored together (`ProposalStore.finish_image`): a run
+closed or killed half-way continues where it stopped the next time. "Refine boxes into masks"
+(`start_refine`) runs the same way with the "refine" job: the box-only annotations' masks become
+pending proposals here (`app.refine`), reviewed like auto-label's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequest, RefineParams
+from annotator.app.refine import store_image, waiting_boxes
+from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue
+from annotator.gui.overlays import MaskItem
+from annotator.store.proposals import parse_classes
+
+PROPOSAL_RGB = (0, 200, 255)
+
+
+class _Undoable(QUndoCommand):
+    """A review command on the Qt undo stack; the panel refreshes after each do / undo."""
+
+    def __init__(self, command: ReviewCommand, panel: ReviewPanel, image_ids: set[int]) -> None:
+        super().__init__(command.text)
+        self.command, self.panel, self.image_ids = command, panel, image_ids
+
+    def redo(self) -> None:
+        self.command.do()
+        self.panel.edited(self.image_ids)
+
+    def undo(self) -> None:
+        self.command.undo()
+        self.panel.edited(self.image_ids)
+
+
+class ReviewPanel(QWidget):
+    """Counts, order, the pending queue, accept / reject / class, accept above, auto-label run."""
+
+    go_to_image = Signal(int)  # image id of the current proposal: the window shows it
+    annotations_changed = Signal(int)  # image id whose annotations an accept / undo changed
+    counts_changed = Signal(dict)
+
+    def __init__(self, undo_stack: QUndoStack, worker: Any = None) -> None:
+        super().__init__()
+        self.undo_stack, self.worker = undo_stack, worker
+        self.queue: ReviewQueue | None = None
+        self.folder: Any = None
+        self.images: list[tuple[int, str]] = []  # (image id, path) of the auto-label run
+        self._running = False
+        self._kind = AUTOLABEL  # or REFINE: the run in progress (one at a time)
+        self._store: Any = None  # the ProposalStore the run writes to
+        self._params: dict[int, Any] = {}  # image id -> the job's params for it
+        self._names: dict[int, str] = {}  # image id -> file name, of images with proposals
+        self._req = 1_000_000  # request ids of our own, apart from the other panels'
+        self._started = 0.0
+        self._done = 0
+        self._overlay: MaskItem | None = None
+        self._scene: Any = None
+        self.counts = QLabel("no project")
+        self.counts.setObjectName("review-counts")
+        self.order = QComboBox()
+        self.order.addItems(ORDERS)
+        self.order.currentTextChanged.connect(self._order_changed)
+        self.list = QListWidget()
+        self.list.currentRowChanged.connect(self._row_changed)
+        self.list.installEventFilter(self)
+        self.class_edit = QLineEdit()
+        self.class_edit.setPlaceholderText("class… (1-9 or type, Enter)")
+        self.class_edit.returnPressed.connect(self._class_typed)
+        self.class_edit.installEventFilter(self)
+        self.accept_button = QPushButton("Accept (Enter)")
+        self.accept_button.clicked.connect(lambda: self.accept())
+        self.reject_button = QPushButton("Reject (Backspace)")
+        self.reject_button.clicked.connect(self.reject)
+        self.above = QDoubleSpinBox()
+        self.above.setRange(-1.0, 1.0)
+        self.above.setDecimals(3)
+        self.above.setSingleStep(0.05)
+        self.above.setValue(0.3)
+        self.above_button = QPushButton("Accept all above")
+        self.above_button.clicked.connect(lambda: self.accept_above(self.above.value()))
+        self.classes_edit = QLineEdit()
+        self.classes_edit.setPlaceholderText("classes to auto-label: person, car, …")
+        self.classes_edit.returnPressed.connect(lambda: self.start_autolabel())
+        self.classes_edit.installEventFilter(self)
+        self.run_button = QPushButton("Auto-label")
+        self.run_button.clicked.connect(lambda: self.start_autolabel())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_autolabel)
+        self.cancel_button.setEnabled(False)
+        self.run_status = QLabel("")
+
+        top = QHBoxLayout()
+        top.addWidget(self.counts, 1)
+        top.addWidget(QLabel("order"))
+        top.addWidget(self.order)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.accept_button)
+        buttons.addWidget(self.reject_button)
+        above = QHBoxLayout()
+        above.addWidget(self.above)
+        above.addWidget(self.above_button)
+        run = QHBoxLayout()
+        run.addWidget(self.classes_edit, 1)
+        run.addWidget(self.run_button)
+        run.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.class_edit)
+        layout.addLayout(buttons)
+        layout.addLayout(above)
+        layout.addLayout(run)
+        layout.addWidget(self.run_status)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        if worker is not None:
+            self.set_worker(worker)
+
+    # ------------------------------------------------------------------------------ wiring
+    def set_worker(self, worker: Any) -> None:
+        self.worker = worker
+        worker.discovered.connect(self.on_result)
+        worker.failed.connect(self.on_failed)
+
+    def set_queue(self, queue: ReviewQueue | None, folder: Any = None) -> None:
+        """A project was opened (or closed: None)."""
+        self.cancel_autolabel()
+        self.queue, self.folder = queue, folder
+        self._names: dict[int, str] = {}
+        self.refresh()
+
+    def image_shown(self, image_id: int, scene: Any) -> None:
+        """The window shows `image_id`: draw the current proposal on it if it belongs there."""
+        self._scene = scene
+        self._overlay = None  # the canvas dropped its items with the old image
+        self._draw()
+
+    # ------------------------------------------------------------------------------ showing
+    def refresh(self) -> None:
+        q = self.queue
+        self.list.blockSignals(True)
+        self.list.clear()
+        if q is None:
+            self.counts.setText("no project")
+            self.list.blockSignals(False)
+            return
+        q.refresh()
+        names = self._image_names()
+        for p in q.items:
+            name = names.get(p.image_id, str(p.image_id))
+            item = QListWidgetItem(f"{p.score:+.3f}  {p.category}  —  {name}")
+            item.setData(Qt.ItemDataRole.UserRole, p.id)
+            self.list.addItem(item)
+        if q.items:
+            self.list.setCurrentRow(q.index)
+        self.list.blockSignals(False)
+        counts = q.counts()
+        self.counts.setText(
+            f"pending {counts['pending']} · accepted {counts['accepted']} · "
+            f"rejected {counts['rejected']} · images done {counts['images_done']}/{counts['images']}"
+        )
+        self.accept_button.setEnabled(bool(q.items))
+        self.reject_button.setEnabled(bool(q.items))
+        self.counts_changed.emit(counts)
+        self._show_current()
+
+    def _image_names(self) -> dict[int, str]:
+        """File names of the queued proposals' images, read once per image (not the whole
+        project's list on every refresh: a 20,000-image folder would stall the window)."""
+        if self.queue is None:
+            return {}
+        wanted = {p.image_id for p in self.queue.items}
+        missing = wanted - self._names.keys()
+        project = self.queue.store.project
+        if len(missing) > 200:
+            self._names.update({r.id: r.file_name for r in project.images()})
+        else:
+            for image_id in missing:
+                try:
+                    self._names[image_id] = project.image(image_id).file_name
+                except KeyError:
+                    pass
+        return self._names
+
+    def _row_changed(self, row: int) -> None:
+        if self.queue is not None and 0 <= row < len(self.queue.items):
+            self.queue.index = row
+            self._show_current()
+
+    def _show_current(self) -> None:
+        p = self.queue.current if self.queue is not None else None
+        if p is not None:
+            self.go_to_image.emit(p.image_id)
+        self._draw()
+
+    def _draw(self) -> None:
+        if self._scene is None:
+            return
+        if self._overlay is None:
+            self._overlay = MaskItem(self._scene, 14)
+        p = self.queue.current if self.queue is not None else None
+        if p is None:
+            self._overlay.set_visible(False)
+            return
+        self._overlay.show_mask(p.mask(), PROPOSAL_RGB, 90, 2.0, dashed=True)
+        self._overlay.set_visible(True)
+
+    def _order_changed(self, order: str) -> None:
+        if self.queue is not None:
+            self.queue.set_order(order)
+            self.refresh()
+
+    # ------------------------------------------------------------------------------ editing
+    def _push(self, command: ReviewCommand | None, image_ids: set[int]) -> bool:
+        if command is None:
+            return False
+        self.undo_stack.push(_Undoable(command, self, image_ids))
+        return True
+
+    def edited(self, image_ids: set[int]) -> None:
+        """After a command's do / undo: re-read the queue, tell the window which images changed."""
+        self.refresh()
+        for image_id in sorted(image_ids):
+            self.annotations_changed.emit(image_id)
+
+    def accept(self, category: str | None = None) -> bool:
+        q = self.queue
+        if q is None or q.current is None:
+            return False
+        return self._push(q.accept(category), {q.current.image_id})
+
+    def reject(self) -> bool:
+        q = self.queue
+        if q is None or q.current is None:
+            return False
+        return self._push(q.reject(), set())
+
+    def change_class(self, name: str) -> bool:
+        q = self.queue
+        return q is not None and self._push(q.change_class(name), set())
+
+    def choose_class(self, number: int) -> bool:
+        """Keys 1-9: the n-th class of `ReviewQueue.classes`."""
+        if self.queue is None:
+            return False
+        names = self.class_names()
+        return 1 <= number <= len(names) and self.change_class(names[number - 1])
+
+    def class_names(self) -> list[str]:
+        """What 1-9 pick: the classes typed for auto-label first, then the queue's."""
+        if self.queue is None:
+            return []
+        return self.queue.classes(parse_classes(self.classes_edit.text()))
+
+    def accept_above(self, score: float) -> bool:
+        q = self.queue
+        if q is None:
+            return False
+        command = q.accept_above(score)
+        ids = {p.image_id for p in q.store.proposals() if p.score >= score}
+        return self._push(command, ids)
+
+    def _class_typed(self) -> None:
+        name = self.class_edit.text()
+        self.class_edit.clear()
+        if self.change_class(name):
+            self.list.setFocus()
+
+    def handle_key(self, event) -> bool:
+        """The review keys; True when the key was one of them."""
+        key, text = event.key(), event.text()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            return self.accept() or True
+        if key == Qt.Key.Key_Backspace:
+            return self.reject() or True
+        if (
+            text
+            and text in "123456789"
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            return self.choose_class(int(text)) or True
+        if (
+            text
+            and text.isprintable()
+            and text.strip()
+            and not event.modifiers()
+            & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+        ):
+            self.class_edit.setText(text)
+            self.class_edit.setFocus()
+            return True
+        return False
+
+    def focusInEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        """The keys work on the queue: focusing the panel focuses its list."""
+        self.list.setFocus(event.reason())
+
+    def _is_review_key(self, event) -> bool:
+        """Keys the window also binds (Enter accepts a mask, Backspace deletes): with the queue
+        focused they are the review's, so the window's shortcut must not take them."""
+        modifiers = event.modifiers() & ~(
+            Qt.KeyboardModifier.KeypadModifier | Qt.KeyboardModifier.ShiftModifier
+        )
+        text = event.text()
+        return not modifiers and (
+            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
+            or (bool(text) and text.isprintable() and bool(text.strip()))
+        )
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if watched in (self.class_edit, self.classes_edit):
+            # Enter finishes the field (the window binds Enter to "accept mask" otherwise)
+            enter = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            if event.type() == QEvent.Type.ShortcutOverride and event.key() in enter:
+                event.accept()
+                return True
+            return False
+        if watched is self.list:
+            if event.type() == QEvent.Type.ShortcutOverride and self._is_review_key(event):
+                event.accept()
+                return True
+            if event.type() == QEvent.Type.KeyPress:
+                return self.handle_key(event)
+        return super().eventFilter(watched, event)
+
+    # ---------------------------------------------------------------- auto-label and refine
+    def start_autolabel(
+        self,
+        classes: str | None = None,
+        settings: Any = None,
+        threshold: float | None = 0.2,
+        top_k: int = 10,
+    ) -> bool:
+        """Label every image of the project with the classes, one worker request per image."""
+        if classes is not None:
+            self.classes_edit.setText(classes)
+        names = tuple(parse_classes(self.classes_edit.text()))
+        q = self.queue
+        if q is None or self.worker is None or not names or self._running:
+            self.run_status.setText("Open a folder and give classes" if not names else "")
+            return False
+        folder = q.store.project.folder
+        self.images = [(r.id, str(folder / r.file_name)) for r in q.store.project.images()]
+        params = AutolabelParams(names, q.store, settings, threshold, top_k)
+        self._params = {image_id: params for image_id, _ in self.images}
+        return self._begin(AUTOLABEL)
+
+    def start_refine(self, clip: bool = True) -> bool:
+        """Masks for the project's box-only annotations not refined yet (each box is SAM's prompt),
+        stored as pending proposals for review; one worker request per image."""
+        q = self.queue
+        if q is None or self.worker is None or self._running:
+            return False
+        todo = waiting_boxes(q.store)
+        if not todo:
+            self.run_status.setText("no box-only annotations to refine")
+            return False
+        project = q.store.project
+        self.images = [(i, str(project.folder / project.image(i).file_name)) for i in todo]
+        self._params = {i: RefineParams(tuple(boxes), clip) for i, boxes in todo.items()}
+        return self._begin(REFINE)
+
+    def _begin(self, kind: str) -> bool:
+        self._kind, self._store = kind, self.queue.store
+        self._running, self._done, self._started = True, 0, time.perf_counter()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._send_next()
+        return True
+
+    def _what(self) -> str:
+        return "auto-label" if self._kind == AUTOLABEL else "refine boxes"
+
+    def cancel_autolabel(self) -> None:
+        """Stop after the image in progress (its result is still stored); refine runs too."""
+        if self._running:
+            self.images = []
+            self.run_status.setText(f"cancelled after {self._done} images (run again to continue)")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _send_next(self) -> None:
+        if not self.images:
+            self._finish()
+            return
+        image_id, path = self.images[0]
+        self._req += 1
+        params = self._params[image_id]
+        self.worker.discover(DiscoveryRequest(self._req, image_id, path, self._kind, params))
+
+    def on_result(self, kind: str, image_id: int, request_id: int, result: Any) -> None:
+        if kind != self._kind or request_id != self._req or not self._running:
+            return
+        same_project = self.queue is not None and self.queue.store is self._store
+        if same_project and kind == AUTOLABEL:
+            run, found = result
+            if found is not None:
+                self.queue.store.finish_image(image_id, run, "proposals", found)
+        elif same_project:
+            store_image(self.queue.store, image_id, result)
+        if self.images and self.images[0][0] == image_id:
+            self.images.pop(0)
+        self._done += 1
+        left = len(self.images)
+        elapsed = time.perf_counter() - self._started
+        eta = elapsed / self._done * left
+        self.run_status.setText(f"{self._what()}: {self._done} done, {left} left, ETA {eta:.0f} s")
+        self.refresh()
+        self._send_next()
+
+    def on_failed(self, kind: str, image_id: int, request_id: int, message: str) -> None:
+        if kind != self._kind or request_id != self._req or not self._running:
+            return
+        self.run_status.setText(f"skipped: {message}")
+        if self.images and self.images[0][0] == image_id:
+            self.images.pop(0)
+        self._send_next()
+
+    def _finish(self) -> None:
+        self._running = False
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if not self.run_status.text().startswith("cancelled"):
+            self.run_status.setText(f"{self._what()} finished: {self._done} images")
+        self.refresh()
+
+
+__all__ = ["ReviewPanel"]

@@ -1,0 +1,350 @@
+"""A project in a PostgreSQL database: `Project("postgresql://USER@HOST:PORT/DB?project=NAME")`.
+
+Every query method is `Project`'s own (PgConnection translates its SQL); this class holds what
+differs (ADR 0011):
+- each project is a schema `annotator_NAME` (several projects per database), created and migrated
+  under the project's write lock by whoever opens it first;
+- a write transaction takes a transaction-scoped advisory lock of the project first, as SQLite's
+  `BEGIN IMMEDIATE` takes its write lock: read-check-insert sequences (a category by name, an
+  image by name) stay race-free, and change-log ids are in commit order, so a poller that
+  remembers the last id it saw misses nothing;
+- a claim is a session advisory lock on (project, image): the server drops it when the
+  connection ends (window closed, process killed, network gone), so a claim never outlives its
+  holder. Writers take the same lock shared for the length of their transaction; an image
+  claimed by someone else refuses the write with one line naming the holder.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from annotator.errors import ProjectError
+from annotator.store import pg_schema
+from annotator.store.backend import (
+    PgConnection,
+    current_user,
+    holder_id,
+    import_psycopg,
+    parse_url,
+    register_url_project,
+)
+from annotator.store.project import ImageRecord, Project, _now
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - 2**32 if value >= 2**31 else value
+
+
+def _key(label: str) -> int:
+    return _int32(zlib.crc32(label.encode()))
+
+
+@register_url_project
+class PostgresProject(Project):
+    """A `Project` whose tables live in PostgreSQL (see the module docstring)."""
+
+    def __init__(self, db_path: str, timeout: float = 10.0) -> None:
+        psycopg = import_psycopg()
+        self._pg = psycopg
+        self.location = parse_url(str(db_path))
+        self.url = str(db_path)
+        self.path = self.location.shown  # type: ignore[assignment]  # what messages show
+        self.user = current_user()
+        self.holder = holder_id(self.user)
+        self._claimed: set[int] = set()
+        self._left: dict[int, tuple[str, str] | None] = {}  # see Project.check_undo
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._timeout = timeout
+        self._write_key = _key(f"annotator-write:{self.location.schema}")
+        self._claim_key = _key(f"annotator-claim:{self.location.schema}")
+        try:
+            raw = psycopg.connect(
+                self.location.conninfo,
+                autocommit=True,
+                connect_timeout=max(1, int(timeout)),
+                application_name="annotator",
+            )
+        except psycopg.Error as error:
+            raise ProjectError(f"{self.path}: cannot connect ({_first_line(error)})") from error
+        self._con = PgConnection(raw)  # type: ignore[assignment]
+        try:
+            self._setup()
+        except BaseException:
+            raw.close()
+            raise
+        self.journal_mode = "postgresql"
+        stored = self.get_meta("folder")
+        if self.location.images and not stored:
+            stored = str(Path(self.location.images).resolve())
+            self.set_meta("folder", stored)
+        self.folder = Path(stored) if stored else None
+
+    # --------------------------------------------------------------------------- connection
+    def _setup(self) -> None:
+        sql = self._pg.sql
+        raw = self._con.raw
+        schema_name = sql.Identifier(self.location.schema)
+        try:
+            raw.execute(sql.SQL("SET search_path TO {}").format(schema_name))
+            raw.execute(f"SET lock_timeout = '{int(self._timeout * 1000)}ms'")
+        except self._pg.Error as error:
+            raise ProjectError(self._explain(error, "cannot open")) from error
+        version = self._stored_version()
+        if version is not None and version >= pg_schema.SCHEMA_VERSION:
+            self._check_newer(version)
+            return
+        with self.transaction():
+            try:
+                raw.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema_name))
+                raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = raw.execute("SELECT max(version) FROM schema_version").fetchone()
+                if row[0] is None:
+                    raw.execute("INSERT INTO schema_version (version) VALUES (0)")
+                version = int(row[0] or 0)
+                self._check_newer(version)
+                for step in range(version, pg_schema.SCHEMA_VERSION):
+                    for statement in pg_schema.MIGRATIONS[step]:
+                        raw.execute(statement)
+                raw.execute("UPDATE schema_version SET version = %s", (pg_schema.SCHEMA_VERSION,))
+            except self._pg.Error as error:
+                raise ProjectError(self._explain(error, "cannot upgrade")) from error
+
+    def _stored_version(self) -> int | None:
+        try:
+            row = self._con.raw.execute(
+                "SELECT to_regclass('schema_version') IS NOT NULL"
+            ).fetchone()
+            if not row[0]:
+                return None
+            return int(
+                self._con.raw.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            )
+        except self._pg.Error as error:
+            raise ProjectError(self._explain(error, "cannot open")) from error
+
+    def _check_newer(self, version: int) -> None:
+        if version > pg_schema.SCHEMA_VERSION:
+            raise ProjectError(
+                f"{self.path}: made by a newer annotator (schema {version}, this one knows"
+                f" {pg_schema.SCHEMA_VERSION})"
+            )
+
+    def _explain(self, error: Exception, doing: str) -> str:  # type: ignore[override]
+        errors = self._pg.errors
+        text = _first_line(error)
+        if isinstance(error, (errors.LockNotAvailable, errors.QueryCanceled)):
+            return (
+                f"{self.path}: the project is busy (another writer held it for {self._timeout:g}s);"
+                " nothing was saved"
+            )
+        if isinstance(error, errors.DiskFull):
+            return f"{self.path}: the database server's disk is full; nothing was saved"
+        if isinstance(error, (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
+            return f"{self.path}: {doing} the project: not allowed ({text}); nothing was saved"
+        if isinstance(error, self._pg.OperationalError):
+            return f"{self.path}: lost the database connection ({text}); nothing was saved"
+        return f"{self.path}: {doing} the project ({text})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction under the project's write lock; nested calls join it."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            raw = self._con.raw
+            try:
+                raw.execute("BEGIN")
+                raw.execute("SELECT pg_advisory_xact_lock(%s, 0)", (self._write_key,))
+            except self._pg.Error as error:
+                self._rollback()
+                raise ProjectError(self._explain(error, "cannot write")) from error
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._rollback()
+                raise
+            self._depth = 0
+            try:
+                raw.execute("COMMIT")
+            except self._pg.Error as error:
+                self._rollback()
+                raise ProjectError(self._explain(error, "cannot write")) from error
+
+    def _rollback(self) -> None:
+        try:
+            if self._con.in_transaction:
+                self._con.raw.execute("ROLLBACK")
+        except self._pg.Error:
+            pass  # the connection is gone: the server rolled back
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A consistent read view (REPEATABLE READ) for several reads."""
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            try:
+                self._con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            except self._pg.Error as error:
+                raise ProjectError(self._explain(error, "cannot read")) from error
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                self._rollback()
+
+    def _write(self, sql: str, params: tuple | dict = ()) -> Any:
+        try:
+            return self._con.execute(sql, params)
+        except self._pg.IntegrityError:
+            raise  # a constraint broken by the caller: a bug, keep the traceback
+        except self._pg.Error as error:
+            raise ProjectError(self._explain(error, "cannot write")) from error
+
+    def _write_many(self, sql: str, rows: list[tuple]) -> None:
+        try:
+            self._con.executemany(sql, rows)
+        except self._pg.IntegrityError:
+            raise
+        except self._pg.Error as error:
+            raise ProjectError(self._explain(error, "cannot write")) from error
+
+    def _read(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, params).fetchall()
+            except self._pg.Error as error:
+                raise ProjectError(self._explain(error, "cannot read")) from error
+
+    def close(self) -> None:
+        """Close the connection: the server drops this session's claims with it."""
+        with self._lock:
+            try:
+                if self._claimed and not self._con.raw.closed:
+                    self._con.raw.execute("DELETE FROM claims WHERE pid = pg_backend_pid()")
+            except self._pg.Error:
+                pass
+            self._claimed.clear()
+            self._con.close()
+
+    def integrity_ok(self) -> bool:
+        """True when nothing dangles and every mask fits its image (PostgreSQL checks its own
+        pages; this checks what the store promises)."""
+        checks = (
+            "SELECT count(*) FROM annotations a LEFT JOIN images i ON i.id = a.image_id"
+            " WHERE i.id IS NULL OR a.height <> i.height OR a.width <> i.width OR a.area <= 0",
+            "SELECT count(*) FROM annotations a LEFT JOIN categories c ON c.id = a.category_id"
+            " WHERE c.id IS NULL",
+            "SELECT count(*) FROM (SELECT id FROM annotations GROUP BY id HAVING count(*) > 1) d",
+            "SELECT count(*) FROM embeddings e WHERE (e.kind = 'annotation' AND NOT EXISTS"
+            " (SELECT 1 FROM annotations a WHERE a.id = e.ref_id)) OR (e.kind = 'image' AND NOT"
+            " EXISTS (SELECT 1 FROM images i WHERE i.id = e.ref_id))",
+        )
+        try:
+            return all(self._read(check)[0][0] == 0 for check in checks)
+        except ProjectError:
+            return False
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._read("SELECT max(version) FROM schema_version")[0][0])
+
+    # ------------------------------------------------------------------------------- claims
+    def _holder(self, image_id: int) -> str | None:
+        rows = self._read(
+            "SELECT c.holder FROM claims c JOIN pg_locks l ON l.locktype = 'advisory'"
+            " AND l.pid = c.pid AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 2"
+            " AND l.classid::bigint = ? AND l.objid::bigint = c.image_id % 4294967296"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " WHERE c.image_id = ?",
+            (self._claim_key & 0xFFFFFFFF, int(image_id)),
+        )
+        return rows[0][0] if rows else None
+
+    def claim(self, image_id: int) -> None:
+        image = self.image(image_id)
+        if image.id in self._claimed:
+            return
+        deadline = time.monotonic() + min(self._timeout, 2.0)
+        with self._lock:
+            while True:
+                got = self._read(
+                    "SELECT pg_try_advisory_lock(?, ?)", (self._claim_key, _int32(image.id))
+                )[0][0]
+                if got:
+                    break
+                holder = self._holder(image.id)
+                if holder is not None or time.monotonic() > deadline:
+                    raise ProjectError(
+                        f"{image.file_name}: being edited by {holder or 'another annotator'};"
+                        " open another image"
+                    )
+                time.sleep(0.02)  # a writer holds it for the length of one save
+            self._claimed.add(image.id)
+            with self.transaction():
+                self._write(
+                    "INSERT INTO claims (image_id, holder, pid, since)"
+                    " VALUES (?, ?, pg_backend_pid(), ?) ON CONFLICT (image_id) DO UPDATE"
+                    " SET holder = excluded.holder, pid = excluded.pid, since = excluded.since",
+                    (image.id, self.holder, _now()),
+                )
+
+    def release(self, image_id: int) -> None:
+        image_id = int(image_id)
+        if image_id not in self._claimed:
+            return
+        with self._lock:
+            self._claimed.discard(image_id)
+            with self.transaction():
+                self._write(
+                    "DELETE FROM claims WHERE image_id = ? AND pid = pg_backend_pid()", (image_id,)
+                )
+            self._read("SELECT pg_advisory_unlock(?, ?)", (self._claim_key, _int32(image_id)))
+
+    def claims(self) -> dict[int, str]:
+        rows = self._read(
+            "SELECT c.image_id, c.holder FROM claims c JOIN pg_locks l ON l.locktype = 'advisory'"
+            " AND l.pid = c.pid AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 2"
+            " AND l.classid::bigint = ? AND l.objid::bigint = c.image_id % 4294967296"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " WHERE c.pid <> pg_backend_pid() ORDER BY c.image_id",
+            (self._claim_key & 0xFFFFFFFF,),
+        )
+        return {int(image_id): holder for image_id, holder in rows}
+
+    def _check_claim(self, image: ImageRecord) -> None:
+        if image.id in self._claimed:
+            return
+        free = self._read(
+            "SELECT pg_try_advisory_xact_lock_shared(?, ?)", (self._claim_key, _int32(image.id))
+        )[0][0]
+        if not free:
+            holder = self._holder(image.id)
+            raise ProjectError(
+                f"{image.file_name}: being edited by {holder or 'another annotator'}; not saved"
+            )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+__all__ = ["PostgresProject"]
