@@ -13,6 +13,7 @@ Results and errors come back by signal, tagged with image id and request id; the
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -287,7 +288,12 @@ class EngineWorker(QThread):
         self.engine_loading.emit(config.segmenter_name())
         self._cancel_index_build()
         factory = self.engine_factory or _build_engine
+        gc.unfreeze()  # the previous engine's objects may be collected again
         self._engine = factory(config, cache_dir, self.progress.emit)
+        # The models and the vocabulary live as long as the engine: kept out of full collections,
+        # which otherwise walk their ~10^6 objects holding the GIL (67 ms on a quiet core, far more
+        # with both cores busy) and stall the window at random moments.
+        gc.freeze()
         if hasattr(self._engine, "exemplars"):
             self._engine.exemplars = self._exemplars
         self.engine_ready.emit(self._engine_info(config))

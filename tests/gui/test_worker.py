@@ -68,6 +68,18 @@ def test_prefetch_stays_within_the_memory_budget(qtbot, worker, image_folder, tm
     assert set(worker._cache) == {2, 3} or len(worker._cache) <= 2
 
 
+def test_the_loaded_models_are_kept_out_of_full_collections(worker):
+    """A full collection over the heap a loaded engine brings (models, vocabulary: ~10^6 objects)
+    holds the GIL for tens of ms: the worker freezes them once the engine is loaded."""
+    import gc
+
+    assert worker._engine is not None
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    gc.collect()
+    assert gc.get_freeze_count() == frozen  # a collection neither walks nor thaws them
+
+
 @pytest.mark.slow
 def test_event_loop_never_stalls_while_a_full_size_sam_encodes(qtbot, tmp_path, model_config):
     """Random-initialised full ViT-B (the real architecture, seconds per image on a CPU)."""
