@@ -29,7 +29,7 @@ def overlay_image(
     thread under a millisecond, where building ARGB pixels in numpy took ~17 ms (and several times
     that with both cores busy encoding), long enough to be a visible stall."""
     h, w = crop.shape
-    index = crop.astype(np.uint8)
+    index = np.ascontiguousarray(crop, dtype=np.uint8)  # a crop of a mask is a strided view
     if outline is not None:
         index[outline] = 2
     image = QImage(index.data, w, h, w, QImage.Format.Format_Indexed8)
