@@ -170,7 +170,14 @@ def build(family: str, seed: int = 0):
 
 
 def save(family: str, folder: Path, seed: int = 0):
-    """Write a tiny `family` folder (config.json + model.safetensors); (model, processor)."""
+    """Write a tiny `family` folder (config.json + model.safetensors); (model, processor), the
+    model as a transformers user gets it: `from_pretrained(folder)`.
+
+    Not the in-memory model that was saved: `from_pretrained` (transformers 5.25) leaves every
+    parameter at an address that is not 64-byte aligned, and the CPU kernels then sum in another
+    order, so the two differ by float rounding, which the tiny random models amplify (features
+    of ~10^7 differing by ~10^2) until a mask pixel flips. The reference pipeline is the one a
+    user runs on the same files."""
     model, processor = build(family, seed)
     model.save_pretrained(folder)
-    return model, processor
+    return type(model).from_pretrained(folder).eval(), processor

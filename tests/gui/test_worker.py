@@ -103,8 +103,10 @@ def test_event_loop_never_stalls_while_a_full_size_sam_encodes(qtbot, tmp_path, 
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
-    encoded = []
+    encoded, events = [], []
     window.worker.encoded.connect(encoded.append)
+    window.worker.encoded.connect(lambda *_: events.append(("encoded", time.perf_counter())))
+    window.worker.proposal_ready.connect(lambda *_: events.append(("mask", time.perf_counter())))
     started = time.perf_counter()
     timer.start()
     click(qtbot, window, 500, 400)  # a click while the image is being encoded is kept
@@ -117,6 +119,7 @@ def test_event_loop_never_stalls_while_a_full_size_sam_encodes(qtbot, tmp_path, 
         "gaps over 30 ms at",
         [(round(t, 2), g) for t, g in zip(stamps, gaps, strict=False) if g > 30],
     )
+    print("events at", [(name, round(t - started, 2)) for name, t in events])
     print(
         f"encode {seconds:.1f} s, {len(gaps)} ticks, max gap {worst} ms, mean {np.mean(gaps):.1f} ms"
     )
