@@ -77,7 +77,9 @@ def test_the_loaded_models_are_kept_out_of_full_collections(worker):
     frozen = gc.get_freeze_count()
     assert frozen > 0
     gc.collect()
-    assert gc.get_freeze_count() == frozen  # a collection neither walks nor thaws them
+    # a collection moves nothing out of the permanent generation (refcounting may still free a
+    # few frozen objects that were garbage already)
+    assert gc.get_freeze_count() > 0.99 * frozen
 
 
 @pytest.mark.slow
