@@ -583,6 +583,10 @@ class IndexBuild:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
     def cancel(self) -> None:
         self._cancelled.set()
 

@@ -135,6 +135,52 @@ def test_name_and_weights_file(tmp_path, tiny):
     np.testing.assert_allclose(by_name.encode_text(TEXTS), by_config.encode_text(TEXTS), atol=1e-6)
 
 
+@pytest.mark.parametrize("tower", list(TOWERS))
+def test_the_uninitialised_build_equals_open_clips_own_load(tmp_path, tiny, tower):
+    """`_create` builds without random initialisation and loads with open_clip's load_checkpoint:
+    every parameter and buffer (the causal masks too), the preprocessing and the outputs are
+    exactly those of `open_clip.create_model(name, pretrained=FILE)`."""
+    from annotator.models.clip import _create, _register_config, _uninitialised
+
+    config, weights = tiny[tower]
+    name = _register_config(tiny_config(tower))
+    assert _uninitialised(name, None) is not None  # the fast path is the one taken
+    ours = _create(name, str(weights), weights, config, "cpu").eval()
+    theirs = open_clip.create_model(name, pretrained=str(weights), pretrained_text=False).eval()
+    a = {**dict(ours.named_parameters()), **dict(ours.named_buffers())}
+    b = {**dict(theirs.named_parameters()), **dict(theirs.named_buffers())}
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert open_clip.get_model_preprocess_cfg(ours) == open_clip.get_model_preprocess_cfg(theirs)
+    tokens = open_clip.get_tokenizer(name)(TEXTS)
+    size = open_clip.get_model_preprocess_cfg(ours)["size"]
+    size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    image = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(ours.encode_text(tokens), theirs.encode_text(tokens))
+        assert torch.equal(ours.encode_image(image), theirs.encode_image(image))
+
+
+def test_an_architecture_with_unsaved_state_takes_open_clips_path(tiny, monkeypatch):
+    """A non-persistent buffer other than the causal mask cannot be rebuilt: the usual build."""
+    from annotator.models import clip as clip_module
+
+    config, weights = tiny["vit"]
+    name = clip_module._register_config(tiny_config("vit"))
+    real = open_clip.create_model
+
+    def with_extra_buffer(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.visual.register_buffer("scratch", torch.zeros(3), persistent=False)
+        return model
+
+    monkeypatch.setattr(clip_module.open_clip, "create_model", with_extra_buffer)
+    assert clip_module._uninitialised(name, None) is None
+    model = clip_module._create(name, str(weights), weights, config, "cpu")
+    assert torch.equal(model.visual.scratch, torch.zeros(3))
+
+
 def test_mismatched_weights_name_both_files(tiny):
     config, _ = tiny["vit"]
     _, weights = tiny["resnet"]

@@ -130,3 +130,42 @@ def test_segment_top_k_0_never_builds_the_text_index(engine_args, tmp_path, monk
     flags = cli_flags(engine_args) + ["--cache-dir", str(tmp_path / "cache")]
     assert main(["segment", str(image), "--point", "20,15", "--top-k", "0", *flags]) == 0
     assert '"labels": []' in capsys.readouterr().out
+
+
+def test_the_default_vocabulary_has_coco_and_lvis_milestones_and_publishes_right_there():
+    """A first start's schedule (gui/worker.py) hangs on two milestones: where the COCO names and
+    where the LVIS names end in build order. Each is a publication mark, and a chunk ends there,
+    so the index scores exactly those names the moment their texts are encoded."""
+    from annotator.vocab.vocabulary import Vocabulary
+
+    vocab = Vocabulary.default()
+    coco = {e.name.casefold() for e in Vocabulary.shipped("coco")}
+    lvis = {e.name.casefold() for e in Vocabulary.shipped("lvis")}
+    index = TextIndex(vocab, _encoder(), "m")
+    first, wide = index.plan_milestones()
+    names = [e.name.casefold() for e in vocab]
+    # (an LVIS name merged into a COCO entry by the union is that entry's synonym, earlier still)
+    assert coco & set(names) <= set(names[:first]) and names[first - 1] in coco
+    assert lvis & set(names) <= set(names[:wide]) and names[wide - 1] in lvis
+    assert (first, wide) == (80, 6814)
+    # with the project's own names first, the first milestone covers them and COCO
+    assert index.plan_milestones(["okapi", "pangolin"])[0] == first + 2
+    readies, calls = [], []
+
+    def progress(done, total):
+        readies.append(index.ready)
+
+    encode = _encoder()
+    index.encode = lambda texts: calls.append(len(texts)) or encode(texts)
+    index.build(progress)
+    assert first in readies and wide in readies  # published exactly at both milestones
+    texts_before = lambda n: len(dict.fromkeys(t for e in list(vocab)[:n] for t in e.texts))  # noqa: E731
+    ends = np.cumsum(calls)
+    assert texts_before(first) in ends and texts_before(wide) in ends
+    assert max(calls) <= ENCODE_CHUNK
+
+
+def test_a_small_vocabulary_without_shipped_names_has_only_the_priority_milestone():
+    index = TextIndex(_vocabulary(50), _encoder(), "m")
+    assert index.plan_milestones() == (0, 0)
+    assert index.plan_milestones(["thing7", "thing9"]) == (2, 2)

@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import threading
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -120,6 +121,8 @@ class EngineWorker(QThread):
             None  # the text index building in the background (engine.IndexBuild)
         )
         self._priority: tuple[str, ...] = ()  # names whose text rows are encoded first
+        self._index_started = 0.0  # time.monotonic() when the running index build began
+        self._urgent = False  # a click's mask or the shown image's encode is being computed
         self._exemplars: Any = None  # the project's accepted objects (vocab/exemplars.Exemplars)
 
     # ------------------------------------------------------------------ requests (GUI thread)
@@ -215,16 +218,24 @@ class EngineWorker(QThread):
             with self._cond:
                 job = self._next_job()
                 while job is None and not self._stop:
-                    self._cond.wait()
+                    # while the index builds, a deferred encode may become due by time alone
+                    self._cond.wait(0.2 if self._index_running() else None)
                     job = self._next_job()
                 if self._stop:
                     return
-            kind, payload = job
+                kind, payload = job
+                self._urgent = kind == "decode" or (
+                    kind == "encode" and bool(self._box.order) and self._box.order[0] == payload
+                )
             try:
                 getattr(self, f"_do_{kind}")(payload)
             except Exception as error:  # noqa: BLE001 - a model error must never kill the thread
                 log.warning("worker %s failed:\n%s", kind, traceback.format_exc())
                 self._report(kind, payload, error)
+            finally:
+                with self._cond:
+                    self._urgent = False
+                    self._cond.notify_all()  # the text index may go on (`_yield_to_clicks`)
 
     def _next_job(self) -> tuple[str, Any] | None:
         box = self._box
@@ -242,6 +253,8 @@ class EngineWorker(QThread):
         current = box.order[0] if box.order else None
         if current is not None and current[0] not in self._cache:
             if current[0] not in self._failed_encode:  # the shown image's segmenter half first:
+                if self._index_short_of(0, FIRST_NAMES_WAIT_S):
+                    return None  # ...once the COCO names score (a second or so on a first start)
                 return "encode", current  # a click then waits for nothing else
         if box.relabels:
             tag = next(iter(box.relabels))
@@ -251,8 +264,40 @@ class EngineWorker(QThread):
             return "discover", box.discoveries.pop(kind)
         for image_id, path in box.order[: self._prefetch_count()]:
             if image_id not in self._done and image_id not in self._failed_encode:
+                if image_id != current[0] and self._index_short_of(1, WIDE_NAMES_WAIT_S):
+                    return None  # other images wait while the LVIS names are encoded
                 return "encode", (image_id, path)
         return None
+
+    # First start: the text index and the encoder share the CPU. The schedule: the COCO names
+    # first (about 200 texts), then the shown image's segmenter half (the first mask), then the
+    # LVIS names while only clicks and the shown image interrupt them (the index yields to those
+    # between chunks), then prefetch of the other images alongside the rest of the vocabulary.
+    # Each wait is bounded, so a slow index can delay the encoder by seconds at most.
+    def _index_running(self) -> bool:
+        build = self._index_build
+        return build is not None and build.running
+
+    def _index_short_of(self, milestone: int, limit_s: float) -> bool:
+        """Whether a running index build has not yet passed milestone 0 (COCO) / 1 (LVIS), and
+        began less than `limit_s` ago."""
+        if not self._index_running() or time.monotonic() - self._index_started > limit_s:
+            return False
+        index = getattr(self._engine, "index", None)
+        milestones = getattr(index, "milestones", (0, 0))
+        return self._engine.index_status[0] < milestones[milestone]
+
+    def _yield_to_clicks(self, build: Any) -> None:
+        """Called by the index between chunks, past its first milestone: wait while a click's mask
+        or the shown image's encode is computed (at most YIELD_S each time)."""
+        deadline = time.monotonic() + YIELD_S
+        with self._cond:
+            while (
+                self._urgent
+                and not (build is not None and build.cancelled)
+                and time.monotonic() < deadline
+            ):
+                self._cond.wait(0.1)
 
     def _prefetch_count(self) -> int:
         """How many images of the order (current first) fit the memory budget; 1 until a size is known."""
@@ -311,9 +356,15 @@ class EngineWorker(QThread):
         if vocabulary is None and ready >= total:
             return  # already complete (cached texts): engine_ready said how many entries it has
 
+        handle: dict[str, Any] = {}
+
         def report(_stage: str, _done: int, _total: int) -> None:
             ready, total = engine.index_status
             self.progress.emit("labels", ready, total)
+            with self._cond:
+                self._cond.notify_all()  # an encode deferred to a milestone may be due
+            if ready >= milestones[0]:
+                self._yield_to_clicks(handle.get("build"))
 
         def done(error: BaseException | None) -> None:
             ready, total = engine.index_status
@@ -324,7 +375,10 @@ class EngineWorker(QThread):
                 self._job_state.pop("tags", None)  # tags name vocabulary entries: recompute them
                 self.vocabulary_ready.emit(total)
 
-        self._index_build = start(self._priority, report, vocabulary, done)
+        plan = getattr(getattr(engine, "index", None), "plan_milestones", None)
+        milestones = plan(self._priority, vocabulary) if plan is not None else (0, 0)
+        self._index_started = time.monotonic()
+        self._index_build = handle["build"] = start(self._priority, report, vocabulary, done)
 
     def _cancel_index_build(self) -> None:
         build, self._index_build = self._index_build, None
@@ -489,6 +543,11 @@ class EngineWorker(QThread):
                 self._others.pop(next(iter(self._others)))
             self._others[key] = engine
         return engine
+
+
+FIRST_NAMES_WAIT_S = 3.0  # the longest a first encode waits for the COCO names to score
+WIDE_NAMES_WAIT_S = 120.0  # the longest prefetch waits for the LVIS names to score
+YIELD_S = 30.0  # the longest the index waits, each time, for a click or the shown image
 
 
 def _lower_priority() -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.atomic import atomic_write_with
-from annotator.vocab.vocabulary import Entry, Vocabulary
+from annotator.vocab.vocabulary import Entry, Vocabulary, _shipped_entries
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ class TextIndex:
         self._buffer = np.zeros(0, dtype=np.float32)
         self.ready = 0  # entries scored now (a prefix in priority order while building)
         self.total = len(vocabulary)
+        # (first, wide) entry counts of the last build: see `_milestones`
+        self.milestones: tuple[int, int] = (0, 0)
 
     @classmethod
     def from_matrix(
@@ -165,6 +167,15 @@ class TextIndex:
         return index
 
     # ---- building ------------------------------------------------------------------------------
+    def plan_milestones(self, priority: Sequence[str] = (), vocabulary=None) -> tuple[int, int]:
+        """Set (and return) the milestones a `build(priority=...)` over `vocabulary` (default:
+        the current one) will pass, before it starts: a scheduler can then rely on them from
+        the first moment of the build."""
+        vocabulary = self.vocabulary if vocabulary is None else vocabulary
+        entries, n_first = _prioritised(list(vocabulary), priority)
+        self.milestones = _milestones(entries, n_first)
+        return self.milestones
+
     def build(
         self,
         progress: Callable[[int, int], None] | None = None,
@@ -183,6 +194,7 @@ class TextIndex:
         texts = list(dict.fromkeys(t for entry in entries for t in entry.texts))
         missing = [t for t in texts if t not in self._cache]
         self.total = len(entries)
+        self.milestones = _milestones(entries, n_first)
         if not missing:
             self._assemble(entries, texts)
             return
@@ -190,9 +202,9 @@ class TextIndex:
             ready = _ready_prefix(entries, self._cache)
             if ready:
                 self._publish(entries[:ready])
-        missing_set = set(missing)
-        first = {t for entry in entries[:n_first] for t in entry.texts if t in missing_set}
-        marks = _publication_marks(len(first), len(missing))
+        # each milestone, counted in missing texts, is a publication mark of its own
+        ends = _missing_text_ends(entries, set(missing), (n_first, *self.milestones))
+        marks = _publication_marks(ends[0], len(missing), ends[1:])
         try:
             self._encode_missing(missing, progress, marks, entries)
         finally:
@@ -214,10 +226,13 @@ class TextIndex:
         marks = sorted(set(marks))
         if progress is not None:
             progress(0, total)
-        for start in range(0, total, ENCODE_CHUNK):
-            chunk = missing[start : start + ENCODE_CHUNK]
+        start = 0
+        while start < total:
+            # a chunk ends at the next publication mark, so the index is republished right there
+            stop = min([start + ENCODE_CHUNK, total, *(m for m in marks if m > start)])
+            chunk = missing[start:stop]
             self._cache.add(chunk, self.embed_texts(chunk))
-            done = min(start + ENCODE_CHUNK, total)
+            done = start = stop
             if marks and done >= marks[0] and done < total:
                 while marks and done >= marks[0]:
                     marks.pop(0)
@@ -367,16 +382,51 @@ def _ready_prefix(entries: Sequence[Entry], cache: _VectorCache) -> int:
     return len(entries)
 
 
-def _publication_marks(first_texts: int, missing: int) -> list[int]:
+def _publication_marks(first_texts: int, missing: int, extra: Sequence[int] = ()) -> list[int]:
     """Counts of encoded texts after which the growing index is republished: after the priority
-    entries' texts, then at 128, 256, 512, ... texts — about log2(N) copies of the matrix in all,
-    and the COCO names of the default vocabulary (its first ~200 texts) score within seconds."""
-    marks = [first_texts] if 0 < first_texts < missing else []
+    entries' texts, at each of `extra` (the milestones: where COCO's and LVIS's names end), and
+    at 128, 256, 512, ... texts — about log2(N) copies of the matrix in all."""
+    marks = {m for m in (first_texts, *extra) if 0 < m < missing}
     mark = 128
     while mark < missing:
-        marks.append(mark)
+        marks.add(mark)
         mark *= 2
-    return marks
+    return sorted(marks)
+
+
+def _milestones(entries: Sequence[Entry], n_first: int) -> tuple[int, int]:
+    """(first, wide): how many leading entries (in build order) cover the project's own names and
+    the COCO names, and then the LVIS names too. Labels from the first part are what a click on a
+    first start needs within seconds; the window schedules its work around both
+    (`gui/worker.py`). Only the names the vocabulary holds count; without any, the priority
+    entries alone."""
+    position = {e.name.casefold(): i for i, e in enumerate(entries)}
+
+    def end_of(shipped: str) -> int:
+        found = [
+            position[e.name.casefold()]
+            for e in _shipped_entries(shipped)
+            if e.name.casefold() in position
+        ]
+        return 1 + max(found) if found else 0
+
+    first = max(n_first, end_of("coco"))
+    return first, max(first, end_of("lvis"))
+
+
+def _missing_text_ends(
+    entries: Sequence[Entry], missing: set[str], ends: Sequence[int]
+) -> list[int]:
+    """For each entry count in `ends`, how many of the missing texts the entries before it hold
+    (texts are encoded in entry order, each once)."""
+    seen: set[str] = set()
+    counts = [0]
+    for entry in entries[: max(ends, default=0)]:
+        for text in entry.texts:
+            if text in missing and text not in seen:
+                seen.add(text)
+        counts.append(len(seen))
+    return [counts[min(e, len(counts) - 1)] for e in ends]
 
 
 def _topk(scores: np.ndarray, names: list[str], logit_scale: float, k: int):

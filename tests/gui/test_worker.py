@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,73 @@ def test_event_loop_never_stalls_while_a_full_size_sam_encodes(qtbot, tmp_path, 
     assert worst < 50, f"the GUI thread stalled {worst} ms during the encode"
     qtbot.waitUntil(lambda: window.controller.pending is not None, timeout=60_000)
     assert window.controller.pending.mask.shape == (768, 1024)
+
+
+def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
+    qtbot, tmp_path, model_config
+):
+    """The real tiny engine with a text encoder slowed to a CPU's pace for convnext_base_w
+    (~3 ms a text) over COCO + LVIS-only + other names: the shown image is encoded once the COCO
+    names score, the index pauses while the shown image is encoded, and the other images wait
+    for the LVIS names."""
+    from annotator.gui import worker as worker_module
+    from annotator.vocab.vocabulary import Vocabulary
+
+    coco = list(Vocabulary.shipped("coco"))
+    coco_names = {e.name.casefold() for e in coco}
+    lvis_only = [e for e in Vocabulary.shipped("lvis") if e.name.casefold() not in coco_names][:150]
+    lines = [", ".join(e.texts) for e in (*coco, *lvis_only)]
+    lines += [f"widget{i}" for i in range(200)]
+    vocab = tmp_path / "first-start.txt"
+    vocab.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = ModelConfig(**{**model_config.__dict__, "vocabulary": str(vocab)})
+    paths = make_images(tmp_path / "imgs", n=3)
+    log: list[tuple[str, float, float, int]] = []  # (what, start, end, index.ready at start)
+    holder = {}
+
+    def factory(cfg, cache_dir, progress):
+        engine = worker_module._build_engine(cfg, cache_dir, progress)
+        holder["engine"] = engine
+        encode, embed = engine.index.encode, engine.embed
+
+        def slow_encode(texts):
+            start = time.monotonic()
+            time.sleep(0.003 * len(texts))
+            out = encode(texts)
+            log.append(("texts", start, time.monotonic(), engine.index.ready))
+            return out
+
+        def slow_embed(path, *args, **kwargs):
+            start, ready = time.monotonic(), engine.index.ready
+            time.sleep(0.4)  # an encoder's pace: long enough to see the index pause
+            out = embed(path, *args, **kwargs)
+            log.append((Path(path).name, start, time.monotonic(), ready))
+            return out
+
+        engine.index.encode, engine.embed = slow_encode, slow_embed
+        return engine
+
+    worker = EngineWorker()
+    worker.engine_factory = factory
+    worker.start()
+    try:
+        encoded = []
+        worker.encoded.connect(encoded.append)
+        with qtbot.waitSignal(worker.engine_ready, timeout=60_000):
+            worker.load(config, str(tmp_path / "cache"))
+        worker.set_order([(i, str(p)) for i, p in enumerate(paths)])
+        qtbot.waitUntil(lambda: len(encoded) == 3, timeout=60_000)
+        qtbot.waitUntil(worker.labels_complete, timeout=60_000)
+    finally:
+        worker.stop()
+    first, wide = holder["engine"].index.milestones
+    assert (first, wide) == (80, 230)
+    shown = [row for row in log if row[0] == "img_00.png"]
+    others = [row for row in log if row[0] in ("img_01.png", "img_02.png")]
+    chunks = [row for row in log if row[0] == "texts"]
+    assert shown[0][3] >= first  # the COCO names scored before the first encode began
+    assert all(row[3] >= wide for row in others)  # prefetch waited for the LVIS names
+    # past the COCO names, no chunk of texts began while the shown image was being encoded
+    for _, start, _end, ready in chunks:
+        if ready >= first:
+            assert not any(s < start < e for _, s, e, _ in shown), (start, shown)
