@@ -233,9 +233,7 @@ class EngineWorker(QThread):
                 log.warning("worker %s failed:\n%s", kind, traceback.format_exc())
                 self._report(kind, payload, error)
             finally:
-                with self._cond:
-                    self._urgent = False
-                    self._cond.notify_all()  # the text index may go on (`_yield_to_clicks`)
+                self._not_urgent()  # the text index may go on (`_yield_to_clicks`)
 
     def _next_job(self) -> tuple[str, Any] | None:
         box = self._box
@@ -270,10 +268,10 @@ class EngineWorker(QThread):
         return None
 
     # First start: the text index and the encoder share the CPU. The schedule: the COCO names
-    # first (about 200 texts), then the shown image's segmenter half (the first mask), then the
-    # LVIS names while only clicks and the shown image interrupt them (the index yields to those
-    # between chunks), then prefetch of the other images alongside the rest of the vocabulary.
-    # Each wait is bounded, so a slow index can delay the encoder by seconds at most.
+    # first (about 200 texts, unless a click comes first), then the shown image (the first mask),
+    # then the LVIS names, which only clicks and the shown image interrupt (the index yields to
+    # those between chunks), then prefetch of the other images alongside the rest of the
+    # vocabulary. Each wait is bounded, so a slow index delays the encoder by seconds at most.
     def _index_running(self) -> bool:
         build = self._index_build
         return build is not None and build.running
@@ -287,9 +285,16 @@ class EngineWorker(QThread):
         milestones = getattr(index, "milestones", (0, 0))
         return self._engine.index_status[0] < milestones[milestone]
 
+    def _not_urgent(self) -> None:
+        with self._cond:
+            self._urgent = False
+            self._cond.notify_all()
+
     def _yield_to_clicks(self, build: Any) -> None:
-        """Called by the index between chunks, past its first milestone: wait while a click's mask
-        or the shown image's encode is computed (at most YIELD_S each time)."""
+        """Called by the index between chunks: wait while a click's mask or the shown image's
+        encode is computed (at most YIELD_S each time). Sharing two cores, each took twice as
+        long: a click at the moment the models were ready got its mask 4.5 s later instead of
+        2.1 s (SAM 2.1 tiny, measured by benchmarks/bench_cold_start.py)."""
         deadline = time.monotonic() + YIELD_S
         with self._cond:
             while (
@@ -363,8 +368,7 @@ class EngineWorker(QThread):
             self.progress.emit("labels", ready, total)
             with self._cond:
                 self._cond.notify_all()  # an encode deferred to a milestone may be due
-            if ready >= milestones[0]:
-                self._yield_to_clicks(handle.get("build"))
+            self._yield_to_clicks(handle.get("build"))
 
         def done(error: BaseException | None) -> None:
             ready, total = engine.index_status
@@ -376,7 +380,8 @@ class EngineWorker(QThread):
                 self.vocabulary_ready.emit(total)
 
         plan = getattr(getattr(engine, "index", None), "plan_milestones", None)
-        milestones = plan(self._priority, vocabulary) if plan is not None else (0, 0)
+        if plan is not None:
+            plan(self._priority, vocabulary)  # known to `_index_short_of` before the first chunk
         self._index_started = time.monotonic()
         self._index_build = handle["build"] = start(self._priority, report, vocabulary, done)
 

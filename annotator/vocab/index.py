@@ -385,9 +385,12 @@ def _ready_prefix(entries: Sequence[Entry], cache: _VectorCache) -> int:
 def _publication_marks(first_texts: int, missing: int, extra: Sequence[int] = ()) -> list[int]:
     """Counts of encoded texts after which the growing index is republished: after the priority
     entries' texts, at each of `extra` (the milestones: where COCO's and LVIS's names end), and
-    at 128, 256, 512, ... texts — about log2(N) copies of the matrix in all."""
+    at 32, 64, 128, ... texts — about log2(N) copies of the matrix in all. Chunks end at the
+    marks, and the window's worker can only interrupt the index between chunks: the first ones
+    are short so that a click at start-up waits for a quarter of a second of text encoding, not
+    for 512 texts (4 s on a CPU)."""
     marks = {m for m in (first_texts, *extra) if 0 < m < missing}
-    mark = 128
+    mark = 32
     while mark < missing:
         marks.add(mark)
         mark *= 2
