@@ -546,8 +546,9 @@ def _uninitialised(name: str, preprocess: dict | None) -> torch.nn.Module | None
     """`name` built on the meta device and given uninitialised CPU memory, or None when the model
     holds state that the checkpoint does not (anything but open_clip's causal `attn_mask`).
 
-    Why: building convnext_base_w the usual way spends 3.4 s of a 3.8 s build drawing random
-    weights that the checkpoint then overwrites. Every parameter and persistent buffer is then
+    Why: the usual build draws random weights for every parameter, which the checkpoint then
+    overwrites: convnext_base_w from a local file takes 1.95 s that way and 0.76 s this way
+    (benchmarks/bench_clip_load.py, 2 cores). Every parameter and persistent buffer is then
     written by the strict load (a key it lacks is an error, so nothing uninitialised survives);
     the causal masks, which are not saved, are rebuilt exactly as open_clip builds them."""
     with _quiet_open_clip(), torch.device("meta"):
