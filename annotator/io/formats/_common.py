@@ -49,10 +49,26 @@ def report(progress: Progress | None, done: int, total: int) -> None:
         progress(done, total)
 
 
-def warn(summary: dict, message: str) -> None:
+def warn(summary: dict, message: str, stacklevel: int = 3) -> None:
     """Record a one-line loss warning in the summary and as a Python warning."""
     summary.setdefault("warnings", []).append(message)
-    warnings.warn(message, FormatWarning, stacklevel=3)
+    warnings.warn(message, FormatWarning, stacklevel=stacklevel)
+
+
+def warn_unwritten(
+    summary: dict, fmt: str, scores: int, extra: int, missing: int = 0, written: str = ""
+) -> None:
+    """The losses every exporter without score, extra-field or image-less entries shares: scores
+    and extra fields not written, image files not found (then `written` says what was written
+    without them)."""
+    if scores:
+        warn(summary, f"{fmt}: {scores} score(s) not written (the format has no field for them)", 4)
+    if extra:
+        warn(summary, f"{fmt}: extra fields of {extra} annotation(s) not written", 4)
+    if missing:
+        warn(
+            summary, f"{fmt}: {missing} image file(s) not found, {written} written without them", 4
+        )
 
 
 # --------------------------------------------------------------------------------------- snapshot

@@ -88,11 +88,7 @@ def export(
         c.warn(summary, f"masks: {lost} overlapping pixel(s) lost (one object per pixel)")
     if n_boxes:
         c.warn(summary, f"masks: {n_boxes} box-only annotation(s) not written (no mask to paint)")
-    if scores:
-        c.warn(summary, f"masks: {scores} score(s) not written (the format has no field for them)")
-    extra = len(snap.extras["annotation"])
-    if extra:
-        c.warn(summary, f"masks: extra fields of {extra} annotation(s) not written")
+    c.warn_unwritten(summary, "masks", scores, len(snap.extras["annotation"]))
     return summary
 
 

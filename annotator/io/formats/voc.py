@@ -151,13 +151,8 @@ def export(
             summary,
             f"VOC: {lost} overlapping pixel(s) lost (one instance per pixel; larger objects underneath)",
         )
-    if scores:
-        c.warn(summary, f"VOC: {scores} score(s) not written (the format has no field for them)")
     extra = len(snap.extras["annotation"]) + len(snap.extras["box"])
-    if extra:
-        c.warn(summary, f"VOC: extra fields of {extra} annotation(s) not written")
-    if missing:
-        c.warn(summary, f"VOC: {missing} image file(s) not found, annotations written without them")
+    c.warn_unwritten(summary, "VOC", scores, extra, missing, "annotations")
     return summary
 
 

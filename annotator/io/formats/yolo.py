@@ -164,13 +164,8 @@ def export(
         )
     if boxes_as_rect:
         c.warn(summary, f"YOLO: {boxes_as_rect} box-only annotation(s) written as rectangles")
-    if scores:
-        c.warn(summary, f"YOLO: {scores} score(s) not written (the format has no field for them)")
-    extra = sum(map(len, (snap.extras["annotation"], snap.extras["box"])))
-    if extra:
-        c.warn(summary, f"YOLO: extra fields of {extra} annotation(s) not written")
-    if missing:
-        c.warn(summary, f"YOLO: {missing} image file(s) not found, labels written without them")
+    extra = len(snap.extras["annotation"]) + len(snap.extras["box"])
+    c.warn_unwritten(summary, "YOLO", scores, extra, missing, "labels")
     return summary
 
 
