@@ -14,17 +14,22 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from annotator.cache import ArrayCache, check_cache_root, default_cache_dir
 from annotator.device import resolve_device
 from annotator.errors import AnnotatorError, PromptError
-from annotator.hashing import sha256_file
+from annotator.hashing import hash_ahead, sha256_file
 from annotator.io.images import sha256_pixels
 from annotator.models.segmenter import Segmenter
+from annotator.priority import BACKGROUND_NICE, lower_thread_priority
 from annotator.spec import ModelSpec
 from annotator.vocab.exemplars import TEXT_CANDIDATES, Exemplars, Suggestion, combine
+
+if TYPE_CHECKING:
+    from annotator.vocab.index import TextIndex
 
 Point = tuple[float, float, bool]  # x, y in image pixels, True = positive
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -107,6 +112,7 @@ class Engine:
         progress: Progress | None = None,
         use_cache: bool = True,
         build_index: bool = True,
+        on_index: Callable[[TextIndex], None] | None = None,
     ) -> Engine:
         """Load the models a `ModelSpec` names (or the defaults from the weights cache) and the
         vocabulary. `build_engine` and `from_paths` both end here.
@@ -115,15 +121,23 @@ class Engine:
         a transformers folder); with neither, SAM 1 ViT-B from the weights cache.
         With `build_index=False` the text index is left unbuilt: masks work at once, labels come
         once `build_index` / `start_index_build` has encoded (part of) the vocabulary — a first
-        start never makes a click wait for the minutes the text encoding of ~40k names takes."""
+        start never makes a click wait for the minutes the text encoding of ~40k names takes.
 
+        CLIP and the text index come before the segmenter, and `on_index(index)` is called in
+        between: the window starts the index build there (`start_text_index_build`), so the COCO
+        names are encoded on the second core while the segmenter's imports and weights load on
+        the first (transformers' import alone is 2.5 s, under the GIL, on one core)."""
+
+        hash_ahead(*_weight_files(spec))  # on a second core while the imports hold the first
         device = resolve_device(spec.device)
         root = check_cache_root(
             Path(spec.cache_dir) if spec.cache_dir is not None else default_cache_dir()
         )
-        sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
         clip, head = load_region_model(spec, device)
         index = _text_index(_load_vocabulary(spec.vocabulary), clip, root / "text")
+        if on_index is not None:
+            on_index(index)
+        sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
         if build_index:
             index.build(progress=_stage(progress, "text"))
         cache = ArrayCache(root / "embeddings") if use_cache else None
@@ -136,6 +150,7 @@ class Engine:
         use_cache: bool = True,
         build_index: bool = True,
         sam_checkpoint: Path | None = None,
+        on_index: Callable[[TextIndex], None] | None = None,
         **spec_fields,
     ) -> Engine:
         """`from_spec` with the spec's fields as keywords (`sam_checkpoint` = `checkpoint`)."""
@@ -145,7 +160,9 @@ class Engine:
             spec_fields["checkpoint"] = sam_checkpoint
             spec_fields.setdefault("segmenter", "sam")
         spec = ModelSpec().replace(**{k: v for k, v in spec_fields.items() if v is not None})
-        return cls.from_spec(spec, progress=progress, use_cache=use_cache, build_index=build_index)
+        return cls.from_spec(
+            spec, progress=progress, use_cache=use_cache, build_index=build_index, on_index=on_index
+        )
 
     # ------------------------------------------------------------------------------------ text index
     def build_index(
@@ -154,9 +171,7 @@ class Engine:
         """Encode the vocabulary's texts the cache lacks, `priority` names first; labels are
         answered from the part built so far meanwhile (`index_status`). With `vocabulary`, switch
         to it first (an edit: only new texts are encoded)."""
-        if vocabulary is not None:
-            self.index.vocabulary = vocabulary
-        self.index.build(progress=_stage(progress, "text"), priority=priority)
+        _build_text_index(self.index, progress, priority, vocabulary)
 
     def start_index_build(
         self,
@@ -168,7 +183,7 @@ class Engine:
         """`build_index` on a background thread (clicks keep working and get labels from the
         growing index); the returned handle can be cancelled and waited for; `on_done(error)` is
         called on that thread when it ends (error None: complete or cancelled)."""
-        return IndexBuild(self, priority, progress, vocabulary, on_done)
+        return start_text_index_build(self.index, priority, progress, vocabulary, on_done)
 
     @property
     def index_status(self) -> tuple[int, int]:
@@ -471,9 +486,12 @@ def build_engine(
     progress: Progress | None = None,
     use_cache: bool = True,
     build_index: bool = True,
+    on_index: Callable[[TextIndex], None] | None = None,
 ) -> Engine:
     """The one way from a `ModelSpec` to an `Engine` (the CLI, the window's worker, `compare`)."""
-    return Engine.from_spec(spec, progress=progress, use_cache=use_cache, build_index=build_index)
+    return Engine.from_spec(
+        spec, progress=progress, use_cache=use_cache, build_index=build_index, on_index=on_index
+    )
 
 
 def _points_arrays(points: Sequence[Point]) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -541,20 +559,44 @@ def _build_index(vocabulary, clip, cache_dir: Path | None, progress: Progress | 
     return index
 
 
+def _build_text_index(
+    index, progress: Progress | None, priority: Sequence[str], vocabulary
+) -> None:
+    if vocabulary is not None:
+        index.vocabulary = vocabulary
+    index.build(progress=_stage(progress, "text"), priority=priority)
+
+
+def start_text_index_build(
+    index: TextIndex,
+    priority: Sequence[str] = (),
+    progress: Progress | None = None,
+    vocabulary=None,
+    on_done: Callable[[BaseException | None], None] | None = None,
+) -> IndexBuild:
+    """`Engine.start_index_build` for an index whose engine is still loading (`on_index`)."""
+    return IndexBuild(
+        lambda report: _build_text_index(index, report, priority, vocabulary), progress, on_done
+    )
+
+
 def _stage(progress: Progress | None, stage: str):
     return (lambda done, total: progress(stage, done, total)) if progress else None
 
 
 class IndexBuild:
     """A text-index build on a daemon thread. `cancel()` stops it after the current chunk (what was
-    encoded is kept in the disk cache); `wait()` joins it and re-raises its error, if any."""
+    encoded is kept in the disk cache); `wait()` joins it and re-raises its error, if any.
+
+    The thread (and the torch threads it starts) runs at a lower OS priority than the rest of the
+    process (`BACKGROUND_NICE`): where a click's encode and a chunk of texts run at once, the
+    encode gets most of the CPU instead of half — a chunk cannot be interrupted, and one takes
+    seconds on a laptop CPU."""
 
     def __init__(
         self,
-        engine: Engine,
-        priority: Sequence[str],
+        build: Callable[[Progress], None],
         progress: Progress | None,
-        vocabulary=None,
         on_done: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self._cancelled = threading.Event()
@@ -567,8 +609,9 @@ class IndexBuild:
                 progress(stage, done, total)
 
         def run() -> None:
+            lower_thread_priority(BACKGROUND_NICE)
             try:
-                engine.build_index(report, priority, vocabulary)
+                build(report)
             except _Cancelled:
                 pass
             except BaseException as error:  # reported to whoever waits; never kills the process
@@ -602,6 +645,17 @@ class IndexBuild:
 
 class _Cancelled(Exception):
     pass
+
+
+def _weight_files(spec: ModelSpec) -> list[Path]:
+    """The weight files whose sha256 the models' identities need (a transformers folder's is its
+    model.safetensors)."""
+    files = []
+    for path in (spec.checkpoint, spec.clip_weights):
+        if path is not None:
+            path = Path(path)
+            files.append(path / "model.safetensors" if path.is_dir() else path)
+    return files
 
 
 def _load_segmenter(family: str | None, checkpoint: Path | None, device: str) -> Segmenter:

@@ -98,9 +98,13 @@ def window(
     from annotator.vocab.vocabulary import load_vocabulary
 
     app = QApplication.instance() or QApplication([])
-    # Where COCO and LVIS end in the default vocabulary's order (its index is built in that order).
-    names = [e.name.casefold() for e in load_vocabulary(None)]
-    position = {n: i for i, n in enumerate(names)}
+    # Where COCO and LVIS end in the default vocabulary's order (its index is built in that order):
+    # a category is covered by the first entry holding its name, as display name or synonym (the
+    # union folds LVIS's "computer keyboard" into COCO's "keyboard").
+    position: dict[str, int] = {}
+    for i, entry in enumerate(load_vocabulary(None)):
+        for text in entry.texts:
+            position.setdefault(text.casefold(), i)
 
     def last_of(shipped: str) -> int:
         return 1 + max(

@@ -175,3 +175,45 @@ def test_a_small_vocabulary_without_shipped_names_has_only_the_priority_mileston
     index = TextIndex(_vocabulary(50), _encoder(), "m")
     assert index.plan_milestones() == (0, 0)
     assert index.plan_milestones(["thing7", "thing9"]) == (2, 2)
+
+
+def test_the_index_can_start_building_before_the_segmenter_loads(
+    engine_args, tmp_path, monkeypatch
+):
+    """`on_index`: the window starts the text index there, so its first names are encoded on the
+    second core while the segmenter's imports and weights load on the first."""
+    from annotator import engine as engine_module
+    from annotator.engine import Engine, start_text_index_build
+
+    order, builds = [], []
+    load_segmenter = engine_module._load_segmenter
+
+    def segmenter(*args, **kwargs):
+        order.append("segmenter")
+        return load_segmenter(*args, **kwargs)
+
+    def on_index(index):
+        order.append("index")
+        builds.append(start_text_index_build(index, ["horse"]))
+
+    monkeypatch.setattr(engine_module, "_load_segmenter", segmenter)
+    engine = Engine.from_paths(**engine_args, cache_dir=tmp_path, build_index=False,
+                               on_index=on_index)  # fmt: skip
+    assert order == ["index", "segmenter"]
+    assert builds[0].wait(120)
+    assert engine.index_status == (len(engine.vocabulary),) * 2
+    assert engine.index.names[0] == "horse"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="per-thread nice: Linux")
+def test_a_background_build_runs_below_the_thread_that_started_it(engine_args, tmp_path):
+    """A click's encode gets most of the CPU while a chunk of texts is in flight."""
+    from annotator.engine import Engine
+    from annotator.priority import BACKGROUND_NICE, thread_priority
+
+    engine = Engine.from_paths(**engine_args, cache_dir=tmp_path, build_index=False)
+    seen = []
+    build = engine.start_index_build(progress=lambda *_: seen.append(thread_priority()))
+    assert build.wait(120)
+    assert seen and all(nice == max(BACKGROUND_NICE, thread_priority()) for nice in seen)
+    assert thread_priority() < BACKGROUND_NICE  # the caller's own priority is unchanged

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 import traceback
@@ -32,6 +31,7 @@ from PySide6.QtGui import QImage
 from annotator.app.jobs import DISCOVERY_JOBS, DiscoveryRequest, JobContext
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import ModelConfig
+from annotator.priority import WORKER_NICE, lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class EngineWorker(QThread):
         self._cache: OrderedDict[int, Any] = OrderedDict()  # image id -> ImageEmbedding
         self._done: set[int] = set()  # image ids encoded (in memory or on disk)
         self._failed_encode: set[int] = set()
-        self.engine_factory = None  # tests may inject a callable(config, cache_dir) -> Engine
+        self.engine_factory = None  # tests: callable(config, cache_dir, progress, on_index=None)
         self._cache_dir: str | None = None
         self._config: ModelConfig | None = None
         self._others: dict[str, Any] = {}  # repr(ModelConfig) -> Engine (the compare view's B)
@@ -213,7 +213,7 @@ class EngineWorker(QThread):
 
     # ------------------------------------------------------------------ the loop (worker thread)
     def run(self) -> None:
-        _lower_priority()
+        lower_thread_priority(WORKER_NICE)  # the GUI thread wins the CPU when both want it
         while True:
             with self._cond:
                 job = self._next_job()
@@ -339,7 +339,12 @@ class EngineWorker(QThread):
         self._cancel_index_build()
         factory = self.engine_factory or _build_engine
         gc.unfreeze()  # the previous engine's objects may be collected again
-        self._engine = factory(config, cache_dir, self.progress.emit)
+        try:
+            # the text index starts as soon as it exists, while the segmenter still loads
+            self._engine = factory(config, cache_dir, self.progress.emit, self._start_index_build)
+        except BaseException:
+            self._cancel_index_build()
+            raise
         # The models and the vocabulary live as long as the engine: kept out of full collections,
         # which otherwise walk their ~10^6 objects holding the GIL (67 ms on a quiet core, far more
         # with both cores busy) and stall the window at random moments.
@@ -347,31 +352,35 @@ class EngineWorker(QThread):
         if hasattr(self._engine, "exemplars"):
             self._engine.exemplars = self._exemplars
         self.engine_ready.emit(self._engine_info(config))
-        self._start_index_build()
+        if self._index_build is None:  # an engine without `on_index` (a test double)
+            self._start_index_build()
 
     # Masks before labels: the engine comes without its text index; the index builds on its own
     # thread in priority order (the project's categories, then COCO, LVIS, the rest) while clicks
     # already give masks, and labels come from the part built so far (`progress("labels", ...)`).
-    def _start_index_build(self, vocabulary: Any = None) -> None:
-        engine = self._engine
-        start = getattr(engine, "start_index_build", None)
-        if start is None:
-            return
-        ready, total = engine.index_status
-        if vocabulary is None and ready >= total:
-            return  # already complete (cached texts): engine_ready said how many entries it has
+    def _start_index_build(self, index: Any = None, vocabulary: Any = None) -> None:
+        """Build `index` (default: the engine's) in the background. Called with the index by
+        `build_engine(on_index=...)` before the segmenter loads, with none after a vocabulary
+        edit or for an engine that has no `on_index`."""
+        from annotator.engine import start_text_index_build
 
+        if index is None:
+            if getattr(self._engine, "start_index_build", None) is None:
+                return  # a test double without a text index
+            index = self._engine.index
+            if vocabulary is None and index.ready >= index.total:
+                return  # already complete (cached texts): engine_ready said how many entries
         handle: dict[str, Any] = {}
 
         def report(_stage: str, _done: int, _total: int) -> None:
-            ready, total = engine.index_status
+            ready, total = index.ready, index.total
             self.progress.emit("labels", ready, total)
             with self._cond:
                 self._cond.notify_all()  # an encode deferred to a milestone may be due
             self._yield_to_clicks(handle.get("build"))
 
         def done(error: BaseException | None) -> None:
-            ready, total = engine.index_status
+            ready, total = index.ready, index.total
             if error is not None:
                 self.failed.emit("vocabulary", -1, -1, f"the label index stopped: {error}")
             elif ready >= total:
@@ -379,11 +388,11 @@ class EngineWorker(QThread):
                 self._job_state.pop("tags", None)  # tags name vocabulary entries: recompute them
                 self.vocabulary_ready.emit(total)
 
-        plan = getattr(getattr(engine, "index", None), "plan_milestones", None)
-        if plan is not None:
-            plan(self._priority, vocabulary)  # known to `_index_short_of` before the first chunk
+        index.plan_milestones(self._priority, vocabulary)  # known before the first chunk
         self._index_started = time.monotonic()
-        self._index_build = handle["build"] = start(self._priority, report, vocabulary, done)
+        self._index_build = handle["build"] = start_text_index_build(
+            index, self._priority, report, vocabulary, done
+        )
 
     def _cancel_index_build(self) -> None:
         build, self._index_build = self._index_build, None
@@ -411,7 +420,7 @@ class EngineWorker(QThread):
             self._engine.set_vocabulary(vocabulary)
             self.vocabulary_ready.emit(len(vocabulary))
             return
-        self._start_index_build(vocabulary)
+        self._start_index_build(vocabulary=vocabulary)
 
     def _embedding(self, image_id: int, path: str, clip: bool = True) -> Any:
         """From memory, else from the engine (its disk cache, else the encoder). `clip=False`: the
@@ -473,11 +482,31 @@ class EngineWorker(QThread):
         self.proposal_ready.emit(request.image_id, request.request_id, proposal)
         if not getattr(proposal, "labels_pending", False):
             return
+        self._let_first_names_score()
         embedding = self._embedding(request.image_id, request.path)
         if self._superseded():
             return  # the newer prompt's own proposal brings its labels
         labelled = self._restricted(self._engine.label(embedding, proposal))
         self.proposal_ready.emit(request.image_id, request.request_id, labelled)
+
+    def _let_first_names_score(self) -> None:
+        """Between a click's mask and its labels: labels need the COCO names as much as the CLIP
+        half of the image, so on a first start the index finishes those names first, alone on the
+        CPU (at most FIRST_NAMES_WAIT_S). The labels come no later, and the names score seconds
+        sooner (a click the moment the models were ready: COCO names 9.0 s after opening instead of 12.5)."""
+        deadline = time.monotonic() + FIRST_NAMES_WAIT_S
+        with self._cond:
+            self._urgent = False
+            self._cond.notify_all()
+            while (
+                self._index_short_of(0, float("inf"))
+                and time.monotonic() < deadline
+                and self._box.decode is None
+                and self._box.load is None
+                and not self._stop
+            ):
+                self._cond.wait(0.1)
+            self._urgent = True
 
     def _propose(self, embedding: Any, request: DecodeRequest) -> Any:
         if request.select is not None and request.proposal is not None:
@@ -555,20 +584,15 @@ WIDE_NAMES_WAIT_S = 120.0  # the longest prefetch waits for the LVIS names to sc
 YIELD_S = 30.0  # the longest the index waits, each time, for a click or the shown image
 
 
-def _lower_priority() -> None:
-    """Let the GUI thread win the CPU when both want it (Linux: per-thread nice value)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
-    except (AttributeError, OSError):  # other platforms, or not permitted
-        pass
-
-
-def _build_engine(config: ModelConfig, cache_dir: str | None, progress) -> Any:
+def _build_engine(
+    config: ModelConfig, cache_dir: str | None, progress, on_index: Any = None
+) -> Any:
     """The settings' `ModelSpec` -> `annotator.engine.build_engine`, imported (and with it torch)
     only here, inside the worker thread."""
     from annotator.engine import build_engine
 
-    return build_engine(config.to_spec(cache_dir), progress=progress, build_index=False)
+    spec = config.to_spec(cache_dir)
+    return build_engine(spec, progress=progress, build_index=False, on_index=on_index)
 
 
 class ImageLoader(QObject):

@@ -172,17 +172,23 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
     log: list[tuple[str, float, float, int]] = []  # (what, start, end, index.ready at start)
     holder = {}
 
-    def factory(cfg, cache_dir, progress):
-        engine = worker_module._build_engine(cfg, cache_dir, progress)
-        holder["engine"] = engine
-        encode, embed = engine.index.encode, engine.embed
+    def factory(cfg, cache_dir, progress, on_index=None):
+        def slowed(index):  # the index starts to build before the segmenter loads
+            encode = index.encode
 
-        def slow_encode(texts):
-            start = time.monotonic()
-            time.sleep(0.003 * len(texts))
-            out = encode(texts)
-            log.append(("texts", start, time.monotonic(), engine.index.ready))
-            return out
+            def slow_encode(texts):
+                start = time.monotonic()
+                time.sleep(0.003 * len(texts))
+                out = encode(texts)
+                log.append(("texts", start, time.monotonic(), index.ready))
+                return out
+
+            index.encode = slow_encode
+            on_index(index)
+
+        engine = worker_module._build_engine(cfg, cache_dir, progress, slowed)
+        holder["engine"] = engine
+        embed = engine.embed
 
         def slow_embed(path, *args, **kwargs):
             start, ready = time.monotonic(), engine.index.ready
@@ -192,7 +198,7 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
             log.append((Path(path).name + half, start, time.monotonic(), ready))
             return out
 
-        engine.index.encode, engine.embed = slow_encode, slow_embed
+        engine.embed = slow_embed
         return engine
 
     worker = EngineWorker()
