@@ -10,7 +10,6 @@ the text index scores it against the whole vocabulary.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,17 @@ from annotator.cache import ArrayCache, check_cache_root, default_cache_dir
 from annotator.device import resolve_device
 from annotator.errors import AnnotatorError, PromptError
 from annotator.hashing import hash_ahead, sha256_file
+from annotator.index_build import (
+    IndexBuild,
+    Progress,
+    build_index,
+    build_text_index,
+    stage,
+    start_text_index_build,
+    text_index,
+)
 from annotator.io.images import sha256_pixels
 from annotator.models.segmenter import Segmenter
-from annotator.priority import BACKGROUND_NICE, lower_thread_priority
 from annotator.spec import ModelSpec
 from annotator.vocab.exemplars import TEXT_CANDIDATES, Exemplars, Suggestion, combine
 
@@ -33,7 +40,6 @@ if TYPE_CHECKING:
 
 Point = tuple[float, float, bool]  # x, y in image pixels, True = positive
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
@@ -134,12 +140,12 @@ class Engine:
             Path(spec.cache_dir) if spec.cache_dir is not None else default_cache_dir()
         )
         clip, head = load_region_model(spec, device)
-        index = _text_index(_load_vocabulary(spec.vocabulary), clip, root / "text")
+        index = text_index(spec.vocabulary, clip, root / "text")
         if on_index is not None:
             on_index(index)
         sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
         if build_index:
-            index.build(progress=_stage(progress, "text"))
+            index.build(progress=stage(progress, "text"))
         cache = ArrayCache(root / "embeddings") if use_cache else None
         return cls(sam, clip, head, index, cache=cache, device=device)
 
@@ -171,7 +177,7 @@ class Engine:
         """Encode the vocabulary's texts the cache lacks, `priority` names first; labels are
         answered from the part built so far meanwhile (`index_status`). With `vocabulary`, switch
         to it first (an edit: only new texts are encoded)."""
-        _build_text_index(self.index, progress, priority, vocabulary)
+        build_text_index(self.index, progress, priority, vocabulary)
 
     def start_index_build(
         self,
@@ -201,7 +207,7 @@ class Engine:
     def text_index_for(self, vocabulary, progress: Progress | None = None):
         """A text index over another vocabulary with this engine's CLIP model (shares the disk cache)."""
         root = self.cache.root.parent / "text" if self.cache is not None else None
-        return _build_index(vocabulary, self.clip, root, progress)
+        return build_index(vocabulary, self.clip, root, progress)
 
     def set_vocabulary(
         self, vocabulary, progress: Callable[[int, int], None] | None = None
@@ -532,121 +538,6 @@ def _box_array(box: Box | None) -> np.ndarray | None:
     return array
 
 
-def _load_vocabulary(vocabulary):
-    from annotator.vocab.vocabulary import load_vocabulary
-
-    return load_vocabulary(vocabulary)
-
-
-def _text_index(vocabulary, clip, cache_dir: Path | None):
-    from annotator.vocab.index import TextIndex
-    from annotator.vocab.vocabulary import Vocabulary
-
-    if not isinstance(vocabulary, Vocabulary):
-        vocabulary = _load_vocabulary(vocabulary)
-    return TextIndex(
-        vocabulary,
-        clip.encode_text,
-        clip.identity,
-        cache_dir=cache_dir,
-        logit_scale=clip.logit_scale,
-    )
-
-
-def _build_index(vocabulary, clip, cache_dir: Path | None, progress: Progress | None):
-    index = _text_index(vocabulary, clip, cache_dir)
-    index.build(progress=_stage(progress, "text"))
-    return index
-
-
-def _build_text_index(
-    index, progress: Progress | None, priority: Sequence[str], vocabulary
-) -> None:
-    if vocabulary is not None:
-        index.vocabulary = vocabulary
-    index.build(progress=_stage(progress, "text"), priority=priority)
-
-
-def start_text_index_build(
-    index: TextIndex,
-    priority: Sequence[str] = (),
-    progress: Progress | None = None,
-    vocabulary=None,
-    on_done: Callable[[BaseException | None], None] | None = None,
-) -> IndexBuild:
-    """`Engine.start_index_build` for an index whose engine is still loading (`on_index`)."""
-    return IndexBuild(
-        lambda report: _build_text_index(index, report, priority, vocabulary), progress, on_done
-    )
-
-
-def _stage(progress: Progress | None, stage: str):
-    return (lambda done, total: progress(stage, done, total)) if progress else None
-
-
-class IndexBuild:
-    """A text-index build on a daemon thread. `cancel()` stops it after the current chunk (what was
-    encoded is kept in the disk cache); `wait()` joins it and re-raises its error, if any.
-
-    The thread (and the torch threads it starts) runs at a lower OS priority than the rest of the
-    process (`BACKGROUND_NICE`): where a click's encode and a chunk of texts run at once, the
-    encode gets most of the CPU instead of half — a chunk cannot be interrupted, and one takes
-    seconds on a laptop CPU."""
-
-    def __init__(
-        self,
-        build: Callable[[Progress], None],
-        progress: Progress | None,
-        on_done: Callable[[BaseException | None], None] | None = None,
-    ) -> None:
-        self._cancelled = threading.Event()
-        self.error: BaseException | None = None
-
-        def report(stage: str, done: int, total: int) -> None:
-            if self._cancelled.is_set():
-                raise _Cancelled
-            if progress is not None:
-                progress(stage, done, total)
-
-        def run() -> None:
-            lower_thread_priority(BACKGROUND_NICE)
-            try:
-                build(report)
-            except _Cancelled:
-                pass
-            except BaseException as error:  # reported to whoever waits; never kills the process
-                self.error = error
-            if on_done is not None:
-                on_done(self.error)
-
-        self._thread = threading.Thread(target=run, name="annotator-text-index", daemon=True)
-        self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True when the build has ended (then its error, if any, is raised)."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            return False
-        if self.error is not None:
-            raise self.error
-        return True
-
-
-class _Cancelled(Exception):
-    pass
-
-
 def _weight_files(spec: ModelSpec) -> list[Path]:
     """The weight files whose sha256 the models' identities need (a transformers folder's is its
     model.safetensors)."""
@@ -684,4 +575,14 @@ def _default_sam_checkpoint() -> Path:
         raise AnnotatorError(f"no SAM checkpoint: pass --sam-checkpoint PATH ({error})") from error
 
 
-__all__ = ["Box", "Candidate", "Engine", "ImageEmbedding", "Point", "Proposal"]
+__all__ = [
+    "Box",
+    "Candidate",
+    "Engine",
+    "ImageEmbedding",
+    "IndexBuild",
+    "Point",
+    "Progress",
+    "Proposal",
+    "start_text_index_build",
+]

@@ -50,6 +50,7 @@ class _Ahead:
         self.digest: str | None = None
 
 
+MAX_AHEAD = 8  # a model load hashes two or three files ahead
 _ahead: dict[tuple, _Ahead] = {}
 _ahead_lock = threading.Lock()
 
@@ -74,6 +75,8 @@ def hash_ahead(*paths: str | Path) -> None:
         with _ahead_lock:
             if key in _ahead:
                 continue
+            while len(_ahead) >= MAX_AHEAD:  # results a failed load never took: oldest first
+                _ahead.pop(next(iter(_ahead)))
             job = _ahead[key] = _Ahead()
 
         def run(path: str | Path = path, job: _Ahead = job) -> None:

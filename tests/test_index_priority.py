@@ -183,7 +183,8 @@ def test_the_index_can_start_building_before_the_segmenter_loads(
     """`on_index`: the window starts the text index there, so its first names are encoded on the
     second core while the segmenter's imports and weights load on the first."""
     from annotator import engine as engine_module
-    from annotator.engine import Engine, start_text_index_build
+    from annotator.engine import Engine
+    from annotator.index_build import start_text_index_build
 
     order, builds = [], []
     load_segmenter = engine_module._load_segmenter

@@ -362,7 +362,7 @@ class EngineWorker(QThread):
         """Build `index` (default: the engine's) in the background. Called with the index by
         `build_engine(on_index=...)` before the segmenter loads, with none after a vocabulary
         edit or for an engine that has no `on_index`."""
-        from annotator.engine import start_text_index_build
+        from annotator.index_build import start_text_index_build
 
         if index is None:
             if getattr(self._engine, "start_index_build", None) is None:

@@ -150,13 +150,11 @@ def test_event_loop_never_stalls_while_a_full_size_sam_encodes(qtbot, tmp_path, 
     assert window.controller.pending.mask.shape == (768, 1024)
 
 
-def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
-    qtbot, tmp_path, model_config
-):
+def _slowed_first_start(tmp_path, model_config, per_text_s: float = 0.003):
     """The real tiny engine with a text encoder slowed to a CPU's pace for convnext_base_w
-    (~3 ms a text) over COCO + LVIS-only + other names: the shown image is encoded once the COCO
-    names score, the index pauses while the shown image's segmenter half is encoded, and the
-    other images wait for the LVIS names."""
+    (~3 ms a text) and image encodes of 0.4 s, over COCO + 150 LVIS-only + 200 other names.
+    Returns (config, image paths, log of (what, start, end, index.ready at start), factory,
+    holder of the engine)."""
     from annotator.gui import worker as worker_module
     from annotator.vocab.vocabulary import Vocabulary
 
@@ -169,7 +167,7 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
     vocab.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = ModelConfig(**{**model_config.__dict__, "vocabulary": str(vocab)})
     paths = make_images(tmp_path / "imgs", n=3)
-    log: list[tuple[str, float, float, int]] = []  # (what, start, end, index.ready at start)
+    log: list[tuple[str, float, float, int]] = []
     holder = {}
 
     def factory(cfg, cache_dir, progress, on_index=None):
@@ -178,7 +176,7 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
 
             def slow_encode(texts):
                 start = time.monotonic()
-                time.sleep(0.003 * len(texts))
+                time.sleep(per_text_s * len(texts))
                 out = encode(texts)
                 log.append(("texts", start, time.monotonic(), index.ready))
                 return out
@@ -201,6 +199,16 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
         engine.embed = slow_embed
         return engine
 
+    return config, paths, log, factory, holder
+
+
+def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
+    qtbot, tmp_path, model_config
+):
+    """Without a click: the shown image is encoded once the COCO names score, the index pauses
+    while the shown image's segmenter half is encoded, and the other images wait for the LVIS
+    names."""
+    config, paths, log, factory, holder = _slowed_first_start(tmp_path, model_config)
     worker = EngineWorker()
     worker.engine_factory = factory
     worker.start()
@@ -226,3 +234,32 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
     assert masks
     for _, start, _end, _ready in chunks:
         assert not any(s < start < e for _, s, e, _ in masks), (start, masks)
+
+
+def test_a_click_at_first_start_gets_its_mask_at_once_and_its_labels_after_the_coco_names(
+    qtbot, tmp_path, model_config
+):
+    """A click the moment the models are ready: its mask does not wait for the COCO names, and
+    the CLIP half for its labels waits for them (labels need both: the index gets the CPU first,
+    so the names score seconds sooner and the labels come no later)."""
+    config, paths, log, factory, holder = _slowed_first_start(tmp_path, model_config, 0.01)
+    worker = EngineWorker()
+    worker.engine_factory = factory
+    worker.start()
+    proposals = []
+    worker.proposal_ready.connect(lambda image_id, request_id, p: proposals.append(p))
+    try:
+        with qtbot.waitSignal(worker.engine_ready, timeout=60_000):
+            worker.load(config, str(tmp_path / "cache"))
+        worker.set_order([(0, str(paths[0]))])
+        worker.decode(DecodeRequest(0, 1, str(paths[0]), ((40.0, 30.0, True),)))
+        qtbot.waitUntil(lambda: len(proposals) == 2, timeout=60_000)
+    finally:
+        worker.stop()
+    first, _wide = holder["engine"].index.milestones
+    mask = next(row for row in log if row[0] == "img_00.png:mask")
+    labels = next(row for row in log if row[0] == "img_00.png")
+    assert mask[3] < first  # the mask began before the COCO names had scored
+    assert labels[3] >= first  # the CLIP half waited for them
+    assert proposals[0].labels_pending and not proposals[1].labels_pending
+    assert proposals[1].labels and (proposals[1].mask == proposals[0].mask).all()
