@@ -129,21 +129,24 @@ class Engine:
         once `build_index` / `start_index_build` has encoded (part of) the vocabulary — a first
         start never makes a click wait for the minutes the text encoding of ~40k names takes.
 
-        CLIP and the text index come before the segmenter, and `on_index(index)` is called in
-        between: the window starts the index build there (`start_text_index_build`), so the COCO
-        names are encoded on the second core while the segmenter's imports and weights load on
-        the first (transformers' import alone is 2.5 s, under the GIL, on one core)."""
+        With `on_index`, CLIP and the text index come before the segmenter and `on_index(index)`
+        is called in between: the window starts the index build there (`start_text_index_build`),
+        so the COCO names are encoded on the second core while the segmenter's imports and
+        weights load on the first (transformers' import alone is 2.5 s, under the GIL, on one
+        core). Without it the segmenter comes first, so that a bad checkpoint fails in a second.
+        """
 
         hash_ahead(*_weight_files(spec))  # on a second core while the imports hold the first
         device = resolve_device(spec.device)
         root = check_cache_root(
             Path(spec.cache_dir) if spec.cache_dir is not None else default_cache_dir()
         )
+        sam = None if on_index else _load_segmenter(spec.segmenter, spec.checkpoint, device)
         clip, head = load_region_model(spec, device)
         index = text_index(spec.vocabulary, clip, root / "text")
         if on_index is not None:
             on_index(index)
-        sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
+            sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
         if build_index:
             index.build(progress=stage(progress, "text"))
         cache = ArrayCache(root / "embeddings") if use_cache else None

@@ -184,6 +184,7 @@ def test_the_index_can_start_building_before_the_segmenter_loads(
     second core while the segmenter's imports and weights load on the first."""
     from annotator import engine as engine_module
     from annotator.engine import Engine
+    from annotator.errors import AnnotatorError
     from annotator.index_build import start_text_index_build
 
     order, builds = [], []
@@ -204,6 +205,13 @@ def test_the_index_can_start_building_before_the_segmenter_loads(
     assert builds[0].wait(120)
     assert engine.index_status == (len(engine.vocabulary),) * 2
     assert engine.index.names[0] == "horse"
+    # without the hook (the CLI) the segmenter comes first: a bad checkpoint fails before CLIP loads
+    order.clear()
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(AnnotatorError):
+        Engine.from_paths(**{**engine_args, "sam_checkpoint": bad}, cache_dir=tmp_path)
+    assert order == ["segmenter"]
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="per-thread nice: Linux")

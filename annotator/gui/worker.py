@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
+from annotator.app.first_start import FIRST_NAMES_WAIT_S, WIDE_NAMES_WAIT_S, IndexSchedule
 from annotator.app.jobs import DISCOVERY_JOBS, DiscoveryRequest, JobContext
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import ModelConfig
@@ -117,12 +117,8 @@ class EngineWorker(QThread):
         self._config: ModelConfig | None = None
         self._others: dict[str, Any] = {}  # repr(ModelConfig) -> Engine (the compare view's B)
         self._job_state: dict = {}
-        self._index_build: Any = (
-            None  # the text index building in the background (engine.IndexBuild)
-        )
+        self._schedule = IndexSchedule(self._cond)  # the text index building in the background
         self._priority: tuple[str, ...] = ()  # names whose text rows are encoded first
-        self._index_started = 0.0  # time.monotonic() when the running index build began
-        self._urgent = False  # a click's mask or the shown image's encode is being computed
         self._exemplars: Any = None  # the project's accepted objects (vocab/exemplars.Exemplars)
 
     # ------------------------------------------------------------------ requests (GUI thread)
@@ -135,8 +131,8 @@ class EngineWorker(QThread):
     def labels_complete(self) -> bool:
         """Whether the engine's text index covers the whole vocabulary (labels from every name) and
         no build is running any more (its `vocabulary_ready` has been sent)."""
-        engine, build = self._engine, self._index_build
-        if engine is None or (build is not None and build.running):
+        engine = self._engine
+        if engine is None or self._schedule.running:
             return False
         status = getattr(engine, "index_status", None)
         return status is None or status[0] >= status[1]
@@ -219,12 +215,12 @@ class EngineWorker(QThread):
                 job = self._next_job()
                 while job is None and not self._stop:
                     # while the index builds, a deferred encode may become due by time alone
-                    self._cond.wait(0.2 if self._index_running() else None)
+                    self._cond.wait(0.2 if self._schedule.running else None)
                     job = self._next_job()
                 if self._stop:
                     return
                 kind, payload = job
-                self._urgent = kind == "decode" or (
+                self._schedule.urgent = kind == "decode" or (
                     kind == "encode" and bool(self._box.order) and self._box.order[0] == payload
                 )
             try:
@@ -233,7 +229,7 @@ class EngineWorker(QThread):
                 log.warning("worker %s failed:\n%s", kind, traceback.format_exc())
                 self._report(kind, payload, error)
             finally:
-                self._not_urgent()  # the text index may go on (`_yield_to_clicks`)
+                self._schedule.set_urgent(False)  # the text index may go on
 
     def _next_job(self) -> tuple[str, Any] | None:
         box = self._box
@@ -251,7 +247,7 @@ class EngineWorker(QThread):
         current = box.order[0] if box.order else None
         if current is not None and current[0] not in self._cache:
             if current[0] not in self._failed_encode:  # the shown image's segmenter half first:
-                if self._index_short_of(0, FIRST_NAMES_WAIT_S):
+                if self._schedule.short_of(0, FIRST_NAMES_WAIT_S):
                     return None  # ...once the COCO names score (a second or so on a first start)
                 return "encode", current  # a click then waits for nothing else
         if box.relabels:
@@ -262,47 +258,10 @@ class EngineWorker(QThread):
             return "discover", box.discoveries.pop(kind)
         for image_id, path in box.order[: self._prefetch_count()]:
             if image_id not in self._done and image_id not in self._failed_encode:
-                if image_id != current[0] and self._index_short_of(1, WIDE_NAMES_WAIT_S):
+                if image_id != current[0] and self._schedule.short_of(1, WIDE_NAMES_WAIT_S):
                     return None  # other images wait while the LVIS names are encoded
                 return "encode", (image_id, path)
         return None
-
-    # First start: the text index and the encoder share the CPU. The schedule: the COCO names
-    # first (about 200 texts, unless a click comes first), then the shown image (the first mask),
-    # then the LVIS names, which only clicks and the shown image interrupt (the index yields to
-    # those between chunks), then prefetch of the other images alongside the rest of the
-    # vocabulary. Each wait is bounded, so a slow index delays the encoder by seconds at most.
-    def _index_running(self) -> bool:
-        build = self._index_build
-        return build is not None and build.running
-
-    def _index_short_of(self, milestone: int, limit_s: float) -> bool:
-        """Whether a running index build has not yet passed milestone 0 (COCO) / 1 (LVIS), and
-        began less than `limit_s` ago."""
-        if not self._index_running() or time.monotonic() - self._index_started > limit_s:
-            return False
-        index = getattr(self._engine, "index", None)
-        milestones = getattr(index, "milestones", (0, 0))
-        return self._engine.index_status[0] < milestones[milestone]
-
-    def _not_urgent(self) -> None:
-        with self._cond:
-            self._urgent = False
-            self._cond.notify_all()
-
-    def _yield_to_clicks(self, build: Any) -> None:
-        """Called by the index between chunks: wait while a click's mask or the shown image's
-        encode is computed (at most YIELD_S each time). Sharing two cores, each took twice as
-        long: a click at the moment the models were ready got its mask 4.5 s later instead of
-        2.1 s (SAM 2.1 tiny, measured by benchmarks/bench_cold_start.py)."""
-        deadline = time.monotonic() + YIELD_S
-        with self._cond:
-            while (
-                self._urgent
-                and not (build is not None and build.cancelled)
-                and time.monotonic() < deadline
-            ):
-                self._cond.wait(0.1)
 
     def _prefetch_count(self) -> int:
         """How many images of the order (current first) fit the memory budget; 1 until a size is known."""
@@ -352,7 +311,7 @@ class EngineWorker(QThread):
         if hasattr(self._engine, "exemplars"):
             self._engine.exemplars = self._exemplars
         self.engine_ready.emit(self._engine_info(config))
-        if self._index_build is None:  # an engine without `on_index` (a test double)
+        if self._schedule.build is None:  # an engine without `on_index` (a test double)
             self._start_index_build()
 
     # Masks before labels: the engine comes without its text index; the index builds on its own
@@ -362,22 +321,15 @@ class EngineWorker(QThread):
         """Build `index` (default: the engine's) in the background. Called with the index by
         `build_engine(on_index=...)` before the segmenter loads, with none after a vocabulary
         edit or for an engine that has no `on_index`."""
-        from annotator.index_build import start_text_index_build
-
         if index is None:
             if getattr(self._engine, "start_index_build", None) is None:
                 return  # a test double without a text index
             index = self._engine.index
             if vocabulary is None and index.ready >= index.total:
                 return  # already complete (cached texts): engine_ready said how many entries
-        handle: dict[str, Any] = {}
 
-        def report(_stage: str, _done: int, _total: int) -> None:
-            ready, total = index.ready, index.total
+        def report(ready: int, total: int) -> None:
             self.progress.emit("labels", ready, total)
-            with self._cond:
-                self._cond.notify_all()  # an encode deferred to a milestone may be due
-            self._yield_to_clicks(handle.get("build"))
 
         def done(error: BaseException | None) -> None:
             ready, total = index.ready, index.total
@@ -388,17 +340,10 @@ class EngineWorker(QThread):
                 self._job_state.pop("tags", None)  # tags name vocabulary entries: recompute them
                 self.vocabulary_ready.emit(total)
 
-        index.plan_milestones(self._priority, vocabulary)  # known before the first chunk
-        self._index_started = time.monotonic()
-        self._index_build = handle["build"] = start_text_index_build(
-            index, self._priority, report, vocabulary, done
-        )
+        self._schedule.start(index, self._priority, vocabulary, report, done)
 
     def _cancel_index_build(self) -> None:
-        build, self._index_build = self._index_build, None
-        if build is not None:
-            build.cancel()
-            build.wait(60)  # at most one chunk of texts
+        self._schedule.cancel()
 
     def _engine_info(self, config: ModelConfig) -> dict:
         engine = self._engine
@@ -482,31 +427,16 @@ class EngineWorker(QThread):
         self.proposal_ready.emit(request.image_id, request.request_id, proposal)
         if not getattr(proposal, "labels_pending", False):
             return
-        self._let_first_names_score()
+        self._schedule.let_first_names_score(self._interrupted)
         embedding = self._embedding(request.image_id, request.path)
         if self._superseded():
             return  # the newer prompt's own proposal brings its labels
         labelled = self._restricted(self._engine.label(embedding, proposal))
         self.proposal_ready.emit(request.image_id, request.request_id, labelled)
 
-    def _let_first_names_score(self) -> None:
-        """Between a click's mask and its labels: labels need the COCO names as much as the CLIP
-        half of the image, so on a first start the index finishes those names first, alone on the
-        CPU (at most FIRST_NAMES_WAIT_S). The labels come no later, and the names score seconds
-        sooner (a click the moment the models were ready: COCO names 9.0 s after opening instead of 12.5)."""
-        deadline = time.monotonic() + FIRST_NAMES_WAIT_S
-        with self._cond:
-            self._urgent = False
-            self._cond.notify_all()
-            while (
-                self._index_short_of(0, float("inf"))
-                and time.monotonic() < deadline
-                and self._box.decode is None
-                and self._box.load is None
-                and not self._stop
-            ):
-                self._cond.wait(0.1)
-            self._urgent = True
+    def _interrupted(self) -> bool:
+        """(Under the lock) a newer click, a reload or a stop is waiting."""
+        return self._box.decode is not None or self._box.load is not None or self._stop
 
     def _propose(self, embedding: Any, request: DecodeRequest) -> Any:
         if request.select is not None and request.proposal is not None:
@@ -577,11 +507,6 @@ class EngineWorker(QThread):
                 self._others.pop(next(iter(self._others)))
             self._others[key] = engine
         return engine
-
-
-FIRST_NAMES_WAIT_S = 3.0  # the longest a first encode waits for the COCO names to score
-WIDE_NAMES_WAIT_S = 120.0  # the longest prefetch waits for the LVIS names to score
-YIELD_S = 30.0  # the longest the index waits, each time, for a click or the shown image
 
 
 def _build_engine(
