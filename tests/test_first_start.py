@@ -63,3 +63,16 @@ def test_first_names_score_before_the_labels_half_unless_interrupted():
     again.let_first_names_score(lambda: True)  # a newer click is waiting: no wait at all
     assert time.monotonic() - started < 0.2
     again.cancel()
+
+
+def test_a_build_cancelled_while_it_yields_stops_at_once():
+    """The build's first report comes before `start` has returned its handle; a cancel then still
+    ends the wait (it used to sit out YIELD_S, 30 s, when the report won that race)."""
+    for _ in range(5):
+        schedule = IndexSchedule(threading.Condition())
+        schedule.set_urgent(True)
+        schedule.start(_index(), (), None, lambda r, t: None, lambda e: None)
+        started = time.monotonic()
+        schedule.cancel()
+        assert time.monotonic() - started < 2.0
+        assert not schedule.running

@@ -58,7 +58,7 @@ class IndexSchedule:
             report(index.ready, index.total)
             with self._cond:
                 self._cond.notify_all()  # an encode deferred to a milestone may be due
-            self._yield_to_urgent(handle.get("build"))
+            self._yield_to_urgent(lambda: handle.get("build"))  # (set once `start` returns)
 
         index.plan_milestones(priority, vocabulary)  # known before the first chunk
         self._index, self._started = index, time.monotonic()
@@ -92,18 +92,17 @@ class IndexSchedule:
             self.urgent = urgent
             self._cond.notify_all()
 
-    def _yield_to_urgent(self, build: Any) -> None:
+    def _yield_to_urgent(self, build: Callable[[], Any]) -> None:
         """Called by the index between chunks: wait while a click's mask or the shown image's
         encode is computed (at most YIELD_S each time). Sharing two cores, each took twice as
         long: a click at the moment the models were ready got its mask 4.5 s later instead of
         2.1 s (SAM 2.1 tiny, measured by benchmarks/bench_cold_start.py)."""
         deadline = time.monotonic() + YIELD_S
         with self._cond:
-            while (
-                self.urgent
-                and not (build is not None and build.cancelled)
-                and time.monotonic() < deadline
-            ):
+            while self.urgent and time.monotonic() < deadline:
+                running = build()
+                if running is not None and running.cancelled:
+                    return
                 self._cond.wait(0.1)
 
     def let_first_names_score(self, interrupted: Callable[[], bool]) -> None:
