@@ -401,7 +401,7 @@ def _milestones(entries: Sequence[Entry], n_first: int) -> tuple[int, int]:
     """(first, wide): how many leading entries (in build order) cover the project's own names and
     the COCO names, and then the LVIS names too. Labels from the first part are what a click on a
     first start needs within seconds; the window schedules its work around both
-    (`gui/worker.py`). Only the names the vocabulary holds count; without any, the priority
+    (`app/first_start.py`). Only the names the vocabulary holds count; without any, the priority
     entries alone.
 
     A shipped name counts as covered by the first entry holding it as its name *or a synonym*:

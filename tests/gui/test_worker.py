@@ -90,8 +90,8 @@ def test_event_loop_never_stalls_while_a_full_size_sam_encodes(qtbot, tmp_path, 
     The bounds are a user's: no gap of 100 ms or more (what a person sees as the window
     freezing) and at most one tick in a thousand over 50 ms (the budget for handling an input
     event). A single 52 ms gap in 3,212 ticks of a 32 s encode failed a CI run on a shared
-    2-core VM while this machine's runs stay under 20 ms: the VM's own scheduling, not a lock of
-    ours. A faulthandler watchdog, re-armed at every tick, writes every thread's stack when the
+    2-core VM, where this machine's runs of the same code stay under 20 ms, alone and in suite
+    order. A faulthandler watchdog, re-armed at every tick, writes every thread's stack when the
     GUI thread misses 50 ms, so a failure shows who held it."""
     import faulthandler
 
