@@ -95,25 +95,15 @@ def window(
     from annotator.gui.main_window import MainWindow
     from annotator.gui.settings import AppSettings, ModelConfig
     from annotator.io.images import load_image
+    from annotator.vocab.index import TextIndex
     from annotator.vocab.vocabulary import load_vocabulary
 
     app = QApplication.instance() or QApplication([])
-    # Where COCO and LVIS end in the default vocabulary's order (its index is built in that order):
-    # a category is covered by the first entry holding its name, as display name or synonym (the
-    # union folds LVIS's "computer keyboard" into COCO's "keyboard").
-    position: dict[str, int] = {}
-    for i, entry in enumerate(load_vocabulary(None)):
-        for text in entry.texts:
-            position.setdefault(text.casefold(), i)
-
-    def last_of(shipped: str) -> int:
-        return 1 + max(
-            position[e.name.casefold()]
-            for e in load_vocabulary(shipped)
-            if e.name.casefold() in position
-        )
-
-    coco_end, lvis_end = last_of("coco"), last_of("lvis")
+    # Where COCO and LVIS end in the default vocabulary's build order: the index's own milestones
+    # (a category counts from the first entry naming it, as display name or synonym; tested in
+    # tests/test_index_priority.py). No text is encoded to plan them.
+    plan = TextIndex(load_vocabulary(None), lambda texts: None, "plan")
+    coco_end, lvis_end = plan.plan_milestones()
     folder = work / "cold-folder"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
