@@ -56,6 +56,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from annotator.errors import CocoFormatError, ImageLoadError, ProjectError
+from annotator.io import bounds
 from annotator.io.files import open_regular, show_path
 from annotator.io.formats import _common as formats_common
 from annotator.io.images import MAX_PIXELS, image_size
@@ -85,7 +86,7 @@ ANNOTATION_KEYS = {
     *AUTHORSHIP,  # columns of the store, not extras
 }
 
-POLYGON_TOLERANCE = 1.0
+POLYGON_TOLERANCE = bounds.TOLERANCE
 """How far (pixels) a polygon vertex may lie outside the image: COCO's own files have vertices on the
 far edge (x = width) and a little rounding beyond it."""
 
@@ -614,7 +615,14 @@ def import_coco(
             x, y, w, h = (check.number(v, f"{at}.bbox[{k}]") for k, v in enumerate(box))
             if w < 0 or h < 0:
                 raise check.fail(f"{at}.bbox", f"negative width or height ({w:g}, {h:g})")
-            box = (x, y, w, h)
+            image = images[image_id]
+            box = bounds.box_xywh(
+                (x, y, w, h),
+                f"{check.source}: {at}.bbox",
+                image.width,
+                image.height,
+                CocoFormatError,
+            )
         if "area" in item and check.number(item["area"], f"{at}.area") < 0:
             raise check.fail(f"{at}.area", "must not be negative")
         score = item.get("score")
