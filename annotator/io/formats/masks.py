@@ -98,7 +98,7 @@ def export(
 
 # ------------------------------------------------------------------------------------------ import
 def detect(path: Path) -> bool:
-    return path.is_dir() and (path / "classes.csv").is_file() and (path / "instances").is_dir()
+    return path.is_dir() and (path / "classes.csv").exists() and (path / "instances").is_dir()
 
 
 def _classes(root: Path) -> dict[int, str]:

@@ -179,12 +179,12 @@ def detect(path: Path) -> bool:
     return (
         path.is_dir()
         and (path / "labels").is_dir()
-        and ((path / "data.yaml").is_file() or (path / "data.yml").is_file())
+        and ((path / "data.yaml").exists() or (path / "data.yml").exists())
     )
 
 
 def _names(path: Path) -> list[str]:
-    file = path / "data.yaml" if (path / "data.yaml").is_file() else path / "data.yml"
+    file = path / "data.yaml" if (path / "data.yaml").exists() else path / "data.yml"
     where = show_path(file)
     data = load_yaml(file)
     if not isinstance(data, dict) or "names" not in data:
