@@ -49,12 +49,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from annotator import names
 from annotator.errors import CocoFormatError, ImageLoadError, ProjectError
 from annotator.io import bounds
 from annotator.io.files import open_regular, show_path
@@ -68,6 +68,7 @@ from annotator.io.masks import (
     rle_to_mask,
     runs_to_rle,
 )
+from annotator.names import category_name
 from annotator.store import extras as store_extras
 from annotator.store.project import Project
 
@@ -95,13 +96,11 @@ MAX_KEPT_ID = 2**31 - 1
 
 INT64 = (-(2**63), 2**63 - 1)
 
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 """Longest category or supercategory name (the vocabulary's limit too)."""
 
 MAX_DOCUMENT_BYTES = 4 * 2**30
 """Largest COCO file read (LVIS v1 train is 1.1 GB; parsing takes several times the file in memory)."""
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -347,14 +346,8 @@ class _Checker:
 
     def name(self, value: Any, where: str) -> str:
         """A category or supercategory name: one line, not blank, at most MAX_NAME_LENGTH."""
-        text = self.text(value, where).strip()
-        if _CONTROL.search(text):
-            raise self.fail(where, f"control character in name {_kind(text)}")
-        if len(text) > MAX_NAME_LENGTH:
-            raise self.fail(
-                where, f"longer than {MAX_NAME_LENGTH} characters ({len(text)}): {_kind(text)}"
-            )
-        return text
+        text = self.text(value, where)
+        return category_name(text, f"{self.source}: {where}", CocoFormatError)
 
     def number(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

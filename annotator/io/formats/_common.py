@@ -29,6 +29,7 @@ from annotator.errors import DatasetFormatError, ImageLoadError, ProjectError
 from annotator.io.files import open_regular
 from annotator.io.images import IMAGE_EXTENSIONS, image_size, show_path
 from annotator.io.masks import has_holes, mask_to_rle, rle_area, rle_to_mask
+from annotator.names import category_name
 from annotator.store import extras as store_extras
 from annotator.store.project import Annotation, Category, ImageRecord, Project
 
@@ -265,9 +266,8 @@ class Plan:
         self.dropped[what] = self.dropped.get(what, 0) + n
 
     def category(self, name: str, wanted: int | None = None) -> str:
-        name = name.strip()
-        if not name:
-            raise DatasetFormatError(f"{self.source}: a label name is empty")
+        """The checked name (`names.category_name`, the rule every entry point shares)."""
+        name = category_name(name, f"{self.source}: label name", DatasetFormatError)
         self.categories.setdefault(name, wanted)
         return name
 

@@ -261,9 +261,12 @@ def import_(
     labels = (root if root.is_dir() else root.parent) / "labels.txt"
     if labels.exists():  # labelme's class list (labelme2voc/labelme2coco): keeps unused classes
         text = read_file(labels, MAX_LABELS_BYTES).decode("utf-8", errors="replace")
-        for line in text.splitlines():
-            if line.strip() and line.strip() not in ("__ignore__", "_background_"):
-                plan.category(line)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        for reserved in ("__ignore__", "_background_"):  # labelme's convention: the first lines
+            if lines[:1] == [reserved]:
+                lines.pop(0)
+        for line in lines:  # a later "_background_" is a class of its own
+            plan.category(line)
     for done, file in enumerate(files):
         c.report(progress, done, len(files))
         where = show_path(file)
