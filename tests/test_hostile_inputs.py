@@ -345,3 +345,22 @@ def test_cache_import_cli_refuses_a_gnu_long_name_bomb_with_one_line(tmp_path):
         out.write(info.tobuf(format=tarfile.USTAR_FORMAT) + bytes(1 << 16))
     result = run_cli("cache", "import", str(archive), "--cache-dir", str(tmp_path / "cache"))
     assert_one_line_error(result, "extended header of 1073741824 bytes")
+
+
+# ------------------------------------------------------------------------------------- detection
+def test_a_folder_matching_two_formats_asks_for_format(proj):
+    """A YOLO folder that also holds a VOC layout: one line naming both, nothing imported; with
+    --format the named one is imported."""
+    ds = proj / "ds"
+    _yolo(ds, "0 0.5 0.5 0.2 0.2")
+    (ds / "ImageSets" / "Main").mkdir(parents=True)
+    (ds / "ImageSets" / "Main" / "default.txt").write_text("img\n")
+    (ds / "Annotations").mkdir()
+    result = run_cli("import", str(ds), "--images", str(proj), "--project", str(proj))
+    line = assert_one_line_error(result, "looks like several dataset formats (yolo, voc)")
+    assert "--format" in line
+    assert stored_rows(proj) == 0
+    result = run_cli("import", str(ds), "--images", str(proj), "--project", str(proj),
+                     "--format", "yolo")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["boxes_added"] == 1
