@@ -364,3 +364,65 @@ def test_a_folder_matching_two_formats_asks_for_format(proj):
                      "--format", "yolo")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["boxes_added"] == 1
+
+
+@pytest.mark.parametrize(
+    ("data_yaml", "labelmap", "needle"),
+    [
+        ("names: {.inf: car}\n", None, "names: keys must be class indices"),
+        (None, "background:0,0,0::\ncar:\u00b2,0,0::\n", "colour must be r,g,b integers"),
+        (None, "background:0,0,0::\ncar:999,0,0::\n", "colour must be r,g,b integers"),
+    ],
+    ids=["yolo-inf-key", "voc-superscript-digit", "voc-colour-999"],
+)
+def test_odd_numbers_in_class_lists(proj, data_yaml, labelmap, needle):
+    ds = proj / "ds"
+    if data_yaml is not None:
+        _yolo(ds, "0 0.5 0.5 0.2 0.2")
+        (ds / "data.yaml").write_text(data_yaml)
+    else:
+        _voc(ds)
+        (ds / "labelmap.txt").write_text(labelmap, encoding="utf-8")
+    result = run_cli("import", str(ds), "--images", str(proj), "--project", str(proj))
+    assert_one_line_error(result, needle)
+    assert stored_rows(proj) == 0
+
+
+EVAL_SCRIPT = """
+import json, sys
+from pathlib import Path
+from annotator.errors import AnnotatorError
+from annotator.evaluation.datasets import coco_dataset
+folder = Path(sys.argv[1])
+doc = {"images": [{"id": 1, "file_name": "img.png", "width": int(sys.argv[3]), "height": 30}],
+       "categories": [{"id": 1, "name": "c"}],
+       "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                        "segmentation": json.loads(sys.argv[2])}]}
+(folder / "a.json").write_text(json.dumps(doc))
+try:
+    for sample in coco_dataset(folder / "a.json", folder).samples:
+        sample.load()
+except AnnotatorError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize(
+    ("segmentation", "width", "needle"),
+    [
+        ("[[1, 1, 1e9, 1, 5, 5]]", 40, "polygon[2]: 1e+09 is outside the image"),
+        ('{"size": [1000000, 1000000], "counts": "abc"}', 40, "segmentation size must be"),
+        ("[[1, 1, 9, 1, 5, 5]]", 10**9, "width: must be 1..150000000"),
+    ],
+    ids=["polygon-1e9", "rle-size", "huge-width"],
+)
+def test_evaluation_coco_reader_is_bounded(proj, segmentation, width, needle):
+    """`annotator evaluate --coco`'s reader: the same bounds before pycocotools (in a subprocess:
+    a segfault or a 1 TB allocation fails the test instead of killing pytest)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", EVAL_SCRIPT, str(proj), segmentation, str(width)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert needle in result.stdout and len(result.stdout.strip().splitlines()) == 1, result.stdout

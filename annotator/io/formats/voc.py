@@ -36,6 +36,7 @@ SUBSET = "default"
 MAX_INDEX = 254  # 255 is VOC's "void" border colour
 MAX_TEXT_BYTES = 64 * 2**20  # labelmap.txt, an ImageSets list
 MAX_XML_BYTES = 16 * 2**20  # one image's Annotations/<id>.xml
+_BYTE = re.compile(r"[0-9]{1,3}")
 _CLASS_ROW = re.compile(r"(.+?)\s+-?[01]")  # "id 1": a per-class list row
 
 
@@ -212,7 +213,7 @@ def _labelmap_entry(parts: list[str], index: int) -> tuple[str, tuple[int, int, 
     if not parts[1]:
         return parts[0].strip(), colormap()[index % 256]
     values = parts[1].split(",")
-    if len(values) != 3 or not all(v.strip().isdigit() and int(v) <= 255 for v in values):
+    if len(values) != 3 or not all(_BYTE.fullmatch(v.strip()) and int(v) <= 255 for v in values):
         return None
     r, g, b = (int(v) for v in values)
     return parts[0].strip(), (r, g, b)

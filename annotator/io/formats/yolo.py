@@ -193,7 +193,7 @@ def _names(path: Path) -> list[str]:
     if isinstance(names, dict):
         try:
             keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a key of .inf
             raise DatasetFormatError(f"{where}: names: keys must be class indices") from None
         if keys != list(range(len(keys))):
             raise DatasetFormatError(f"{where}: names: indices must be 0..{len(keys) - 1}")
