@@ -27,7 +27,7 @@ from PIL import Image, ImageOps
 from annotator.atomic import atomic_write_bytes
 from annotator.errors import DatasetFormatError, ImageLoadError, ProjectError
 from annotator.io.files import open_regular
-from annotator.io.images import IMAGE_EXTENSIONS, image_size, show_path
+from annotator.io.images import IMAGE_EXTENSIONS, decodable_formats, image_size, show_path
 from annotator.io.masks import has_holes, mask_to_rle, rle_area, rle_to_mask
 from annotator.names import category_name
 from annotator.store import extras as store_extras
@@ -229,7 +229,7 @@ def open_png(file: Path, where: str) -> Iterator[Image.Image]:
     except (OSError, ValueError) as error:
         why = getattr(error, "strerror", None) or error
         raise DatasetFormatError(f"{where}: cannot read ({why})") from None
-    with handle, Image.open(handle) as image:
+    with handle, Image.open(handle, formats=decodable_formats()) as image:  # never Ghostscript
         yield image
 
 

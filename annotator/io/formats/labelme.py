@@ -178,7 +178,8 @@ def _rasterise(shape: dict, H: int, W: int, where: str) -> np.ndarray | tuple | 
             raise DatasetFormatError(f"{where}.mask: a mask shape needs a base64 PNG and 2 points")
         (x0, y0), (x1, y1) = (tuple(int(v) for v in p) for p in xy)
         try:
-            with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as png:
+            raw = io.BytesIO(base64.b64decode(data, validate=True))
+            with Image.open(raw, formats=["PNG"]) as png:  # labelme writes PNG; nothing else
                 if png.size != (x1 - x0 + 1, y1 - y0 + 1):  # from the header, before decoding
                     raise ValueError("size")
                 crop = np.array(png).astype(bool)
