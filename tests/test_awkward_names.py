@@ -150,3 +150,20 @@ def test_autolabel_classes_flag_gives_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "classes: control character" in lines[0], lines
+
+
+def test_segment_category_and_accept_use_the_rule(tmp_path):
+    from annotator.app.operations import check_acceptable
+
+    with pytest.raises(InvalidName, match="label: control character"):
+        check_acceptable(np.ones((2, 2), bool), "ca\x1bt")  # the window's and segment's accept
+    check_acceptable(np.ones((2, 2), bool), "traffic light")
+    result = subprocess.run(
+        [sys.executable, "-m", "annotator", "segment", str(tmp_path / "x.png"), "--point", "1,1",
+         "--category", "x" * 201, "--save", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--category: name longer than 200" in lines[0], lines
