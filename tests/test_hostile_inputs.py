@@ -426,3 +426,20 @@ def test_evaluation_coco_reader_is_bounded(proj, segmentation, width, needle):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert needle in result.stdout and len(result.stdout.strip().splitlines()) == 1, result.stdout
+
+
+def test_cache_import_refuses_members_past_the_declared_count(tmp_path):
+    """The manifest says how many files follow; one more is refused before it is read."""
+    import io
+    import tarfile
+
+    archive = tmp_path / "extra.tar"
+    manifest = b'{"bytes": 0, "files": 0, "format": "annotator-cache-subset", "version": 1}'
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (("annotator-cache.json", manifest), ("text/text-x.npz", b"PK")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    result = run_cli("cache", "import", str(archive), "--cache-dir", str(tmp_path / "cache"))
+    assert_one_line_error(result, "is past the number of files the archive declares")
+    assert not list((tmp_path / "cache").rglob("*.npz"))
