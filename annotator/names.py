@@ -8,7 +8,9 @@ imported back (a format that cannot hold a valid name warns on export, docs/adr/
 A valid name is trimmed (leading and trailing whitespace is not part of it), not empty, at most
 `MAX_NAME_LENGTH` characters, and on one line: no C0/C1 control characters, DEL, or the Unicode line
 and paragraph separators (every text format we write keeps one name per line, and Python's
-`splitlines` breaks at those). Anything else is allowed: spaces, punctuation, quotes, `<&>`, `:`,
+`splitlines` breaks at those); and text every format can hold: no lone surrogate (not UTF-8, which
+SQLite, JSON and YAML files need) and no U+FFFE / U+FFFF (XML 1.0, CVAT and VOC, cannot hold them).
+Anything else is allowed: spaces, punctuation, quotes, `<&>`, `:`,
 `#`, leading digits, any script.
 """
 
@@ -21,7 +23,7 @@ from annotator.errors import AnnotatorError
 __all__ = ["MAX_NAME_LENGTH", "InvalidName", "category_name", "name_problem"]
 
 MAX_NAME_LENGTH = 200
-_NOT_ON_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_ON_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
 class InvalidName(AnnotatorError, ValueError):
@@ -39,7 +41,9 @@ def name_problem(text: object) -> str | None:
         return f"name longer than {MAX_NAME_LENGTH} characters ({len(name)}): {name[:40]!r}..."
     bad = _NOT_ON_ONE_LINE.search(name)
     if bad:
-        return f"control character in name {name[:60]!r} (U+{ord(bad.group()):04X})"
+        code = ord(bad.group())
+        what = "control character" if code < 0xD800 else "character no text file can hold"
+        return f"{what} in name {name[:60]!r} (U+{code:04X})"
     return None
 
 

@@ -95,7 +95,19 @@ def test_voc_warns_about_names_other_readers_split():
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "   ", "a\nb", "tab\there", "nul\x00", "del\x7f", "c1\x85c", "line\u2028sep", "x" * 201],
+    [
+        "",
+        "   ",
+        "a\nb",
+        "tab\there",
+        "nul\x00",
+        "del\x7f",
+        "c1\x85c",
+        "line\u2028sep",
+        "x" * 201,
+        "a\uffff",
+        "\ud800x",
+    ],
 )
 def test_one_rule_everywhere(tmp_path, bad):
     problem = name_problem(bad)
