@@ -3,7 +3,8 @@
 XML (CVAT, VOC) is parsed by defusedxml (ADR 0015) with DTDs forbidden: a DOCTYPE is refused by the
 parser itself whatever the file's encoding (a byte search for `<!DOCTYPE` misses UTF-16), so no
 entity can expand and no external file is fetched. The file must be a regular file of at most
-`max_bytes`, and elements may nest at most `MAX_XML_DEPTH` deep (checked while parsing).
+`max_bytes`, and elements may nest at most `MAX_XML_DEPTH` deep (checked on the tree, without
+recursion; the file-size bound already bounds the tree's memory: about 6.5x the file, measured).
 
 YAML (YOLO's data.yaml) is read with PyYAML's safe loader (plain data, no Python objects) from a
 regular file of at most `MAX_YAML_BYTES`; nesting deeper than the parser's recursion allows is one
@@ -12,7 +13,6 @@ line, not a traceback.
 
 from __future__ import annotations
 
-import io
 import os
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -53,27 +53,20 @@ def parse_xml(
 
     where = show_path(path)
     data = read_file(path, max_bytes, error)
-    depth = 0
-    root = None
     try:
-        for event, element in DET.iterparse(
-            io.BytesIO(data), events=("start", "end"), forbid_dtd=True
-        ):
-            if event == "start":
-                depth += 1
-                if depth > MAX_XML_DEPTH:
-                    raise error(f"{where}: XML nested deeper than {MAX_XML_DEPTH} elements")
-                root = element if root is None else root
-            else:
-                depth -= 1
+        root = DET.fromstring(data, forbid_dtd=True)
     except defusedxml.DTDForbidden:
         raise error(f"{where}: a DOCTYPE or ENTITY is not allowed (no DTD)") from None
     except defusedxml.DefusedXmlException as problem:
         raise error(f"{where}: not allowed in the XML ({type(problem).__name__})") from None
     except ET.ParseError as problem:
         raise error(f"{where}: not well-formed XML ({problem})") from None
-    if root is None:  # pragma: no cover - expat refuses a document without an element
-        raise error(f"{where}: no XML element")
+    stack = [(root, 1)]  # the depth bound, checked without recursion
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_XML_DEPTH:
+            raise error(f"{where}: XML nested deeper than {MAX_XML_DEPTH} elements")
+        stack.extend((child, depth + 1) for child in element)
     return root
 
 
