@@ -162,6 +162,7 @@ def test_autolabel_classes_flag_gives_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "classes: control character" in lines[0], lines
+    assert not (tmp_path / ".annotator").exists()  # refused before a project was opened
 
 
 def test_segment_category_and_accept_use_the_rule(tmp_path):
