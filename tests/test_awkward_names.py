@@ -43,7 +43,7 @@ AWKWARD = [
     "C++ / C#",
     "é" * MAX_NAME_LENGTH,  # the longest name
 ]
-FILES = ["my image (1).png", "ünï cødé.png", "a&b #1.png", "sub dir/x y.png", "2 1.png"]
+FILES = ["my image (1).png", "ünï cødé.png", "a&b #1.png", "sub dir/x y.png", "2 1.png", "#3.png"]
 
 
 def _project(folder: Path) -> Project:
@@ -89,8 +89,13 @@ def test_voc_warns_about_names_other_readers_split():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp, _project(Path(tmp) / "proj") as project:
-        with pytest.warns(formats.FormatWarning, match="with ':' or a leading '#'"):
+        with pytest.warns(formats.FormatWarning) as record:
             formats.export("voc", project, Path(tmp) / "voc")
+        messages = [str(w.message) for w in record]
+        assert any("with ':' or a leading '#'" in m for m in messages), messages
+        assert any("image id(s) starting with '#'" in m and "'#3'" in m for m in messages)
+        listing = (Path(tmp) / "voc" / "ImageSets" / "Main" / "default.txt").read_text("utf-8")
+        assert "my image (1)\n" in listing and '"#3"\n' in listing  # datumaro reads whole lines
 
 
 @pytest.mark.parametrize(

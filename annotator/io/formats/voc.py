@@ -37,7 +37,6 @@ MAX_INDEX = 254  # 255 is VOC's "void" border colour
 MAX_TEXT_BYTES = 64 * 2**20  # labelmap.txt, an ImageSets list
 MAX_XML_BYTES = 16 * 2**20  # one image's Annotations/<id>.xml
 _BYTE = re.compile(r"[0-9]{1,3}")
-_CLASS_ROW = re.compile(r"(.+?)\s+-?[01]")  # "id 1": a per-class list row
 
 
 def colormap(n: int = 256) -> list[tuple[int, int, int]]:
@@ -154,6 +153,14 @@ def export(
         if not c.copy_image(c.image_path(snap, image), root / "JPEGImages" / f"{stem}{ext}"):
             missing += 1
     listing = "".join(f"{_listing_line(i)}\n" for i in ids).encode("utf-8")
+    quoted = [i for i in ids if _quoted(i)]
+    if quoted:
+        c.warn(
+            summary,
+            f"VOC: {len(quoted)} image id(s) starting with '#' or a quote or with surrounding spaces "
+            f"(first {quoted[0]!r}) written quoted in ImageSets: this importer reads them, other VOC "
+            "readers skip or misread them",
+        )
     for task in ("Main", "Segmentation"):
         c.write_atomic(root / "ImageSets" / task / f"{SUBSET}.txt", listing)
     summary.update(
@@ -220,24 +227,24 @@ def _labelmap_entry(parts: list[str], index: int) -> tuple[str, tuple[int, int, 
 
 
 def _listed_id(line: str) -> str | None:
-    """The image id on one ImageSets line: a quoted id ('"a b"', how ids with spaces are written),
-    the id of an 'id 1' per-class row, or the whole trimmed line."""
-    if len(line) >= 2 and line.startswith('"') and line.rstrip().endswith('"'):
-        return line.rstrip()[1:-1]
+    """The image id on one ImageSets line: the whole trimmed line, as datumaro reads it (spaces
+    kept), or the inside of a quoted one ('"#1"': how ids other readers would misread are written)."""
     line = line.strip()
     if not line:
         return None
-    row = _CLASS_ROW.fullmatch(line)
-    return row.group(1) if row else line
+    if len(line) >= 2 and line[0] == line[-1] == '"':
+        return line[1:-1]
+    return line
 
 
 def _listing_line(item: str) -> str:
-    """How an id is written in ImageSets (quoted when whitespace or a quote would change it)."""
-    if item != item.strip() or any(ch.isspace() for ch in item) or item.startswith('"'):
-        return f'"{item}"'
-    if _CLASS_ROW.fullmatch(item):
-        return f'"{item}"'
-    return item
+    """How an id is written in ImageSets: as it is, or quoted when trimming would change it or it
+    starts with '#' (a comment to datumaro) or a quote."""
+    return f'"{item}"' if _quoted(item) else item
+
+
+def _quoted(item: str) -> bool:
+    return item != item.strip() or item.startswith(("#", '"'))
 
 
 def _index_png(
