@@ -735,7 +735,7 @@ HOSTILE = {
     "too-many-pixels": "is more than the 150 MP",
     "blank-category-name": "categories[0].name: must be a non-empty string",
     "newline-in-category-name": "categories[0].name: control character",
-    "very-long-category-name": "categories[0].name: longer than 200 characters (5000)",
+    "very-long-category-name": "categories[0].name: name longer than 200 characters (5000)",
     "nul-in-file-name": "images[0].file_name: a file name cannot contain a NUL byte",
     "dot-file-name": "images[0].file_name: must name a file",
     "dot-slash-file-name": "images[0].file_name: must name a file",

@@ -602,7 +602,7 @@ FULL_DISK = textwrap.dedent(
     mask[::2, ::3] = True  # a large RLE: the WAL must grow
     try:
         with Project.open_folder(folder) as p:
-            p.add_annotation(p.add_image("big.png", 800, 600), mask, "x" * 5000)
+            p.add_annotation(p.add_image("big.png", 800, 600), mask, "x" * 200)
     except AnnotatorError as error:
         print(error, file=sys.stderr)
         sys.exit(2)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from annotator.errors import AnnotatorError, ProjectError
+from annotator.names import category_name
 from annotator.store.embeddings import ANNOTATION, EmbeddingTable
 
 Vector = tuple[str, np.ndarray]  # (region model id, unit CLIP vector of the mask)
@@ -33,6 +34,9 @@ def check_acceptable(mask: np.ndarray, category: str | None) -> None:
         raise AnnotatorError("the mask is empty: nothing was saved (try another point or a box)")
     if not category:
         raise AnnotatorError("no label to save the mask under: pass --category NAME")
+    category_name(
+        category, "label"
+    )  # the one rule (annotator/names.py), before anything is written
 
 
 def accept(

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from annotator.store.proposals import PENDING, REJECTED, ProposalStore, StoredProposal
+from annotator.names import InvalidName
+from annotator.store.proposals import (
+    PENDING,
+    REJECTED,
+    ProposalStore,
+    StoredProposal,
+    parse_classes,
+)
 
 ORDERS = ("image", "class", "score")
 
@@ -207,4 +214,14 @@ __all__ = [
     "Reject",
     "ReviewCommand",
     "ReviewQueue",
+    "typed_classes",
 ]
+
+
+def typed_classes(text: str) -> tuple[list[str], str]:
+    """The class names typed in the window ("person, car"), checked by the rule every entry point
+    shares (`names.category_name`): (names, "") or ([], the one line saying what is wrong)."""
+    try:
+        return parse_classes(text), ""
+    except InvalidName as error:
+        return [], str(error)

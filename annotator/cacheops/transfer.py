@@ -139,6 +139,30 @@ def _info(name: str, size: int, mtime: float) -> tarfile.TarInfo:
     return info
 
 
+MAX_EXTENDED_HEADER = 64 << 10
+"""Largest pax or GNU long-name header read (ours are under 1 KiB: a long member name, an mtime)."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses, from the 512-byte header alone, an extended header (pax, GNU long
+    name) larger than MAX_EXTENDED_HEADER and GNU sparse members: tarfile reads an extended header
+    whole into memory, so a small .tar.gz whose header declares gigabytes (of well-compressed zeros)
+    would be buffered before any size check of ours could run."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise tarfile.HeaderError("a GNU sparse member (never written by `cache export`)")
+        extended = (
+            tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
+            tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+        )  # fmt: skip
+        if self.type in extended and self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.HeaderError(
+                f"an extended header of {self.size} bytes (at most {MAX_EXTENDED_HEADER})"
+            )
+        return super()._proc_member(tarfile_)
+
+
 def _hostile(archive: Path, name: str, why: str) -> AnnotatorError:
     return AnnotatorError(f"{archive}: member {name!r} {why}; nothing was imported")
 
@@ -157,7 +181,7 @@ def import_subset(archive: Path, root: Path, max_bytes: int | None = None) -> Im
     expected: int | None = None
     try:
         try:
-            tar = tarfile.open(archive, mode="r|*")
+            tar = tarfile.open(archive, mode="r|*", tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, OSError) as error:
             raise AnnotatorError(f"{archive}: not a tar archive ({error})") from None
         with tar:
@@ -171,8 +195,10 @@ def import_subset(archive: Path, root: Path, max_bytes: int | None = None) -> Im
                         )
                     expected = _check_manifest(archive, tar.extractfile(member).read(4096))
                     continue
-                if index > MAX_MEMBERS:
-                    raise _hostile(archive, name, f"is past the limit of {MAX_MEMBERS} files")
+                if index > MAX_MEMBERS or (expected is not None and index > expected):
+                    raise _hostile(
+                        archive, name, "is past the number of files the archive declares"
+                    )
                 if not member.isreg() or member.issparse():
                     raise _hostile(
                         archive, name, "is not a regular file (a link, folder or device)"

@@ -178,6 +178,10 @@ def _open_target(target: Path):
 
 
 def run_autolabel(args: argparse.Namespace) -> int:
+    if not args.label_set:  # the one name rule, before a project is opened or a model imported
+        from annotator.store.proposals import parse_classes as check_classes
+
+        check_classes(args.classes)
     from annotator.discovery.autolabel import autolabel, parse_classes
 
     project, unreadable = _open_target(args.target)

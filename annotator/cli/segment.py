@@ -165,6 +165,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if not args.point and args.box is None:
         raise PromptError("give at least one --point X,Y or a --box X0,Y0,X1,Y1")
+    if args.category is not None:  # checked before the model runs (annotator/names.py)
+        from annotator.names import category_name
+
+        category_name(args.category, "--category")
     if not args.image.is_file():
         raise AnnotatorError(f"{args.image}: no such image file")
     if args.top_k < 0:

@@ -188,13 +188,27 @@ def folder_dataset(images: Path, masks: Path, categories_from_names: bool = Fals
 def _decode_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
     from pycocotools import mask as mask_utils
 
+    from annotator.io import bounds
+
     if isinstance(segmentation, list):  # polygons
-        polygons = [p for p in segmentation if isinstance(p, list) and len(p) >= 6]
+        polygons = [
+            bounds.points(p, "polygon", width, height, CocoFormatError)  # pycocotools' C code
+            for p in segmentation
+            if isinstance(p, list) and len(p) >= 6
+        ]
         if not polygons:
             raise ValueError("no polygon with at least 3 points")
         rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
+    elif not isinstance(segmentation, dict) or segmentation.get("size") != [height, width]:
+        raise ValueError(f"segmentation size must be [{height}, {width}] (the image's)")
+    elif isinstance(segmentation.get("counts"), list):
+        counts = [bounds.integer(v, "counts", 0, height * width, CocoFormatError)
+                  for v in segmentation["counts"]]  # fmt: skip
+        if sum(counts) != height * width:
+            raise ValueError(
+                f"RLE counts cover {sum(counts)} pixels, the image has {height * width}"
+            )
+        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     elif isinstance(segmentation, dict) and "counts" in segmentation:
         counts = segmentation["counts"]
         rle = {
@@ -213,34 +227,49 @@ def coco_dataset(annotations: Path, images: Path) -> Dataset:
     annotations, images = Path(annotations), Path(images)
     if not images.is_dir():
         raise DatasetError(f"{images}: not a folder (--images)")
-    try:
-        document = json.loads(annotations.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CocoFormatError(f"{annotations}: cannot read ({error.strerror})") from None
+    from annotator.io import bounds
+    from annotator.io.coco import MAX_DOCUMENT_BYTES
+    from annotator.io.images import MAX_PIXELS
+    from annotator.io.structured import read_file
+
+    try:  # a regular file of bounded size (a named pipe would block)
+        document = json.loads(read_file(annotations, MAX_DOCUMENT_BYTES, CocoFormatError))
+    except RecursionError:
+        raise CocoFormatError(f"{annotations}: JSON nested too deeply") from None
     except ValueError as error:
         raise CocoFormatError(f"{annotations}: not JSON ({error})") from None
     try:
         categories = {int(c["id"]): str(c["name"]) for c in document["categories"]}
         image_info = {int(i["id"]): i for i in document["images"]}
         anns = list(document["annotations"])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as error:
         raise CocoFormatError(
             f"{annotations}: needs 'images', 'annotations' and 'categories' with ids ({error!r})"
         ) from None
     notes: list[str] = []
     samples: list[Sample] = []
     crowd = missing = 0
-    for ann in sorted(anns, key=lambda a: (int(a.get("image_id", -1)), int(a.get("id", 0)))):
+    try:
+        anns.sort(key=lambda a: (int(a.get("image_id", -1)), int(a.get("id", 0))))
+    except (TypeError, ValueError, OverflowError, AttributeError) as error:
+        raise CocoFormatError(f"{annotations}: annotations need integer ids ({error!r})") from None
+    for ann in anns:
         try:
             info = image_info[int(ann["image_id"])]
             category = categories[int(ann["category_id"])]
             height, width, file_name = (
-                int(info["height"]),
-                int(info["width"]),
+                bounds.integer(
+                    info["height"], f"{annotations}: height", 1, MAX_PIXELS, CocoFormatError
+                ),
+                bounds.integer(
+                    info["width"], f"{annotations}: width", 1, MAX_PIXELS, CocoFormatError
+                ),
                 str(info["file_name"]),
             )
+            if width * height > MAX_PIXELS:
+                raise ValueError(f"{width}x{height} is more than {MAX_PIXELS} pixels")
             segmentation = ann["segmentation"]
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as error:
             raise CocoFormatError(
                 f"{annotations}: annotation {ann.get('id', '?')} is malformed ({error!r})"
             ) from None
@@ -257,7 +286,7 @@ def coco_dataset(annotations: Path, images: Path) -> Dataset:
         def load(s=segmentation, h=height, w=width, a=ann_id) -> GroundTruth:
             try:
                 return GroundTruth(_decode_segmentation(s, h, w))
-            except (ValueError, TypeError) as error:
+            except (ValueError, TypeError, OverflowError, CocoFormatError) as error:
                 raise CocoFormatError(f"{annotations}: annotation {a}: {error}") from None
 
         samples.append(Sample(f"{Path(file_name).stem}#{ann.get('id')}", path, load, category))

@@ -35,9 +35,8 @@ from PySide6.QtWidgets import (
 
 from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequest, RefineParams
 from annotator.app.refine import store_image, waiting_boxes
-from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue
+from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue, typed_classes
 from annotator.gui.overlays import MaskItem
-from annotator.store.proposals import parse_classes
 
 PROPOSAL_RGB = (0, 200, 255)
 
@@ -276,7 +275,7 @@ class ReviewPanel(QWidget):
         """What 1-9 pick: the classes typed for auto-label first, then the queue's."""
         if self.queue is None:
             return []
-        return self.queue.classes(parse_classes(self.classes_edit.text()))
+        return self.queue.classes(typed_classes(self.classes_edit.text())[0])
 
     def accept_above(self, score: float) -> bool:
         q = self.queue
@@ -360,10 +359,13 @@ class ReviewPanel(QWidget):
         """Label every image of the project with the classes, one worker request per image."""
         if classes is not None:
             self.classes_edit.setText(classes)
-        names = tuple(parse_classes(self.classes_edit.text()))
+        typed, problem = typed_classes(self.classes_edit.text())
+        names = tuple(typed)
         q = self.queue
         if q is None or self.worker is None or not names or self._running:
-            self.run_status.setText("Open a folder and give classes" if not names else "")
+            self.run_status.setText(
+                problem or ("Open a folder and give classes" if not names else "")
+            )
             return False
         folder = q.store.project.folder
         self.images = [(r.id, str(folder / r.file_name)) for r in q.store.project.images()]

@@ -49,13 +49,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from annotator import names
 from annotator.errors import CocoFormatError, ImageLoadError, ProjectError
+from annotator.io import bounds
 from annotator.io.files import open_regular, show_path
 from annotator.io.formats import _common as formats_common
 from annotator.io.images import MAX_PIXELS, image_size
@@ -67,6 +68,7 @@ from annotator.io.masks import (
     rle_to_mask,
     runs_to_rle,
 )
+from annotator.names import category_name
 from annotator.store import extras as store_extras
 from annotator.store.project import Project
 
@@ -85,7 +87,7 @@ ANNOTATION_KEYS = {
     *AUTHORSHIP,  # columns of the store, not extras
 }
 
-POLYGON_TOLERANCE = 1.0
+POLYGON_TOLERANCE = bounds.TOLERANCE
 """How far (pixels) a polygon vertex may lie outside the image: COCO's own files have vertices on the
 far edge (x = width) and a little rounding beyond it."""
 
@@ -94,13 +96,11 @@ MAX_KEPT_ID = 2**31 - 1
 
 INT64 = (-(2**63), 2**63 - 1)
 
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 """Longest category or supercategory name (the vocabulary's limit too)."""
 
 MAX_DOCUMENT_BYTES = 4 * 2**30
 """Largest COCO file read (LVIS v1 train is 1.1 GB; parsing takes several times the file in memory)."""
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -346,14 +346,8 @@ class _Checker:
 
     def name(self, value: Any, where: str) -> str:
         """A category or supercategory name: one line, not blank, at most MAX_NAME_LENGTH."""
-        text = self.text(value, where).strip()
-        if _CONTROL.search(text):
-            raise self.fail(where, f"control character in name {_kind(text)}")
-        if len(text) > MAX_NAME_LENGTH:
-            raise self.fail(
-                where, f"longer than {MAX_NAME_LENGTH} characters ({len(text)}): {_kind(text)}"
-            )
-        return text
+        text = self.text(value, where)
+        return category_name(text, f"{self.source}: {where}", CocoFormatError)
 
     def number(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -614,7 +608,14 @@ def import_coco(
             x, y, w, h = (check.number(v, f"{at}.bbox[{k}]") for k, v in enumerate(box))
             if w < 0 or h < 0:
                 raise check.fail(f"{at}.bbox", f"negative width or height ({w:g}, {h:g})")
-            box = (x, y, w, h)
+            image = images[image_id]
+            box = bounds.box_xywh(
+                (x, y, w, h),
+                f"{check.source}: {at}.bbox",
+                image.width,
+                image.height,
+                CocoFormatError,
+            )
         if "area" in item and check.number(item["area"], f"{at}.area") < 0:
             raise check.fail(f"{at}.area", "must not be negative")
         score = item.get("score")

@@ -10,7 +10,7 @@ import re
 import stat
 from typing import BinaryIO
 
-__all__ = ["NotARegularFile", "open_regular", "show_path"]
+__all__ = ["FileTooLarge", "NotARegularFile", "open_regular", "read_regular", "show_path"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -72,3 +72,21 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+class FileTooLarge(OSError):
+    """`read_regular` refused a file over its size bound; str() says the sizes."""
+
+
+def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (checked on the descriptor before anything
+    is read, and again while reading, so a file that grows cannot exceed it either). Raises
+    NotARegularFile, FileTooLarge (both OSErrors) or the usual OSErrors."""
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise FileTooLarge(f"{size} bytes, more than the {max_bytes} this file may have")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileTooLarge(f"more than the {max_bytes} bytes this file may have")
+    return data

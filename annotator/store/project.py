@@ -43,6 +43,7 @@ from annotator.io.masks import (
     rle_to_mask,
     runs_to_rle,
 )
+from annotator.names import category_name
 from annotator.store import files, schema
 from annotator.store.backend import current_user, is_url, url_project_class
 from annotator.store.files import DB_NAME, PROJECT_DIR
@@ -627,9 +628,9 @@ class Project:
 
         KeyError when missing and not `create`; ValueError for a blank name.
         """
-        name = name.strip()
+        name = name.strip()  # a lookup finds any stored name; a new one is checked by add_category
         if not name:
-            raise ValueError("a category name cannot be empty")
+            category_name(name)  # raises InvalidName (a ValueError): a blank name
         rows = self._read("SELECT id FROM categories WHERE name = ?", (name,))
         if rows:
             return int(rows[0][0])
@@ -641,9 +642,7 @@ class Project:
         self, name: str, supercategory: str = "", category_id: int | None = None
     ) -> int:
         """Id of the category `name`, added if new; `category_id` is used when adding if it is free."""
-        name = name.strip()
-        if not name:
-            raise ValueError("a category name cannot be empty")
+        name = category_name(name)
         with self.transaction():
             rows = self._read("SELECT id FROM categories WHERE name = ?", (name,))
             if rows:
@@ -676,9 +675,7 @@ class Project:
 
     def rename_category(self, category_id: int, name: str) -> None:
         """Rename a category (its id, and so its annotations, stay). ProjectError if the name is taken."""
-        name = name.strip()
-        if not name:
-            raise ValueError("a category name cannot be empty")
+        name = category_name(name)
         with self.transaction():
             self.category(category_id)
             other = self._read("SELECT id FROM categories WHERE name = ?", (name,))

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from annotator.io.masks import mask_to_rle, rle_area, rle_bbox, rle_to_mask
+from annotator.names import category_name
 from annotator.store import extras
 from annotator.store.project import Project
 
@@ -288,12 +289,13 @@ class ProposalStore:
 
 
 def parse_classes(text: str) -> list[str]:
-    """ "person, car,,dog" -> ["person", "car", "dog"] (order kept, duplicates and blanks dropped)."""
+    """ "person, car,,dog" -> ["person", "car", "dog"] (order kept, duplicates and blanks dropped).
+    Each name must pass `names.category_name` (InvalidName naming it otherwise)."""
     out: list[str] = []
     for part in str(text).split(","):
         name = " ".join(part.split())
         if name and name not in out:
-            out.append(name)
+            out.append(category_name(name, "classes"))
     return out
 
 

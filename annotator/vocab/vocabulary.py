@@ -23,8 +23,9 @@ from pathlib import Path
 
 from annotator.atomic import atomic_write_bytes
 from annotator.errors import VocabularyError
+from annotator.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported
+from annotator.names import category_name
 
-MAX_NAME_LENGTH = 200
 MAX_FILE_BYTES = 256 * 2**20
 """Largest vocabulary file read (the shipped 22k-name union is under 1 MB; 200k lines load in ~2 s)."""
 SHIPPED = ("coco", "lvis", "imagenet21k")  # in the order `default()` merges them
@@ -69,21 +70,9 @@ def split_line(line: str) -> list[str]:
     return items
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def _check_item(item: str, where: str) -> str:
     """A trimmed, non-empty, single-line item of at most MAX_NAME_LENGTH characters."""
-    item = item.strip()
-    if not item:
-        raise VocabularyError(f"{where}: empty name")
-    if len(item) > MAX_NAME_LENGTH:
-        raise VocabularyError(
-            f"{where}: name longer than {MAX_NAME_LENGTH} characters ({len(item)}): {item[:40]!r}..."
-        )
-    if _CONTROL.search(item):
-        raise VocabularyError(f"{where}: control character in name {item!r}")
-    return item
+    return category_name(item, where, VocabularyError)
 
 
 def _clean_synonyms(name: str, synonyms: Iterable[str], where: str) -> tuple[str, ...]:

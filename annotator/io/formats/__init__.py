@@ -20,7 +20,7 @@ from annotator.io.images import show_path
 from annotator.store.project import Project
 
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
-# Detection order: the folder layouts with a marker file first, labelme's loose JSON last.
+# Every format's detector is asked; more than one match is an error asking for --format.
 _DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
 
 __all__ = ["FORMATS", "FormatWarning", "Progress", "detect", "export", "format_module", "import_"]
@@ -34,13 +34,19 @@ def format_module(name: str) -> ModuleType:
 
 
 def detect(path: str | os.PathLike) -> str:
-    """The format of a file or folder; DatasetFormatError when none matches."""
+    """The format of a file or folder; DatasetFormatError when none matches or when several do
+    (a folder with a YOLO data.yaml and a VOC ImageSets/, say): the user says which with --format."""
     p = Path(path)
     if not p.exists():
         raise DatasetFormatError(f"{show_path(p)}: no such file or folder")
-    for name in _DETECT_ORDER:
-        if format_module(name).detect(p):
-            return name
+    matches = [name for name in _DETECT_ORDER if format_module(name).detect(p)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:  # never guess: a wrong guess imports the wrong files without a word
+        raise DatasetFormatError(
+            f"{show_path(p)}: looks like several dataset formats ({', '.join(matches)}): "
+            f"give --format {matches[0]} (or one of the others)"
+        )
     raise DatasetFormatError(
         f"{show_path(p)}: cannot tell the dataset format (give --format: {', '.join(FORMATS)})"
     )

@@ -15,7 +15,7 @@ import io
 import os
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,10 @@ from PIL import Image, ImageOps
 
 from annotator.atomic import atomic_write_bytes
 from annotator.errors import DatasetFormatError, ImageLoadError, ProjectError
-from annotator.io.images import IMAGE_EXTENSIONS, image_size, show_path
+from annotator.io.files import open_regular
+from annotator.io.images import IMAGE_EXTENSIONS, decodable_formats, image_size, show_path
 from annotator.io.masks import has_holes, mask_to_rle, rle_area, rle_to_mask
+from annotator.names import category_name
 from annotator.store import extras as store_extras
 from annotator.store.project import Annotation, Category, ImageRecord, Project
 
@@ -208,6 +210,29 @@ def mask_holes(mask: np.ndarray) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- import
+def head(file: Path, size: int) -> bytes | None:
+    """The first `size` bytes of a regular file, None for anything else (a named pipe would block
+    detection forever) or an unreadable file: what format detection sniffs."""
+    try:
+        with open_regular(file) as handle:
+            return handle.read(size)
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def open_png(file: Path, where: str) -> Iterator[Image.Image]:
+    """A PNG (or any image Pillow reads) opened from a regular file only (a named pipe would block);
+    the caller checks its size from the header before decoding pixels."""
+    try:
+        handle = open_regular(file)
+    except (OSError, ValueError) as error:
+        why = getattr(error, "strerror", None) or error
+        raise DatasetFormatError(f"{where}: cannot read ({why})") from None
+    with handle, Image.open(handle, formats=decodable_formats()) as image:  # never Ghostscript
+        yield image
+
+
 @dataclass
 class PlanImage:
     name: str  # relative to the project folder
@@ -241,9 +266,8 @@ class Plan:
         self.dropped[what] = self.dropped.get(what, 0) + n
 
     def category(self, name: str, wanted: int | None = None) -> str:
-        name = name.strip()
-        if not name:
-            raise DatasetFormatError(f"{self.source}: a label name is empty")
+        """The checked name (`names.category_name`, the rule every entry point shares)."""
+        name = category_name(name, f"{self.source}: label name", DatasetFormatError)
         self.categories.setdefault(name, wanted)
         return name
 

@@ -29,12 +29,16 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from annotator.errors import DatasetFormatError
+from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.images import show_path
 from annotator.io.masks import mask_to_rle, rle_area
+from annotator.io.structured import read_file
 from annotator.store.project import Project
 
 NAME = "labelme"
+MAX_JSON_BYTES = 256 * 2**20  # one labelme JSON (imageData can hold the picture, base64)
+MAX_LABELS_BYTES = 64 * 2**20  # labels.txt
 VERSION = "5.5.0"
 SHAPE_KEYS = {"label", "points", "group_id", "shape_type", "flags", "description", "mask"}
 
@@ -144,10 +148,10 @@ def _free(extra: dict) -> dict:
 def detect(path: Path) -> bool:
     files = [path] if path.is_file() else sorted(path.glob("*.json"))[:3] if path.is_dir() else []
     for file in files:
-        try:
-            head = file.read_bytes()[:4096].decode("utf-8", "replace")
-        except OSError:
+        raw = c.head(file, 4096)
+        if raw is None:
             continue
+        head = raw.decode("utf-8", "replace")
         if '"shapes"' in head and ('"imagePath"' in head or '"version"' in head):
             return True
     return False
@@ -160,26 +164,29 @@ def _rasterise(shape: dict, H: int, W: int, where: str) -> np.ndarray | tuple | 
     if not isinstance(points, list) or not all(
         isinstance(p, list)
         and len(p) == 2
-        and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p
-        )
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)
         for p in points
     ):
         raise DatasetFormatError(f"{where}.points: must be a list of [x, y] finite numbers")
-    xy = [(float(x), float(y)) for x, y in points]
+    flat = bounds.points([v for p in points for v in p], f"{where}.points", W, H)
+    xy = list(zip(flat[0::2], flat[1::2], strict=True))
     canvas = Image.new("L", (W, H), 0)
     draw = ImageDraw.Draw(canvas)
     if kind == "mask":
         data = shape.get("mask")
         if not isinstance(data, str) or len(xy) != 2:
             raise DatasetFormatError(f"{where}.mask: a mask shape needs a base64 PNG and 2 points")
-        try:
-            crop = np.array(Image.open(io.BytesIO(base64.b64decode(data, validate=True)))).astype(
-                bool
-            )
-        except Exception:
-            raise DatasetFormatError(f"{where}.mask: not a base64-encoded PNG") from None
         (x0, y0), (x1, y1) = (tuple(int(v) for v in p) for p in xy)
+        try:
+            raw = io.BytesIO(base64.b64decode(data, validate=True))
+            with Image.open(raw, formats=["PNG"]) as png:  # labelme writes PNG; nothing else
+                if png.size != (x1 - x0 + 1, y1 - y0 + 1):  # from the header, before decoding
+                    raise ValueError("size")
+                crop = np.array(png).astype(bool)
+        except Exception:
+            raise DatasetFormatError(
+                f"{where}.mask: not a base64-encoded PNG of its points' box"
+            ) from None
         if (
             crop.ndim != 2
             or crop.shape != (y1 - y0 + 1, x1 - x0 + 1)
@@ -227,8 +234,8 @@ def _union_counts(rles: list[dict], H: int, W: int) -> str | None:
 def _read(file: Path) -> dict:
     where = show_path(file)
     try:
-        doc = json.loads(file.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        doc = json.loads(read_file(file, MAX_JSON_BYTES).decode("utf-8-sig"))
+    except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, a 5000-digit number
         raise DatasetFormatError(f"{where}: not a readable JSON file ({error})") from None
     if not isinstance(doc, dict):
         raise DatasetFormatError(f"{where}: must be a JSON object")
@@ -253,10 +260,14 @@ def import_(
     files = [root] if root.is_file() else sorted(root.rglob("*.json"))
     plan = c.Plan(show_path(root))
     labels = (root if root.is_dir() else root.parent) / "labels.txt"
-    if labels.is_file():  # labelme's class list (labelme2voc/labelme2coco): keeps unused classes
-        for line in labels.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.strip() and line.strip() not in ("__ignore__", "_background_"):
-                plan.category(line)
+    if labels.exists():  # labelme's class list (labelme2voc/labelme2coco): keeps unused classes
+        text = read_file(labels, MAX_LABELS_BYTES).decode("utf-8", errors="replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        for reserved in ("__ignore__", "_background_"):  # labelme's convention: the first lines
+            if lines[:1] == [reserved]:
+                lines.pop(0)
+        for line in lines:  # a later "_background_" is a class of its own
+            plan.category(line)
     for done, file in enumerate(files):
         c.report(progress, done, len(files))
         where = show_path(file)
@@ -308,12 +319,10 @@ def import_(
             category = plan.category(label)
             extra = entry["extra"]
             score = extra.pop("score", None)
-            if score is not None and (
-                isinstance(score, bool)
-                or not isinstance(score, (int, float))
-                or not math.isfinite(score)
-            ):
-                raise DatasetFormatError(f"{where}: score: must be a finite number, got {score!r}")
+            if isinstance(score, str):
+                raise DatasetFormatError(f"{where}: score: must be a number, got a string")
+            if score is not None:
+                score = bounds.number(score, f"{where}: score")
             if entry["kinds"] == {"rectangle"} and len(entry["shape"]["points"]) == 2:
                 (x0, y0), (x1, y1) = entry["shape"]["points"]
                 box = (min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1)

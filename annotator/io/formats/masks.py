@@ -21,11 +21,15 @@ import numpy as np
 from PIL import Image
 
 from annotator.errors import DatasetFormatError
+from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.images import show_path
+from annotator.io.structured import read_file
 from annotator.store.project import Project
 
 NAME = "masks"
+MAX_CLASS = 2**16 - 1  # the largest value of a 16-bit PNG: class ids and instance numbers
+MAX_CSV_BYTES = 64 * 2**20
 MAX_INSTANCES = 65535
 
 
@@ -94,15 +98,16 @@ def export(
 
 # ------------------------------------------------------------------------------------------ import
 def detect(path: Path) -> bool:
-    return path.is_dir() and (path / "classes.csv").is_file() and (path / "instances").is_dir()
+    return path.is_dir() and (path / "classes.csv").exists() and (path / "instances").is_dir()
 
 
 def _classes(root: Path) -> dict[int, str]:
     file = root / "classes.csv"
     where = show_path(file)
     try:
-        rows = list(csv.reader(io.StringIO(file.read_text(encoding="utf-8-sig"))))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        text = read_file(file, MAX_CSV_BYTES).decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text)))
+    except (UnicodeDecodeError, csv.Error) as error:
         raise DatasetFormatError(f"{where}: cannot read ({error})") from None
     if not rows or [h.strip() for h in rows[0][:2]] != ["id", "name"]:
         raise DatasetFormatError(f"{where}: the first line must be 'id,name[,supercategory]'")
@@ -110,10 +115,7 @@ def _classes(root: Path) -> dict[int, str]:
     for n, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        try:
-            cid = int(row[0])
-        except (ValueError, IndexError):
-            raise DatasetFormatError(f"{where}:{n}: id: must be an integer") from None
+        cid = bounds.integer(row[0], f"{where}:{n}: id", 0, MAX_CLASS)
         if len(row) < 2 or not row[1].strip():
             raise DatasetFormatError(f"{where}:{n}: name: missing")
         if cid in out:
@@ -125,7 +127,7 @@ def _classes(root: Path) -> dict[int, str]:
 def _png(file: Path, size: tuple[int, int]) -> np.ndarray:
     """A one-channel PNG's values; its size (W, H) is checked from the header before decoding."""
     try:
-        with Image.open(file) as im:
+        with c.open_png(file, show_path(file)) as im:
             if im.size != size:
                 raise DatasetFormatError(
                     f"{show_path(file)}: is {im.size[0]}x{im.size[1]}, the image {size[0]}x{size[1]}"
@@ -134,7 +136,8 @@ def _png(file: Path, size: tuple[int, int]) -> np.ndarray:
                 raise DatasetFormatError(
                     f"{show_path(file)}: must be a one-channel PNG, got mode {im.mode}"
                 )
-            return np.array(im).astype(np.int64)
+            values = np.array(im).astype(np.int64)
+        return bounds.pixel_values(values, show_path(file), MAX_CLASS)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetFormatError(f"{show_path(file)}: cannot read the PNG ({error})") from None
 
@@ -172,7 +175,7 @@ def import_(
         plan.image(name, W, H, at)
         inst = _png(file, (W, H))
         sem_file = root / "semantic" / file.relative_to(root / "instances")
-        if not sem_file.is_file():
+        if not sem_file.exists():
             raise DatasetFormatError(
                 f"{at}: no semantic mask {show_path(sem_file)} (the instances' classes)"
             )

@@ -16,6 +16,7 @@ annotation is an <object> after the masked ones, with no pixels in SegmentationO
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,18 @@ import numpy as np
 from PIL import Image
 
 from annotator.errors import DatasetFormatError
+from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.images import show_path
+from annotator.io.structured import parse_xml, read_file
 from annotator.store.project import Project
 
 NAME = "voc"
 SUBSET = "default"
 MAX_INDEX = 254  # 255 is VOC's "void" border colour
+MAX_TEXT_BYTES = 64 * 2**20  # labelmap.txt, an ImageSets list
+MAX_XML_BYTES = 16 * 2**20  # one image's Annotations/<id>.xml
+_BYTE = re.compile(r"[0-9]{1,3}")
 
 
 def colormap(n: int = 256) -> list[tuple[int, int, int]]:
@@ -82,6 +88,13 @@ def export(
         f"{cat.name}:{','.join(map(str, cmap[class_index[cat.id]]))}::" for cat in snap.categories
     ]
     c.write_atomic(root / "labelmap.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+    odd = [cat.name for cat in snap.categories if ":" in cat.name or cat.name.startswith("#")]
+    if odd:
+        c.warn(
+            summary,
+            f"VOC: {len(odd)} category name(s) with ':' or a leading '#' (first {odd[0]!r}): "
+            "labelmap.txt holds them for this importer, other VOC readers split or skip them",
+        )
     groups = snap.by_image()
     lost = scores = missing = 0
     ids = []
@@ -139,7 +152,15 @@ def export(
         ext = Path(image.file_name).suffix
         if not c.copy_image(c.image_path(snap, image), root / "JPEGImages" / f"{stem}{ext}"):
             missing += 1
-    listing = "".join(f"{i}\n" for i in ids).encode("utf-8")
+    listing = "".join(f"{_listing_line(i)}\n" for i in ids).encode("utf-8")
+    quoted = [i for i in ids if _quoted(i)]
+    if quoted:
+        c.warn(
+            summary,
+            f"VOC: {len(quoted)} image id(s) starting with '#' or a quote or with surrounding spaces "
+            f"(first {quoted[0]!r}) written quoted in ImageSets: this importer reads them, other VOC "
+            "readers skip or misread them",
+        )
     for task in ("Main", "Segmentation"):
         c.write_atomic(root / "ImageSets" / task / f"{SUBSET}.txt", listing)
     summary.update(
@@ -167,7 +188,7 @@ def detect(path: Path) -> bool:
 
 def _labelmap(root: Path) -> list[tuple[str, tuple[int, int, int]]]:
     file = root / "labelmap.txt"
-    if not file.is_file():
+    if not file.exists():
         names = (
             "background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog "
             "horse motorbike person pottedplant sheep sofa train tvmonitor"
@@ -175,23 +196,55 @@ def _labelmap(root: Path) -> list[tuple[str, tuple[int, int, int]]]:
         cmap = colormap()
         return [(n, cmap[k]) for k, n in enumerate(names)]
     out = []
-    for n, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    text = read_file(file, MAX_TEXT_BYTES).decode("utf-8", errors="replace")
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line:
             continue
-        parts = line.split(":")
+        parts = line.rsplit(":", 3)  # the name may hold ':', the other three fields cannot
+        entry = _labelmap_entry(parts, len(out))
+        if line.startswith("#") and entry is None:
+            continue  # a comment ("# label:color_rgb:parts:actions"); "#tag:1,2,3::" is a name
         if len(parts) != 4:
             raise DatasetFormatError(f"{show_path(file)}:{n}: expected 'name:r,g,b:parts:actions'")
-        try:
-            rgb = tuple(int(v) for v in parts[1].split(",")) if parts[1] else colormap()[len(out)]
-        except ValueError:
-            raise DatasetFormatError(
-                f"{show_path(file)}:{n}: colour must be r,g,b integers"
-            ) from None
-        if len(rgb) != 3:
-            raise DatasetFormatError(f"{show_path(file)}:{n}: colour must be r,g,b")
-        out.append((parts[0].strip(), rgb))
+        if entry is None:
+            raise DatasetFormatError(f"{show_path(file)}:{n}: colour must be r,g,b integers")
+        out.append(entry)
     return out
+
+
+def _labelmap_entry(parts: list[str], index: int) -> tuple[str, tuple[int, int, int]] | None:
+    """(name, colour) of a labelmap row split in its 4 fields, None when the colour is not r,g,b."""
+    if len(parts) != 4:
+        return None
+    if not parts[1]:
+        return parts[0].strip(), colormap()[index % 256]
+    values = parts[1].split(",")
+    if len(values) != 3 or not all(_BYTE.fullmatch(v.strip()) and int(v) <= 255 for v in values):
+        return None
+    r, g, b = (int(v) for v in values)
+    return parts[0].strip(), (r, g, b)
+
+
+def _listed_id(line: str) -> str | None:
+    """The image id on one ImageSets line: the whole trimmed line, as datumaro reads it (spaces
+    kept), or the inside of a quoted one ('"#1"': how ids other readers would misread are written)."""
+    line = line.strip()
+    if not line:
+        return None
+    if len(line) >= 2 and line[0] == line[-1] == '"':
+        return line[1:-1]
+    return line
+
+
+def _listing_line(item: str) -> str:
+    """How an id is written in ImageSets: as it is, or quoted when trimming would change it or it
+    starts with '#' (a comment to datumaro) or a quote."""
+    return f'"{item}"' if _quoted(item) else item
+
+
+def _quoted(item: str) -> bool:
+    return item != item.strip() or item.startswith(("#", '"'))
 
 
 def _index_png(
@@ -200,7 +253,7 @@ def _index_png(
     """Indices of a paletted (or RGB, mapped through `colours`) PNG; 255 (void) becomes 0. The size
     (W, H) is checked from the header, before any pixel is decoded."""
     try:
-        with Image.open(file) as im:
+        with c.open_png(file, where) as im:
             if im.size != size:
                 raise DatasetFormatError(
                     f"{show_path(file)}: is {im.size[0]}x{im.size[1]}, the image {size[0]}x{size[1]}"
@@ -212,7 +265,9 @@ def _index_png(
                 lut = np.array([colours.get(tuple(int(v) for v in rgb[i]), -1) for i in range(256)])
                 mapped = lut[index]
             elif im.mode in ("L", "I", "I;16"):
-                return np.where(np.array(im) == 255, 0, np.array(im)).astype(np.int64)
+                values = np.array(im).astype(np.int64)
+                values = np.where(values == 255, 0, values)
+                return bounds.pixel_values(values, show_path(file), MAX_INDEX)
             else:
                 arr = np.array(im.convert("RGB")).astype(np.int64)
                 keys = (arr[..., 0] << 16) | (arr[..., 1] << 8) | arr[..., 2]
@@ -246,13 +301,17 @@ def import_(
     class_colours = {rgb: k for k, (_, rgb) in enumerate(labels)}
     inst_colours = {rgb: k for k, rgb in enumerate(colormap())}
     ids: list[str] = []
+    seen: set[str] = set()
     for task in ("Segmentation", "Main"):
         for listing in sorted((root / "ImageSets" / task).glob("*.txt")):
             if "_" in listing.stem:
                 continue  # per-class lists (aeroplane_train.txt)
-            for line in listing.read_text(encoding="utf-8", errors="replace").split():
-                if line not in ids:
-                    ids.append(line)
+            text = read_file(listing, MAX_TEXT_BYTES).decode("utf-8", errors="replace")
+            for line in text.splitlines():
+                item = _listed_id(line)
+                if item is not None and item not in seen:
+                    seen.add(item)
+                    ids.append(item)
     directory = Path(images_dir) if images_dir is not None else root / "JPEGImages"
     for done, item in enumerate(ids):
         c.report(progress, done, len(ids))
@@ -265,16 +324,8 @@ def import_(
         plan.image(name, W, H, at)
         objects: list[tuple[str, tuple[float, float, float, float] | None]] = []
         xml = root / "Annotations" / f"{item}.xml"
-        if xml.is_file():
-            data = xml.read_bytes()
-            if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-                raise DatasetFormatError(f"{show_path(xml)}: a DOCTYPE or ENTITY is not allowed")
-            try:
-                doc = ET.fromstring(data)
-            except ET.ParseError as error:
-                raise DatasetFormatError(
-                    f"{show_path(xml)}: not well-formed XML ({error})"
-                ) from None
+        if xml.exists():  # a named pipe or folder there is an error, not "no objects"
+            doc = parse_xml(xml, MAX_XML_BYTES)
             for k, obj in enumerate(doc.iterfind("object")):
                 label = (obj.findtext("name") or "").strip()
                 if not label:
@@ -282,23 +333,19 @@ def import_(
                 box = None
                 bb = obj.find("bndbox")
                 if bb is not None:
-                    try:
-                        x0, y0, x1, y1 = (
-                            float(bb.findtext(t) or "") for t in ("xmin", "ymin", "xmax", "ymax")
-                        )
-                    except ValueError:
-                        raise DatasetFormatError(
-                            f"{show_path(xml)}: object[{k}].bndbox: numbers expected"
-                        ) from None
-                    if x1 > x0 and y1 > y0:
-                        box = (x0, y0, x1 - x0, y1 - y0)
+                    corners = [bb.findtext(t) or "" for t in ("xmin", "ymin", "xmax", "ymax")]
+                    x, y, w, h = bounds.box_xyxy(
+                        corners, f"{show_path(xml)}: object[{k}].bndbox", W, H
+                    )
+                    if w > 0 and h > 0:
+                        box = (x, y, w, h)
                 objects.append((label, box))
                 if obj.find("part") is not None:
                     plan.drop("VOC object parts")
         inst_file = root / "SegmentationObject" / f"{item}.png"
         cls_file = root / "SegmentationClass" / f"{item}.png"
-        inst = _index_png(inst_file, inst_colours, at, (W, H)) if inst_file.is_file() else None
-        cls = _index_png(cls_file, class_colours, at, (W, H)) if cls_file.is_file() else None
+        inst = _index_png(inst_file, inst_colours, at, (W, H)) if inst_file.exists() else None
+        cls = _index_png(cls_file, class_colours, at, (W, H)) if cls_file.exists() else None
         for arr, file in ((inst, inst_file), (cls, cls_file)):
             if arr is not None and arr.shape != (H, W):
                 raise DatasetFormatError(

@@ -31,8 +31,10 @@ import numpy as np
 import yaml
 
 from annotator.errors import DatasetFormatError
+from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.images import IMAGE_EXTENSIONS, show_path
+from annotator.io.structured import load_yaml, read_file
 from annotator.store.project import Project
 
 NAME = "yolo"
@@ -170,30 +172,28 @@ def export(
 
 
 # ------------------------------------------------------------------------------------------ import
+MAX_LABEL_BYTES = 64 * 2**20  # one labels/*.txt
+
+
 def detect(path: Path) -> bool:
     return (
         path.is_dir()
         and (path / "labels").is_dir()
-        and ((path / "data.yaml").is_file() or (path / "data.yml").is_file())
+        and ((path / "data.yaml").exists() or (path / "data.yml").exists())
     )
 
 
 def _names(path: Path) -> list[str]:
-    file = path / "data.yaml" if (path / "data.yaml").is_file() else path / "data.yml"
+    file = path / "data.yaml" if (path / "data.yaml").exists() else path / "data.yml"
     where = show_path(file)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise DatasetFormatError(
-            f"{where}: not readable YAML ({str(error).splitlines()[0]})"
-        ) from None
+    data = load_yaml(file)
     if not isinstance(data, dict) or "names" not in data:
         raise DatasetFormatError(f"{where}: names: missing (the class names)")
     names = data["names"]
     if isinstance(names, dict):
         try:
             keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a key of .inf
             raise DatasetFormatError(f"{where}: names: keys must be class indices") from None
         if keys != list(range(len(keys))):
             raise DatasetFormatError(f"{where}: names: indices must be 0..{len(keys) - 1}")
@@ -224,13 +224,8 @@ def _find_image(images_dir: Path, rel: Path) -> Path | None:
 def _numbers(tokens: list[str], where: str) -> list[float]:
     values = []
     for k, token in enumerate(tokens[1:], start=1):
-        try:
-            v = float(token)
-        except ValueError:
-            raise DatasetFormatError(
-                f"{where}: value {k} is not a number ({token[:20]!r})"
-            ) from None
-        if not math.isfinite(v) or not -1e-3 <= v <= 1 + 1e-3:
+        v = bounds.number(token, f"{where}: value {k}")
+        if not -1e-3 <= v <= 1 + 1e-3:
             raise DatasetFormatError(f"{where}: value {k} must be normalised to 0..1, got {token}")
         values.append(min(max(v, 0.0), 1.0))
     return values
@@ -265,9 +260,9 @@ def import_(
         name = c.project_name(directory, image_file, project, where)
         plan.image(name, W, H, where)
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise DatasetFormatError(f"{where}: cannot read ({error})") from None
+            text = read_file(file, MAX_LABEL_BYTES).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetFormatError(f"{where}: not UTF-8 text (byte {error.start})") from None
         for n, line in enumerate(text.splitlines(), start=1):
             tokens = line.split()
             if not tokens:
