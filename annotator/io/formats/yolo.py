@@ -33,6 +33,7 @@ import yaml
 from annotator.errors import DatasetFormatError
 from annotator.io.formats import _common as c
 from annotator.io.images import IMAGE_EXTENSIONS, show_path
+from annotator.io.outputs import published
 from annotator.store.project import Project
 
 NAME = "yolo"
@@ -142,7 +143,7 @@ def export(
             missing += 1
     c.report(progress, len(snap.images), len(snap.images))
     data = {
-        "path": str(root.resolve()),
+        "path": str(published(root).resolve()),  # not the staging folder
         "train": f"images/{SPLIT}",
         "val": f"images/{SPLIT}",
         "nc": len(snap.categories),
