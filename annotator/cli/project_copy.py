@@ -45,9 +45,9 @@ def _clean_stale_copies(db: Path) -> None:
         names = os.listdir(db.parent)
     except OSError:
         return
-    prefix = f".{db.name}.copy-"
+    prefixes = (f".{db.name}.copy-", f"..{db.name}.copy-")  # ours, and the creator's temp of it
     for name in names:
-        if not name.startswith(prefix) or name.endswith(_SIDE[1:]):
+        if not name.startswith(prefixes) or name.endswith(_SIDE[1:]):
             continue
         path = db.parent / name
         try:

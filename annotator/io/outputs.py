@@ -102,20 +102,18 @@ def output_problem(
     if folder and os.path.islink(path):  # a file target is written through (ADR 0008)
         return "is a symbolic link; give the real folder as the output"
     target = _real(path)
-    for entry in files:
-        source = _real(entry)
-        if source == target or (folder and target in source.parents):
-            return (
-                "is one of the command's inputs (an image or the project database); "
-                "choose another output"
-            )
     for entry in folders:
-        source = _real(entry)
-        if _inside(source, target):
+        if _inside(_real(entry), target):
             return (
                 "is (or holds) the images folder the command reads; writing there would "
                 "replace the user's pictures; choose another output"
             )
+    for entry in files:
+        source = _real(entry)
+        if source == target:
+            return "is one of the command's inputs (an image or the project database)"
+        if folder and target in source.parents:
+            return "holds the command's inputs (images or the project database)"
     if folder:
         if os.path.lexists(path) and not os.path.isdir(path):
             return "is a file; a folder is written here; choose a folder"
