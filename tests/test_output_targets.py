@@ -282,3 +282,56 @@ def test_kill_9_during_cache_export_leaves_the_old_archive_or_the_new_one(tmp_pa
             assert len(data) == len(new)
             with tarfile.open(archive) as tar:
                 assert [m.name for m in tar.getmembers()] == ["annotator-cache.json"]
+
+
+# ------------------------------------------------------------------------------ failed writes
+def _limited(limit: int, *args) -> subprocess.CompletedProcess:
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # writes past it: EFBIG
+
+    return subprocess.run(
+        [sys.executable, "-m", "annotator", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=120,
+        preexec_fn=cap,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc", "labelme", "masks", "cvat"])
+def test_a_write_failing_half_way_is_one_line_and_keeps_the_old_export(fmt, tmp_path):
+    """A full disk simulated with RLIMIT_FSIZE (every write past 300 bytes fails with EFBIG)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_project(folder).close()
+    target = tmp_path / ("out.json" if fmt == "coco" else "out")
+    assert main(["export", str(folder), "--format", fmt, "-o", str(target)]) == 0
+    old = _tree(target)
+    done = _limited(300, "export", folder, "--format", fmt, "-o", target)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert _tree(target) == old
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_a_read_only_target_folder_is_one_line(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_project(folder).close()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        for fmt in ("coco", "labelme"):
+            out = locked / ("x.json" if fmt == "coco" else "x")
+            done = _limited(2**40, "export", folder, "--format", fmt, "-o", out)
+            assert done.returncode == 2 and "Traceback" not in done.stderr
+    finally:
+        locked.chmod(0o700)
