@@ -335,3 +335,24 @@ def test_a_read_only_target_folder_is_one_line(tmp_path):
             assert done.returncode == 2 and "Traceback" not in done.stderr
     finally:
         locked.chmod(0o700)
+
+
+def test_every_other_writer_takes_the_same_check(project_folder, tmp_path, capsys):
+    """`eval --json/--plot` and `tag -o` write files too: refused before any model is loaded."""
+    db = project_folder / ".annotator" / "project.db"
+    before = db.read_bytes()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for argv in (
+        ["eval", "clicks", "--images", str(project_folder), "--masks", str(masks), "--json", str(db)],
+        ["eval", "labels", "--images", str(project_folder), "--masks", str(masks), "--plot",
+         str(project_folder / "a.png")],
+        ["eval", "labels", "--images", str(project_folder), "--masks", str(masks), "--json",
+         str(masks)],
+        ["tag", str(project_folder), "--seed-labels", "3", "-o", str(db)],
+        ["tag", str(project_folder / "a.png"), "--seed-labels", "3", "-o",
+         str(project_folder / "a.png")],
+    ):  # fmt: skip
+        assert main(argv) == 2, argv
+        assert re.search("project files|images|inputs|folder", _one_line_error(capsys)), argv
+    assert db.read_bytes() == before

@@ -103,11 +103,17 @@ def output_problem(
         return "is a symbolic link; give the real folder as the output"
     target = _real(path)
     for entry in folders:
-        if _inside(_real(entry), target):
+        source = _real(entry)
+        if _inside(source, target):
             return (
                 "is (or holds) the images folder the command reads; writing there would "
                 "replace the user's pictures; choose another output"
             )
+        if source in target.parents and target.exists():
+            from annotator.io.images import IMAGE_EXTENSIONS
+
+            if target.suffix.lower() in IMAGE_EXTENSIONS:
+                return "is one of the images the command reads; choose another output"
     for entry in files:
         source = _real(entry)
         if source == target:
