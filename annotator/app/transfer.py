@@ -71,11 +71,14 @@ def export_problem(name: str, out: str | os.PathLike) -> str | None:
     """One line saying why `out` must not be an export target (a project's own files, a folder
     where a file goes), or None. Cheap: the window asks before it starts the job."""
     from annotator.io.files import show_path
-    from annotator.store.files import export_target_problem
+    from annotator.io.outputs import output_problem
 
     if name not in FORMATS:
         return f"unknown format {name!r} (one of: {', '.join(FORMATS)})"
-    problem = export_target_problem(out, single_file=name == "coco")
+    folder = name in ("yolo", "voc", "labelme", "masks") or (
+        name == "cvat" and Path(out).suffix.lower() != ".xml"
+    )
+    problem = output_problem(out, folder)  # the inputs are checked again with the project open
     return None if problem is None else f"{show_path(out)}: {problem}"
 
 
@@ -105,6 +108,9 @@ def check_import_paths(path: str | os.PathLike, images: str | os.PathLike | None
         raise AnnotatorError(f"{path}: no such file or folder")
     if images is not None and not Path(images).is_dir():
         raise AnnotatorError(f"{images}: not a folder")
+    from annotator.io.outputs import check_not_partial
+
+    check_not_partial(path)  # never a half-written export
 
 
 def detect_format(path: str | os.PathLike) -> str:

@@ -80,9 +80,14 @@ def export_subset(
     indexes. Images are hashed, never decoded."""
     from annotator.cacheops.prune import matches
 
-    _, images = _images_of(target)
+    folder, images = _images_of(target)
     if not images:
         raise AnnotatorError(f"{target}: no images found")
+    from annotator.io.outputs import check_output
+
+    # the one output check (issue 22): never the project database, any SQLite file, .annotator/,
+    # or one of the images being exported
+    check_output(out, False, [*images, folder / ".annotator" / "project.db"], [folder])
     hashes = {}
     for i, image in enumerate(images):
         try:

@@ -26,9 +26,16 @@ from annotator.cli import (
     vocab,
     weights,
 )
-from annotator.cli.flags import add_prompt_flags, make_engine, model_flags, open_project
+from annotator.cli.flags import (
+    add_prompt_flags,
+    bound_numbers,
+    make_engine,
+    model_flags,
+    open_project,
+)
 from annotator.cli.segment import save_mask
 from annotator.errors import AnnotatorError
+from annotator.io.files import show_path
 
 # Command groups, in the order `annotator --help` lists them.
 GROUPS = (
@@ -76,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(sub, models)
+    bound_numbers(parser)  # issue 22: every numeric flag finite and bounded (flags.NUMBER_BOUNDS)
     return parser
 
 
@@ -98,6 +106,15 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _os_error_line(error: OSError) -> str:
+    """One printable line for a file-system error on a user's path."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is None:
+        return show_path(reason)
+    name = show_path(error.filename)
+    return f"{name if len(name) <= 300 else name[:300] + '…'}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv); returns the exit status."""
     argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
@@ -117,6 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(args) or 0)
     except AnnotatorError as error:
         print(f"annotator: error: {error}", file=sys.stderr)
+        return 2
+    except UnicodeError as error:  # issue 22: an argument of bytes that are not UTF-8 text
+        print(
+            f"annotator: error: a value is not UTF-8 text ({error.reason}: "
+            f"{show_path(str(error.object[error.start : error.end]))!s:.80}); use UTF-8 names",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as error:  # issue 22: the file system refused a user's path (too long, a loop…)
+        print(f"annotator: error: {_os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("annotator: interrupted", file=sys.stderr)

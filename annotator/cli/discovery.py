@@ -204,6 +204,10 @@ def run_tag(args: argparse.Namespace) -> int:
     check_positive("--seed-labels", args.seed_labels)
     if args.output is not None and args.seed_labels is None:
         raise AnnotatorError("-o/--output writes the seeded labels: add --seed-labels N")
+    if args.output is not None:  # issue 22: the one output check, before any model
+        from annotator.io.outputs import check_output
+
+        check_output(args.output, False, [args.folder], [args.folder])
     if args.folder.is_file():
         paths = [args.folder]
     elif args.folder.is_dir():

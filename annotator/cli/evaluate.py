@@ -90,6 +90,12 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise AnnotatorError(f"--top-k must be at least 1, not {args.top_k}")
     if args.plot is not None and args.plot.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise AnnotatorError(f"{args.plot}: --plot writes .png, .pdf or .svg")
+    from annotator.io.outputs import check_output
+
+    inputs = [p for p in (getattr(args, "masks", None), getattr(args, "coco", None)) if p]
+    for output in (args.json, args.plot):  # issue 22: the one output check, before any model
+        if output is not None:
+            check_output(output, False, inputs, [args.images])
 
 
 def _models(engine) -> dict[str, str]:

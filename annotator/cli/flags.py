@@ -224,3 +224,64 @@ def run_per_image(job, total: int, desc: str):
         return None
     finally:
         bar.close()
+
+
+# ------------------------------------------------------------------------------ numeric flags
+# Every number a flag gives is finite and inside these bounds before any handler sees it (issue
+# 22: `--points-per-side 100000` asked for a 10^10-point grid). Flags not listed get the generic
+# bounds below, so a flag added later is bounded too; list it here to tighten them.
+NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
+    "--points-per-side": (1, 256),
+    "--top-k": (0, 100_000),
+    "--max-clicks": (1, 1000),
+    "--limit": (1, 10**9),
+    "--exemplars": (0, 10_000),
+    "--seed-labels": (0, 100_000),
+    "--annotation": (1, 2**63 - 1),
+    "--ray-workers": (1, 4096),
+    "--ray-batch": (1, 100_000),
+    "--ray-cpus-per-worker": (0.01, 1024),
+    "--pred-iou-thresh": (0, 1),
+    "--stability-thresh": (0, 1),
+    "--nms-thresh": (0, 1),
+    "--mask-threshold": (0, 1),
+    "--min-score": (0, 1),
+    "--threshold": (-1, 1),
+    "--accept-above": (-1, 1),
+    "--reject-below": (-1, 1),
+}
+GENERIC_BOUNDS = {int: (-(2**31), 2**31), float: (-1e9, 1e9)}
+
+
+def _bounded(kind: type, flag: str, low: float, high: float):
+    def convert(text: str):
+        import math
+
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(
+                f"{'a whole number' if kind is int else 'a number'} is needed, not {text[:40]!r}"
+            ) from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text[:40]!r}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be between {low:g} and {high:g}, not {text[:40]!r}"
+            )
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def bound_numbers(parser: argparse.ArgumentParser) -> None:
+    """Give every int / float flag of `parser` and its subcommands a finite, bounded type."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                bound_numbers(sub)
+        elif action.type in (int, float):
+            flag = next((o for o in action.option_strings if o.startswith("--")), action.dest)
+            low, high = NUMBER_BOUNDS.get(flag, GENERIC_BOUNDS[action.type])
+            action.type = _bounded(action.type, flag, low, high)

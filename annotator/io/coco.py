@@ -68,6 +68,7 @@ from annotator.io.masks import (
     rle_to_mask,
     runs_to_rle,
 )
+from annotator.io.outputs import check_output, project_inputs, staged_folder
 from annotator.names import category_name
 from annotator.store import extras as store_extras
 from annotator.store.project import Project
@@ -113,6 +114,10 @@ def export_coco(
     """Write the project as a COCO file at `out_path` (atomically); returns a summary dict."""
     out = Path(out_path)
     _refuse_project_paths(out)
+    inputs = project_inputs(project)
+    check_output(out, False, *inputs)
+    if upright_dir is not None:  # never the images folder: the copies would replace the originals
+        check_output(upright_dir, True, *inputs)
     snap = formats_common.read_project(project)
     images, annotations, categories = snap.images, snap.annotations, snap.categories
     kept = snap.extras
@@ -222,10 +227,9 @@ def export_coco(
             "(pycocotools' segm evaluation cannot read them; turn them into masks first)",
         )
     if upright_dir is not None:
-        for i in images:
-            formats_common.copy_image(
-                formats_common.image_path(snap, i), Path(upright_dir) / i.file_name
-            )
+        with staged_folder(upright_dir, kind="upright copies") as folder:
+            for i in images:
+                formats_common.copy_image(formats_common.image_path(snap, i), folder / i.file_name)
         summary["upright_dir"] = str(upright_dir)
     elif rotated:
         formats_common.warn(

@@ -70,8 +70,17 @@ class PgLocation:
 
 def parse_url(url: str) -> PgLocation:
     """Split `postgresql://USER@HOST:PORT/DB?project=NAME[&images=/folder]` (ProjectError if bad)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    try:  # issue 22: a malformed URL (an open '[', a bad port, a NUL) is one line too
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        _ = parts.port
+        if "\x00" in url:
+            raise ValueError("a NUL character")
+    except ValueError as error:
+        raise ProjectError(
+            f"not a valid PostgreSQL URL ({error}); "
+            "expected postgresql://USER@HOST:PORT/DB?project=NAME"
+        ) from None
     project = [v for k, v in query if k == "project"]
     images = [v for k, v in query if k == "images"]
     rest = [(k, v) for k, v in query if k not in ("project", "images")]

@@ -20,8 +20,31 @@ _TABLES = {
     "embeddings": "kind, ref_id, model_id, vector",
     "boxes": "id, image_id, category_id, x, y, w, h, score, created",
     "extras": "kind, ref_id, data",
+    # the review queue (issue 22: it was left out): pending/decided proposals and the
+    # auto-label "done" marks that make a run resume where it stopped
+    "proposals": "id, image_id, run, source, category, score, rle, height, width, bbox_x, bbox_y,"
+    " bbox_w, bbox_h, area, status, annotation_id, created",
+    "autolabel_done": "image_id, run, proposals, finished",
+    # filled by triggers while the rows above go in: replaced by the source's rows afterwards, so
+    # the change log and the embedding change counters are the source's
+    "changes": "id, annotation_id, image_id, op",
+    "embedding_versions": "kind, model_id, version",
 }
-_ORDER = {"extras": "kind, ref_id"}
+_ORDER = {
+    "extras": "kind, ref_id",
+    "embeddings": "kind, model_id, ref_id",
+    "autolabel_done": "image_id, run",
+    "embedding_versions": "kind, model_id",
+}
+_TRIGGER_FILLED = ("changes", "embedding_versions")
+NOT_COPIED = {
+    "meta": "copied key by key (the target keeps its own schema version)",
+    "sqlite_sequence": "each id sequence is moved to at least the source's",
+    "schema_version": "PostgreSQL's version row: the target's own",
+    "claims": "PostgreSQL: who has an image open now, only while that process lives",
+}
+"""Tables `copy_project` does not copy row for row, and why (tests/test_project_copy.py checks that
+every table of a project is in `_TABLES` or here)."""
 
 
 def _insert(table: str) -> str:
@@ -45,7 +68,7 @@ def copy_project(source: Project, target: Project, batch: int = 2000) -> dict:
             for table, columns in _TABLES.items()
         }
         meta = source._read("SELECT key, value FROM meta ORDER BY key")
-        sequence = source._read("SELECT seq FROM sqlite_sequence WHERE name = 'annotations'")
+        sequences = source._read("SELECT name, seq FROM sqlite_sequence ORDER BY name")
     if source.folder is not None and "folder" not in {key for key, _ in meta}:
         meta.append(("folder", str(source.folder.resolve())))
     rows["images"] = [(r[0], _name_bytes(r[1]), *r[2:]) for r in rows["images"]]
@@ -63,11 +86,14 @@ def copy_project(source: Project, target: Project, batch: int = 2000) -> dict:
                 (key, value),
             )
         for table in _TABLES:
+            if table in _TRIGGER_FILLED:
+                target._write(f"DELETE FROM {table}")
             sql = _insert(table)
             for start in range(0, len(rows[table]), batch):
                 target._write_many(sql, [tuple(r) for r in rows[table][start : start + batch]])
-        if sequence and sequence[0][0]:  # box ids share it: a later mask never takes one
-            extras._bump_sequence(target, int(sequence[0][0]))
+        for name, seq in sequences:  # ids are never reused: not even those the source deleted
+            if seq and name in _TABLES:
+                _bump(target, name, int(seq))
         for table in _TABLES:
             copied = target._read(f"SELECT count(*) FROM {table}")[0][0]
             if copied != len(rows[table]):  # pragma: no cover - a bug, never a user's input
@@ -75,4 +101,13 @@ def copy_project(source: Project, target: Project, batch: int = 2000) -> dict:
     return {table: len(found) for table, found in rows.items()}
 
 
-__all__ = ["copy_project"]
+def _bump(target: Project, name: str, seq: int) -> None:
+    if name == "annotations":  # box ids share it: a later mask never takes one
+        extras._bump_sequence(target, seq)
+    elif target._read("SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)):
+        target._write("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name))
+    else:
+        target._write("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq))
+
+
+__all__ = ["NOT_COPIED", "copy_project"]

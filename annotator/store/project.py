@@ -585,7 +585,20 @@ class Project:
                 if same:
                     return same[0].id
                 name = source.name
+                found = self.image_by_name(name)
+                if found is not None and found.sha256 is None and not self._own_file(found):
+                    # a picture from elsewhere, and nothing to compare it with (issue 22): the
+                    # project's file is not found and its content was never recorded
+                    raise ProjectError(
+                        f"{_show(source)}: cannot tell whether this is the project's image "
+                        f"{_show(name)} (its file is not in the project folder and its content "
+                        "was never recorded); nothing was saved. Open the project where its "
+                        "images are, or copy the image into the project under another name"
+                    )
             return self.add_image(name, width, height, sha256=sha256)
+
+    def _own_file(self, record: ImageRecord) -> bool:
+        return self.folder is not None and (self.folder / record.file_name).is_file()
 
     def images_by_sha256(self, sha256: str) -> list[ImageRecord]:
         """Images whose file had this content when last saved, in id order."""
@@ -614,8 +627,12 @@ class Project:
         return ImageRecord(*rows[0])
 
     def image_by_name(self, file_name: str | os.PathLike) -> ImageRecord | None:
-        """The image with this relative file name, or None."""
-        name = normalise_file_name(file_name)
+        """The image with this relative file name, or None (also for a name no project image can
+        have: absolute, or climbing out of the folder with '..', e.g. `similar --image ../x`)."""
+        try:
+            name = normalise_file_name(file_name)
+        except ValueError:
+            return None
         rows = self._read(
             "SELECT id, file_name, width, height, sha256, added FROM images WHERE file_name = CAST(? AS TEXT)",
             (_name_bytes(name),),

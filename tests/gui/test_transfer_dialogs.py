@@ -194,13 +194,13 @@ def test_a_bad_target_is_refused_in_one_line(qtbot, tmp_path, data_window):
         assert window.error_box.isVisible() and window.error_box.text() == message
         assert database.read_bytes()[:100] == before
     assert not window.jobs.busy()
-    # a failure inside the job (a folder format into an existing file) is one line too
+    # a folder format into an existing file: refused before the job starts (issue 22: the one
+    # output check, io/outputs.py), in one line, the file untouched
     blocker_file = tmp_path / "a_file"
     blocker_file.write_text("x")
-    with qtbot.waitSignal(window.jobs.failed, timeout=60_000):
-        assert window.export_dataset("voc", blocker_file)
-    assert "\n" not in window.errors[-1] and "failed" in window.errors[-1]
-    qtbot.waitUntil(lambda: window.transfer_progress is None)
+    assert not window.export_dataset("voc", blocker_file)
+    assert "\n" not in window.errors[-1] and "is a file" in window.errors[-1]
+    assert blocker_file.read_text() == "x" and not window.jobs.busy()
 
 
 def _many_annotations(folder: Path, n_images: int = 300, per_image: int = 40) -> None:

@@ -23,7 +23,17 @@ FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
 # Every format's detector is asked; more than one match is an error asking for --format.
 _DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
 
-__all__ = ["FORMATS", "FormatWarning", "Progress", "detect", "export", "format_module", "import_"]
+__all__ = [
+    "FOLDER_FORMATS",
+    "FORMATS",
+    "FormatWarning",
+    "Progress",
+    "detect",
+    "export",
+    "format_module",
+    "import_",
+    "writes_folder",
+]
 
 
 def format_module(name: str) -> ModuleType:
@@ -52,6 +62,14 @@ def detect(path: str | os.PathLike) -> str:
     )
 
 
+FOLDER_FORMATS = ("yolo", "voc", "labelme", "masks")  # cvat too when `out` is not a .xml file
+
+
+def writes_folder(name: str, out: str | os.PathLike) -> bool:
+    """Whether format `name` exported to `out` writes a folder (staged, published whole)."""
+    return name in FOLDER_FORMATS or (name == "cvat" and Path(out).suffix.lower() != ".xml")
+
+
 def export(
     name: str,
     project: Project,
@@ -60,18 +78,34 @@ def export(
     **options: Any,
 ) -> dict:
     """Export the project in format `name` to `out`; returns a summary with `warnings`.
-    Never into a project's own files (`store.files.export_target_problem`). `progress(done,
-    total)` is called per image by the formats that write per image (not COCO: one document)."""
-    from annotator.errors import ProjectError
-    from annotator.io.files import show_path
-    from annotator.store.files import export_target_problem
+    The target passes the one output check (`io.outputs.check_output`: never a project's own
+    files, an SQLite file or an input); a folder is built in a hidden sibling and published
+    whole (`io.outputs.staged_folder`), so a killed export leaves the old folder or the new one.
+    `progress(done, total)` is called per image by the formats that write per image (not COCO:
+    one document)."""
+    from annotator.io import outputs
 
-    problem = export_target_problem(out, single_file=name == "coco")
-    if problem is not None:
-        raise ProjectError(f"{show_path(out)}: {problem}")
-    summary = format_module(name).export(project, out, progress=progress, **options)
+    format_module(name)  # an unknown name is one line before anything is read
+    folder = writes_folder(name, out)
+    inputs = outputs.project_inputs(project)
+    outputs.check_output(out, folder, *inputs)
+    if name == "cvat" and options.get("copy_images") and not folder:
+        outputs.check_output(Path(out).parent / "images", True, *inputs)
+    if not folder:
+        summary = format_module(name).export(project, out, progress=progress, **options)
+    else:
+        with outputs.staged_folder(out) as stage:
+            summary = format_module(name).export(project, stage, progress=progress, **options)
+        _unstage(summary, stage, Path(out))
     summary.setdefault("warnings", [])
     return summary
+
+
+def _unstage(summary: dict, stage: Path, out: Path) -> None:
+    """Summary paths name the published folder, not the staging one."""
+    for key, value in list(summary.items()):
+        if isinstance(value, str) and str(stage) in value:
+            summary[key] = value.replace(str(stage), str(out))
 
 
 def import_(
@@ -83,6 +117,9 @@ def import_(
 ) -> dict:
     """Import a dataset (format detected when `name` is None), all or nothing; `progress` as in
     `export` (per annotation file or image)."""
+    from annotator.io.outputs import check_not_partial
+
+    check_not_partial(path)
     name = name or detect(path)
     summary = format_module(name).import_(path, images_dir, project, progress=progress)
     summary.setdefault("warnings", [])

@@ -29,6 +29,7 @@ from annotator.errors import DatasetFormatError, ImageLoadError, ProjectError
 from annotator.io.files import open_regular
 from annotator.io.images import IMAGE_EXTENSIONS, decodable_formats, image_size, show_path
 from annotator.io.masks import has_holes, mask_to_rle, rle_area, rle_to_mask
+from annotator.io.outputs import check_inside
 from annotator.names import category_name
 from annotator.store import extras as store_extras
 from annotator.store.project import Annotation, Category, ImageRecord, Project
@@ -129,6 +130,7 @@ def copy_image(source: Path | None, target: Path, upright: bool = True) -> bool:
     Returns False when the source is missing (the caller warns)."""
     if source is None or not source.is_file():
         return False
+    check_inside(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if upright and exif_rotated(source):
         with Image.open(source) as im:
@@ -154,6 +156,7 @@ def write_atomic(out: str | os.PathLike, data: bytes) -> None:
     """`atomic.atomic_write_bytes` (temp file, fsync, rename; umask or existing mode; a symlink is
     written through) with the folder created and failures as one-line ProjectErrors."""
     out = Path(out)
+    check_inside(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, data)

@@ -14,6 +14,7 @@ expansion). Images are found by `name` under `images_dir` (default: OUT/images, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import xml.etree.ElementTree as ET
@@ -27,6 +28,7 @@ from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.images import show_path
 from annotator.io.masks import mask_to_polygons, polygons_to_mask
+from annotator.io.outputs import published, staged_folder
 from annotator.io.structured import parse_xml
 from annotator.store.project import Project
 
@@ -166,8 +168,13 @@ def export(
     data = ET.tostring(root, encoding="us-ascii", xml_declaration=True)
     c.write_atomic(path, data)
     if copy_images:
-        for image in snap.images:
-            c.copy_image(c.image_path(snap, image), path.parent / "images" / image.file_name)
+        images = path.parent / "images"
+        staging = contextlib.nullcontext(images)
+        if published(path) == path:  # an .xml file target: images/ beside it, published whole
+            staging = staged_folder(images, kind="images")
+        with staging as folder:
+            for image in snap.images:
+                c.copy_image(c.image_path(snap, image), folder / image.file_name)
     summary.update(
         images=len(snap.images), categories=len(snap.categories),
         annotations=len(snap.annotations) + len(snap.boxes),

@@ -34,6 +34,7 @@ from annotator.errors import DatasetFormatError
 from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.images import IMAGE_EXTENSIONS, show_path
+from annotator.io.outputs import published
 from annotator.io.structured import load_yaml, read_file
 from annotator.store.project import Project
 
@@ -144,7 +145,7 @@ def export(
             missing += 1
     c.report(progress, len(snap.images), len(snap.images))
     data = {
-        "path": str(root.resolve()),
+        "path": str(published(root).resolve()),  # not the staging folder
         "train": f"images/{SPLIT}",
         "val": f"images/{SPLIT}",
         "nc": len(snap.categories),
