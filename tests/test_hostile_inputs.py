@@ -192,6 +192,29 @@ def test_legal_numbers_still_import(proj):
     assert summary["annotations_added"] == 1 and summary["boxes_added"] == 1
 
 
+def test_shapes_over_the_edge_are_clipped_with_a_warning(proj):
+    """Annotation tools let a shape hang over the image's edge (a CVAT box dragged past the frame, a
+    labelme vertex outside): such shapes are clipped to the image and counted, not refused; a box
+    wholly outside is dropped with a warning; only vertices further than one image size out fail."""
+    _cvat_file(proj / "ds", '<polygon label="c" points="-5,2;45,2;20,33"/><box label="c" xtl="-3" '
+               'ytl="1" xbr="44" ybr="20"/><box label="c" xtl="50" ytl="1" xbr="60" ybr="9"/>')  # fmt: skip
+    result = run_cli("import", str(proj / "ds"), "--images", str(proj), "--project", str(proj))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["annotations_added"] == 1 and summary["boxes_added"] == 1
+    assert summary["clipped"] == 2 and summary["dropped"] == {"CVAT boxes wholly outside their image": 1}
+    assert "2 shapes reached over the image's edge: clipped to it" in result.stderr
+    with sqlite3.connect(proj / ".annotator" / "project.db") as db:
+        box = db.execute("SELECT x, y, w, h FROM boxes").fetchone()
+    assert box == (0, 1, 40, 19)  # clipped to the 40 x 30 image
+
+    labelme = proj / "lm"
+    _labelme(labelme, '[{"label": "c", "points": [[-10, 1], [39, 1], [39, 40]]}]')
+    result = run_cli("import", str(labelme), "--images", str(proj), "--project", str(proj))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["clipped"] == 1
+
+
 # ------------------------------------------------------------------------------ not regular files
 def _fifo(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ silently. Kept free of heavy imports (no numpy).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from annotator.errors import AnnotatorError, DatasetFormatError
@@ -30,7 +30,13 @@ __all__ = [
 ]
 
 TOLERANCE = 1.0
-"""How far (pixels) a vertex or box edge may lie outside its image."""
+"""How far (pixels) a vertex or box edge may lie outside its image and be kept as it is."""
+
+CLIP_REACH = 1.0
+"""How far beyond an edge, in image sizes, a vertex may lie and be clipped to the image (with a
+warning) where the reader allows it: annotation tools let a shape hang over the border (CVAT boxes,
+labelme polygons dragged past the edge), so refusing a whole dataset for that would be hostile; a
+vertex further out is an error, and nothing beyond ±2 image sizes ever reaches a rasteriser."""
 
 MAX_NUMBER_CHARS = 64
 """Longest text a number may have in a file (a float needs at most ~25 characters)."""
@@ -79,12 +85,24 @@ def integer(
     return int(result)
 
 
-def coordinate(value: Any, where: str, extent: int, error: ErrorType = DatasetFormatError) -> float:
-    """A finite x (or y) inside an image `extent` pixels wide (or high), up to TOLERANCE outside."""
+def coordinate(
+    value: Any,
+    where: str,
+    extent: int,
+    error: ErrorType = DatasetFormatError,
+    clipped: Callable[[], None] | None = None,
+) -> float:
+    """A finite x (or y) inside an image `extent` pixels wide (or high), up to TOLERANCE outside.
+    With `clipped`, a value up to CLIP_REACH image sizes beyond an edge is clipped to the edge and
+    `clipped()` called (the reader counts it for its summary); further out it is an error."""
     result = number(value, where, error)
-    if not -TOLERANCE <= result <= extent + TOLERANCE:
-        raise error(f"{where}: {result:g} is outside the image (0..{extent})")
-    return result
+    if -TOLERANCE <= result <= extent + TOLERANCE:
+        return result
+    reach = CLIP_REACH * max(extent, 1)
+    if clipped is not None and -reach <= result <= extent + reach:
+        clipped()
+        return min(max(result, 0.0), float(extent))
+    raise error(f"{where}: {result:g} is outside the image (0..{extent})")
 
 
 def points(
@@ -93,12 +111,18 @@ def points(
     width: int,
     height: int,
     error: ErrorType = DatasetFormatError,
+    clipped: Callable[[], None] | None = None,
 ) -> list[float]:
     """Flat [x0, y0, x1, y1, ...] vertices, each finite and inside the width x height image (up to
-    TOLERANCE): safe for pycocotools, PIL and OpenCV rasterisers."""
+    TOLERANCE, or clipped as `coordinate` says): safe for pycocotools, PIL and OpenCV rasterisers.
+    `clipped()` is called at most once per call (once per shape)."""
+    hits: list[bool] = []
+    mark = None if clipped is None else (lambda: hits.append(True))
     out = []
     for k, value in enumerate(values):
-        out.append(coordinate(value, f"{where}[{k}]", height if k % 2 else width, error))
+        out.append(coordinate(value, f"{where}[{k}]", height if k % 2 else width, error, mark))
+    if hits and clipped is not None:
+        clipped()
     return out
 
 
@@ -108,15 +132,14 @@ def box_xyxy(
     width: int,
     height: int,
     error: ErrorType = DatasetFormatError,
+    clipped: Callable[[], None] | None = None,
 ) -> tuple[float, float, float, float]:
     """(x, y, w, h) of a box given by its corners (x0, y0, x1, y1), each inside the image (up to
-    TOLERANCE); w or h may be 0 or negative (the caller decides what an empty box is)."""
+    TOLERANCE, or clipped as `coordinate` says); w or h may be 0 or negative (the caller decides
+    what an empty box is)."""
     if len(corners) != 4:
         raise error(f"{where}: a box needs 4 numbers, got {len(corners)}")
-    x0, y0, x1, y1 = (
-        coordinate(v, f"{where}[{k}]", height if k % 2 else width, error)
-        for k, v in enumerate(corners)
-    )
+    x0, y0, x1, y1 = points(corners, where, width, height, error, clipped)
     return x0, y0, x1 - x0, y1 - y0
 
 

@@ -264,9 +264,16 @@ class Plan:
     categories: dict[str, int | None] = field(default_factory=dict)  # name -> wanted id
     annotations: list[PlanAnnotation] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    clipped: int = (
+        0  # shapes with a vertex over the image's edge, clipped to it (bounds.CLIP_REACH)
+    )
 
     def drop(self, what: str, n: int = 1) -> None:
         self.dropped[what] = self.dropped.get(what, 0) + n
+
+    def clip(self) -> None:
+        """Count a shape that was clipped to its image (reported in the summary)."""
+        self.clipped += 1
 
     def category(self, name: str, wanted: int | None = None) -> str:
         """The checked name (`names.category_name`, the rule every entry point shares)."""
@@ -378,9 +385,15 @@ def apply_plan(project: Project, plan: Plan) -> dict:
         "boxes_added": boxes,
         "skipped_duplicate": duplicates,
         "dropped": dict(plan.dropped),
+        "clipped": plan.clipped,
     }
     for what, n in sorted(plan.dropped.items()):
         warn(summary, f"{plan.source}: {n} {what} not imported")
+    if plan.clipped:
+        warn(
+            summary,
+            f"{plan.source}: {plan.clipped} shapes reached over the image's edge: clipped to it",
+        )
     return summary
 
 

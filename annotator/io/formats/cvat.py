@@ -15,6 +15,7 @@ expansion). Images are found by `name` under `images_dir` (default: OUT/images, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import xml.etree.ElementTree as ET
@@ -207,11 +208,12 @@ def detect(path: Path) -> bool:
     return "<annotations" in text and "<version>1.1</version>" in text
 
 
-def _float(el: ET.Element, key: str, where: str, extent: int) -> float:
-    """A coordinate attribute, finite and inside the image (`bounds.coordinate`)."""
+def _float(el: ET.Element, key: str, where: str, extent: int, clipped=None) -> float:
+    """A coordinate attribute, finite and inside the image (`bounds.coordinate`; CVAT lets a
+    shape hang over the frame's edge: such vertices are clipped and counted by `clipped`)."""
     if key not in el.attrib:
         raise DatasetFormatError(f"{where}: {key}: missing")
-    return bounds.coordinate(el.attrib[key], f"{where}: {key}", extent)
+    return bounds.coordinate(el.attrib[key], f"{where}: {key}", extent, clipped=clipped)
 
 
 def _int(el: ET.Element, key: str, where: str, maximum: int) -> int:
@@ -288,10 +290,17 @@ def import_(
                 score = bounds.number(attrs.pop("score"), f"{sat}: attribute score")
             extra = {"attributes": attrs} if attrs else {}
             if shape.tag == "box":
-                x0, y0 = _float(shape, "xtl", sat, W), _float(shape, "ytl", sat, H)
-                x1, y1 = _float(shape, "xbr", sat, W), _float(shape, "ybr", sat, H)
+                hits: list[bool] = []
+                hit = functools.partial(hits.append, True)
+                x0, y0 = _float(shape, "xtl", sat, W, hit), _float(shape, "ytl", sat, H, hit)
+                x1, y1 = _float(shape, "xbr", sat, W, hit), _float(shape, "ybr", sat, H, hit)
+                if hits and (x1 <= x0 or y1 <= y0):
+                    plan.drop("CVAT boxes wholly outside their image")
+                    continue
                 if x1 <= x0 or y1 <= y0:
                     raise DatasetFormatError(f"{sat}: xbr/ybr must be beyond xtl/ytl")
+                if hits:
+                    plan.clip()
                 rotation = shape.attrib.get("rotation") or "0"
                 if bounds.number(rotation, f"{sat}: rotation") != 0:
                     plan.drop("rotated CVAT boxes")
@@ -310,7 +319,9 @@ def import_(
                     raise DatasetFormatError(f"{sat}: points: must be 'x,y;x,y;...' numbers")
                 if len(pairs) < 3:
                     raise DatasetFormatError(f"{sat}: points: a polygon needs at least 3 points")
-                pts = bounds.points([v for pair in pairs for v in pair], f"{sat}: points", W, H)
+                pts = bounds.points(
+                    [v for pair in pairs for v in pair], f"{sat}: points", W, H, clipped=plan.clip
+                )
                 mask = polygons_to_mask([pts], H, W)
             else:
                 ints = [

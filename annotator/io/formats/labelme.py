@@ -157,7 +157,7 @@ def detect(path: Path) -> bool:
     return False
 
 
-def _rasterise(shape: dict, H: int, W: int, where: str) -> np.ndarray | tuple | None:
+def _rasterise(shape: dict, H: int, W: int, where: str, clipped=None) -> np.ndarray | tuple | None:
     """A bool mask (or a box tuple for a lone rectangle handled by the caller), as labelme draws."""
     kind = shape.get("shape_type") or "polygon"
     points = shape.get("points")
@@ -168,7 +168,7 @@ def _rasterise(shape: dict, H: int, W: int, where: str) -> np.ndarray | tuple | 
         for p in points
     ):
         raise DatasetFormatError(f"{where}.points: must be a list of [x, y] finite numbers")
-    flat = bounds.points([v for p in points for v in p], f"{where}.points", W, H)
+    flat = bounds.points([v for p in points for v in p], f"{where}.points", W, H, clipped=clipped)
     xy = list(zip(flat[0::2], flat[1::2], strict=True))
     canvas = Image.new("L", (W, H), 0)
     draw = ImageDraw.Draw(canvas)
@@ -301,7 +301,7 @@ def import_(
             gid = shape.get("group_id")
             if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
                 raise DatasetFormatError(f"{at}.group_id: must be an integer or null")
-            mask = _rasterise(shape, H, W, at)
+            mask = _rasterise(shape, H, W, at, plan.clip)
             if mask is None:
                 plan.drop("labelme line/point shapes")
                 continue

@@ -335,7 +335,7 @@ def import_(
                 if bb is not None:
                     corners = [bb.findtext(t) or "" for t in ("xmin", "ymin", "xmax", "ymax")]
                     x, y, w, h = bounds.box_xyxy(
-                        corners, f"{show_path(xml)}: object[{k}].bndbox", W, H
+                        corners, f"{show_path(xml)}: object[{k}].bndbox", W, H, clipped=plan.clip
                     )
                     if w > 0 and h > 0:
                         box = (x, y, w, h)
