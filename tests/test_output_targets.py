@@ -338,7 +338,8 @@ def test_a_read_only_target_folder_is_one_line(tmp_path):
 
 
 def test_every_other_writer_takes_the_same_check(project_folder, tmp_path, capsys):
-    """`eval --json/--plot` and `tag -o` write files too: refused before any model is loaded."""
+    """`eval --json/--plot`, `tag -o` and `vocab add/remove --vocabulary` write files too:
+    refused before any model is loaded."""
     db = project_folder / ".annotator" / "project.db"
     before = db.read_bytes()
     masks = tmp_path / "masks"
@@ -350,6 +351,8 @@ def test_every_other_writer_takes_the_same_check(project_folder, tmp_path, capsy
         ["eval", "labels", "--images", str(project_folder), "--masks", str(masks), "--json",
          str(masks)],
         ["tag", str(project_folder), "--seed-labels", "3", "-o", str(db)],
+        ["vocab", "add", "cat", "--vocabulary", str(db)],
+        ["vocab", "add", "cat", "--vocabulary", str(project_folder / ".annotator" / "v.txt")],
         ["tag", str(project_folder / "a.png"), "--seed-labels", "3", "-o",
          str(project_folder / "a.png")],
     ):  # fmt: skip
