@@ -131,7 +131,7 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=self.env,
-                cwd=ROOT,
+                cwd=self.cwd,  # relative hostile paths ('..', '') land in the sandbox, not here
                 text=True,
                 errors="surrogateescape",
             )
@@ -187,7 +187,7 @@ def worker(tmp_path_factory):
         "http_proxy": "http://127.0.0.1:9",
         "QT_QPA_PLATFORM": "offscreen",
     }
-    w = Worker(env, root)
+    w = Worker(env, root / "sandbox" / "folder")
     yield Fixture(w, values)
     w.close()
 

@@ -338,7 +338,8 @@ def test_a_read_only_target_folder_is_one_line(tmp_path):
 
 
 def test_every_other_writer_takes_the_same_check(project_folder, tmp_path, capsys):
-    """`eval --json/--plot` and `tag -o` write files too: refused before any model is loaded."""
+    """`eval --json/--plot`, `tag -o` and `vocab add/remove --vocabulary` write files too:
+    refused before any model is loaded."""
     db = project_folder / ".annotator" / "project.db"
     before = db.read_bytes()
     masks = tmp_path / "masks"
@@ -350,9 +351,39 @@ def test_every_other_writer_takes_the_same_check(project_folder, tmp_path, capsy
         ["eval", "labels", "--images", str(project_folder), "--masks", str(masks), "--json",
          str(masks)],
         ["tag", str(project_folder), "--seed-labels", "3", "-o", str(db)],
+        ["vocab", "add", "cat", "--vocabulary", str(db)],
+        ["vocab", "add", "cat", "--vocabulary", str(project_folder / ".annotator" / "v.txt")],
         ["tag", str(project_folder / "a.png"), "--seed-labels", "3", "-o",
          str(project_folder / "a.png")],
     ):  # fmt: skip
         assert main(argv) == 2, argv
         assert re.search("project files|images|inputs|folder", _one_line_error(capsys)), argv
     assert db.read_bytes() == before
+
+
+def test_without_rename_exchange_an_earlier_export_is_still_replaced_whole(
+    project_folder, tmp_path, monkeypatch
+):
+    """Where renameat2(RENAME_EXCHANGE) is missing, two renames publish the new folder."""
+    from annotator.io import outputs
+
+    out = tmp_path / "out"
+    assert main(["export", str(project_folder), "--format", "masks", "-o", str(out)]) == 0
+    (out / "stale-from-before.txt").write_text("old")
+    calls = []
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: calls.append((a, b)) or False)
+    assert main(["export", str(project_folder), "--format", "masks", "-o", str(out)]) == 0
+    assert calls and not (out / "stale-from-before.txt").exists() and (out / MARKER).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_rename_exchange_swaps_two_folders(tmp_path):
+    from annotator.io.outputs import _exchange
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "x").write_text("a")
+    (b / "y").write_text("b")
+    if not _exchange(a, b):
+        pytest.skip("no renameat2 RENAME_EXCHANGE here")
+    assert (a / "y").read_text() == "b" and (b / "x").read_text() == "a"

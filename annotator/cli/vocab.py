@@ -49,9 +49,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    from annotator.io.outputs import check_output
     from annotator.vocab.vocabulary import Vocabulary
 
     path: Path = args.vocabulary
+    check_output(path)  # issue 22: never into .annotator/ or over an SQLite file (a project)
     vocab = Vocabulary.load(path) if path.exists() else Vocabulary.loads("")
     if args.vocab_command == "add":
         vocab.add(args.name, tuple(args.synonym))
