@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QUndoStack
+from PySide6.QtGui import QAction, QActionGroup, QImage, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.folder import OpenedFolder, open_folder_job, open_location
+from annotator.app.keys import canvas_context
 from annotator.app.longjob import LongJob, paused_gc
 from annotator.app.session import Session
 from annotator.errors import AnnotatorError
@@ -44,6 +45,7 @@ from annotator.gui.controller import Controller
 from annotator.gui.files import FileActions
 from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
 from annotator.gui.image_list import ImageList
+from annotator.gui.keymap import bind
 from annotator.gui.long_jobs import LongJobRunner
 from annotator.gui.review_panel import ReviewPanel
 from annotator.gui.search_panel import SearchPanel
@@ -56,15 +58,6 @@ from annotator.gui.worker import EngineWorker, ImageLoader
 from annotator.vocab.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
-
-TOOLS = (
-    (Tool.POINT, "Points", "P", "SAM: left click adds, right (or Shift) click removes"),
-    (Tool.BOX, "Box", "B", "SAM: drag a box, then click points to refine"),
-    (Tool.RECT, "Rectangle", "R", "Manual rectangle (no model needed)"),
-    (Tool.POLYGON, "Polygon", "O", "Manual polygon: click vertices, Enter or double-click closes"),
-    (Tool.BRUSH, "Brush", "H", "Paint onto the selected mask (Shift+wheel: size)"),
-    (Tool.ERASER, "Eraser", "E", "Erase from the selected mask (Shift+wheel: size)"),
-)
 
 
 class MainWindow(FileActions, QMainWindow):
@@ -219,70 +212,57 @@ class MainWindow(FileActions, QMainWindow):
         ):
             bar.addPermanentWidget(widget)
 
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            keys = shortcut if isinstance(shortcut, list) else [shortcut]
-            action.setShortcuts([QKeySequence(k) for k in keys])
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{text} ({action.shortcut().toString()})  {tip}")
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        self.addAction(action)  # shortcuts work whichever panel has focus
-        return action
-
     def _actions(self) -> None:
+        """Menus, toolbar and shortcuts, bound from the action registry (`app.keys`)."""
         c = self.controller
-        file_menu = self.menuBar().addMenu("&File")
+        bar = self.menuBar()
+        menus = {name: bar.addMenu(f"&{name}") for name in ("File", "Edit", "View", "Find")}
+        menus["Find"].setTitle("Fi&nd")
+        menus["Tools"] = bar.addMenu("&Tools")
         self.toolbar = self.addToolBar("Tools")
         self.toolbar.setObjectName("tools")
-        open_action = self._action(file_menu, "Open folder…", self.choose_folder, "Ctrl+O")
-        self._action(file_menu, "Import…", self.import_dialog, "Ctrl+I", "Import a dataset")
-        self._action(file_menu, "Export…", self.export_dialog, "Ctrl+E", "Export a dataset")
-        file_menu.addSeparator()
-        self._action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
-        self._action(
-            file_menu, "Download models…", self.offer_downloads, None, "Get missing weights"
-        )
-        self._action(file_menu, "Quit", self.close, "Ctrl+Q")
-        edit = self.menuBar().addMenu("&Edit")
         undo = self.undo_stack.createUndoAction(self, "Undo")
-        undo.setShortcuts(QKeySequence.StandardKey.Undo)
         redo = self.undo_stack.createRedoAction(self, "Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for action in (undo, redo):
-            edit.addAction(action)
-            self.addAction(action)
-        edit.addSeparator()
-        self._action(edit, "Accept mask", self._accept_key, ["Return", "Enter"], "Store the mask")
-        self._action(edit, "Clear prompts", c.clear, "Esc")
-        self._action(edit, "Delete annotation", c.delete_selected, ["Delete", "Backspace"])
-        self._action(edit, "Next SAM candidate", c.cycle_candidate, None, "Tab on the canvas")
-        self._action(edit, "Type a label", self.suggestions.start_typing, "F2")
-        for n in range(1, 6):
-            self._action(edit, f"Use suggestion {n}", partial(c.pick_number, n), str(n))
-        view = self.menuBar().addMenu("&View")
-        self._action(view, "Previous image", self.previous_image, ["A", "PgUp"])
-        self._action(view, "Next image", self.next_image, ["D", "PgDown"])
-        self._action(view, "Fit to window", self.canvas.fit, "F")
-        self._action(view, "Zoom in", partial(self.canvas.zoom_by, 1.25), "Ctrl++")
-        self._action(view, "Zoom out", partial(self.canvas.zoom_by, 0.8), "Ctrl+-")
-        view.addSeparator()
+        slots: dict[str, Any] = {
+            "file.open": self.choose_folder,
+            "file.import": self.import_dialog,
+            "file.export": self.export_dialog,
+            "file.settings": self.open_settings,
+            "file.download": self.offer_downloads,
+            "file.quit": self.close,
+            "edit.undo": undo,
+            "edit.redo": redo,
+            "edit.accept": self._accept_key,
+            "edit.clear": c.clear,
+            "edit.delete": c.delete_selected,
+            "edit.type": self.suggestions.start_typing,
+            "view.previous": self.previous_image,
+            "view.next": self.next_image,
+            "view.previous_key": self.previous_image,
+            "view.next_key": self.next_image,
+            "view.fit": self.canvas.fit,
+            "view.zoom_in": partial(self.canvas.zoom_by, 1.25),
+            "view.zoom_out": partial(self.canvas.zoom_by, 0.8),
+            "view.vocabulary": self.show_vocabulary,
+            "find.text": self._start_search,
+            "find.similar": self._find_similar,
+            "find.tags": lambda: self.tags.seed(),
+            "find.compare": self.open_compare,
+            "tool.refine": lambda: self.refine_boxes(),
+        }
+        for n in range(1, 10):
+            slots[f"edit.suggestion{n}"] = partial(c.pick_number, n)
+        for tool in Tool:
+            slots[f"tool.{tool.value}"] = partial(self.set_tool, tool)
+        self.key_actions = bind(self, slots, menus)
+        menus["View"].addSeparator()
         for dock in self.findChildren(QDockWidget):
-            view.addAction(dock.toggleViewAction())
-        view.addAction(self.tags_toolbar.toggleViewAction())
-        find = self.menuBar().addMenu("Fi&nd")
-        self._action(find, "Find objects by text…", self._start_search, "Ctrl+F")
-        self._action(find, "Similar to selection", self._find_similar, "Ctrl+Shift+F")
-        self._action(find, "Seed labels from tags", lambda: self.tags.seed())
-        find.addSeparator()
-        self._action(find, "Compare models…", self.open_compare, "Ctrl+Shift+C")
-        tools = self.menuBar().addMenu("&Tools")
+            menus["View"].addAction(dock.toggleViewAction())
+        menus["View"].addAction(self.tags_toolbar.toggleViewAction())
         group = QActionGroup(self)
         self.tool_actions: dict[Tool, QAction] = {}
-        for tool, text, key, tip in TOOLS:
-            action = self._action(tools, text, partial(self.set_tool, tool), key, tip)
+        for tool in Tool:
+            action = self.key_actions[f"tool.{tool.value}"]
             action.setCheckable(True)
             group.addAction(action)
             self.tool_actions[tool] = action
@@ -291,7 +271,12 @@ class MainWindow(FileActions, QMainWindow):
         self.toolbar.addSeparator()
         self.toolbar.addAction(undo)
         self.toolbar.addAction(redo)
-        self.toolbar.addAction(open_action)
+        self.toolbar.addAction(self.key_actions["file.open"])
+
+    def show_vocabulary(self) -> None:
+        """View ▸ Vocabulary editor (Ctrl+Shift+V): the dock with the names labels come from."""
+        self.vocab_dock.show()
+        self.vocab_dock.raise_()
 
     def _connect(self) -> None:
         c, canvas = self.controller, self.canvas
@@ -302,6 +287,8 @@ class MainWindow(FileActions, QMainWindow):
         canvas.mask_edited.connect(c.mask_edited)
         canvas.annotation_picked.connect(c.select)
         canvas.text_typed.connect(self.suggestions.start_typing)
+        canvas.key_context = lambda: canvas_context(self.session.pending is not None)
+        self.suggestions.typing_cancelled.connect(self.canvas.setFocus)
         canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.images.image_chosen.connect(self.go_to)
         self.annotations.annotation_selected.connect(c.select)
@@ -361,12 +348,9 @@ class MainWindow(FileActions, QMainWindow):
         self.tabifyDockWidget(self.search_dock, self.review_dock)
         self.search_dock.raise_()
         self.review.go_to_image.connect(self.go_to_image_id)
+        self.review.leave.connect(self.canvas.setFocus)
         self.review.annotations_changed.connect(self.refresh_image)
         self.image_shown.connect(lambda i: self.review.image_shown(i, self.canvas.scene()))
-        tools = next(a.menu() for a in self.menuBar().actions() if a.text() == "&Tools")
-        tools.addSeparator()
-        tip = "SAM masks for the box-only annotations, as proposals to review"
-        self._action(tools, "Refine boxes into masks", self.refine_boxes, None, tip)
 
     def refine_boxes(self) -> bool:
         """Tools ▸ Refine boxes into masks: the review panel runs it and lists the proposals."""
@@ -642,7 +626,9 @@ class MainWindow(FileActions, QMainWindow):
         self.canvas.set_image(image)
         self.session.display_image = image
         self.controller.refresh(image_id)
-        self.canvas.setFocus()
+        focus = QApplication.focusWidget()
+        if focus is None or not (self.review.isAncestorOf(focus) or isinstance(focus, QLineEdit)):
+            self.canvas.setFocus()  # but the review queue and a text field keep their keys
         self.image_shown.emit(image_id)
 
     def _image_failed(self, image_id: int, request_id: int, message: str) -> None:

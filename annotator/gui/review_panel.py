@@ -34,8 +34,10 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequest, RefineParams
+from annotator.app.keys import ACTIONS, TYPE
 from annotator.app.refine import store_image, waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue
+from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
 from annotator.store.proposals import parse_classes
 
@@ -64,6 +66,7 @@ class ReviewPanel(QWidget):
     go_to_image = Signal(int)  # image id of the current proposal: the window shows it
     annotations_changed = Signal(int)  # image id whose annotations an accept / undo changed
     counts_changed = Signal(dict)
+    leave = Signal()  # Esc in the queue: the canvas takes the keys
 
     def __init__(self, undo_stack: QUndoStack, worker: Any = None) -> None:
         super().__init__()
@@ -293,45 +296,32 @@ class ReviewPanel(QWidget):
             self.list.setFocus()
 
     def handle_key(self, event) -> bool:
-        """The review keys; True when the key was one of them."""
-        key, text = event.key(), event.text()
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        """The review keys (`app.keys`, context `review`); True when the key was one of them."""
+        name = ACTIONS.route(key_of(event), event.text(), "review")
+        if name == "review.accept":
             return self.accept() or True
-        if key == Qt.Key.Key_Backspace:
+        if name == "review.reject":
             return self.reject() or True
-        if (
-            text
-            and text in "123456789"
-            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        ):
-            return self.choose_class(int(text)) or True
-        if (
-            text
-            and text.isprintable()
-            and text.strip()
-            and not event.modifiers()
-            & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
-        ):
-            self.class_edit.setText(text)
+        if name is not None and name.startswith("review.class"):
+            return self.choose_class(int(name.removeprefix("review.class"))) or True
+        if name == "review.leave":
+            self.leave.emit()
+            return True
+        if name == TYPE:
+            self.class_edit.setText(event.text())
             self.class_edit.setFocus()
             return True
-        return False
+        return False  # Up / Down and the list's own keys
 
     def focusInEvent(self, event) -> None:  # noqa: N802 - Qt naming
         """The keys work on the queue: focusing the panel focuses its list."""
         self.list.setFocus(event.reason())
 
     def _is_review_key(self, event) -> bool:
-        """Keys the window also binds (Enter accepts a mask, Backspace deletes): with the queue
-        focused they are the review's, so the window's shortcut must not take them."""
-        modifiers = event.modifiers() & ~(
-            Qt.KeyboardModifier.KeypadModifier | Qt.KeyboardModifier.ShiftModifier
-        )
-        text = event.text()
-        return not modifiers and (
-            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
-            or (bool(text) and text.isprintable() and bool(text.strip()))
-        )
+        """With the queue focused its keys are its own: Enter is not "accept mask", Backspace not
+        "delete annotation" (the window's shortcuts must not take them)."""
+        name = ACTIONS.route(key_of(event), event.text(), "review")
+        return name == TYPE or (name is not None and name.startswith("review."))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
         if watched in (self.class_edit, self.classes_edit):
