@@ -349,6 +349,7 @@ class MainWindow(FileActions, QMainWindow):
         self.search_dock.raise_()
         self.review.go_to_image.connect(self.go_to_image_id)
         self.review.leave.connect(self.canvas.setFocus)
+        self.image_selected.connect(self.review.image_hidden)
         self.review.annotations_changed.connect(self.refresh_image)
         self.image_shown.connect(lambda i: self.review.image_shown(i, self.canvas.scene()))
 

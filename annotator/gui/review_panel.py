@@ -84,6 +84,7 @@ class ReviewPanel(QWidget):
         self._done = 0
         self._overlay: MaskItem | None = None
         self._scene: Any = None
+        self._shown: int | None = None  # the image id the window shows (its pixels are there)
         self.counts = QLabel("no project")
         self.counts.setObjectName("review-counts")
         self.order = QComboBox()
@@ -160,9 +161,22 @@ class ReviewPanel(QWidget):
 
     def image_shown(self, image_id: int, scene: Any) -> None:
         """The window shows `image_id`: draw the current proposal on it if it belongs there."""
-        self._scene = scene
-        self._overlay = None  # the canvas dropped its items with the old image
+        if self._overlay is not None and scene is not self._scene:
+            self._overlay.remove(self._scene)
+            self._overlay = None
+        self._scene, self._shown = scene, image_id
         self._draw()
+
+    def image_hidden(self, _image_id: int | None = None) -> None:
+        """The window leaves the shown image (another one is loading): no overlay meanwhile."""
+        self._shown = None
+        self._draw()
+
+    def overlay_image(self) -> int | None:
+        """The image id the proposal overlay is drawn on (None: not drawn)."""
+        if self._overlay is None or not self._overlay.fill.isVisible():
+            return None
+        return self._shown
 
     # ------------------------------------------------------------------------------ showing
     def refresh(self) -> None:
@@ -223,14 +237,16 @@ class ReviewPanel(QWidget):
         self._draw()
 
     def _draw(self) -> None:
+        """The current proposal's overlay, only on its own image (never on another one shown)."""
         if self._scene is None:
+            return
+        p = self.queue.current if self.queue is not None else None
+        if p is None or p.image_id != self._shown:
+            if self._overlay is not None:
+                self._overlay.set_visible(False)
             return
         if self._overlay is None:
             self._overlay = MaskItem(self._scene, 14)
-        p = self.queue.current if self.queue is not None else None
-        if p is None:
-            self._overlay.set_visible(False)
-            return
         self._overlay.show_mask(p.mask(), PROPOSAL_RGB, 90, 2.0, dashed=True)
         self._overlay.set_visible(True)
 
