@@ -39,7 +39,7 @@ from annotator.app.session import Session
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
 from annotator.gui.canvas import Canvas, Tool
-from annotator.gui.commands import on_refused_undo
+from annotator.gui.commands import on_refused_undo, shown_by
 from annotator.gui.compare_view import CompareView
 from annotator.gui.controller import Controller
 from annotator.gui.files import FileActions
@@ -76,6 +76,7 @@ class MainWindow(FileActions, QMainWindow):
         self.session = Session(config)
         self.setWindowTitle("annotator")
         self._image_req = 0
+        self._select_after: int | None = None  # select this object once its image is shown
         self._after_open: int | None = None  # row to show once a reopened folder is listed
         self._job_done: Callable[[Any], None] | None = None
         self._job_end: Callable[[], None] | None = None
@@ -221,8 +222,7 @@ class MainWindow(FileActions, QMainWindow):
         menus["Tools"] = bar.addMenu("&Tools")
         self.toolbar = self.addToolBar("Tools")
         self.toolbar.setObjectName("tools")
-        undo = self.undo_stack.createUndoAction(self, "Undo")
-        redo = self.undo_stack.createRedoAction(self, "Redo")
+        undo, redo = self._undo_actions()
         slots: dict[str, Any] = {
             "file.open": self.choose_folder,
             "file.import": self.import_dialog,
@@ -272,6 +272,39 @@ class MainWindow(FileActions, QMainWindow):
         self.toolbar.addAction(undo)
         self.toolbar.addAction(redo)
         self.toolbar.addAction(self.key_actions["file.open"])
+
+    def _undo_actions(self) -> tuple[QAction, QAction]:
+        """Undo and redo that show what they change: the step's image, its object selected."""
+        stack = self.undo_stack
+        undo, redo = QAction("Undo", self), QAction("Redo", self)
+        undo.setEnabled(False)
+        redo.setEnabled(False)
+        stack.canUndoChanged.connect(undo.setEnabled)
+        stack.canRedoChanged.connect(redo.setEnabled)
+        stack.undoTextChanged.connect(lambda t: undo.setText(f"Undo {t}".strip()))
+        stack.redoTextChanged.connect(lambda t: redo.setText(f"Redo {t}".strip()))
+        undo.triggered.connect(lambda: self.step(undone=True))
+        redo.triggered.connect(lambda: self.step(undone=False))
+        return undo, redo
+
+    def step(self, undone: bool) -> None:
+        """Undo (`undone`) or redo one step, then show its image and select its object."""
+        stack = self.undo_stack
+        index = stack.index() - 1 if undone else stack.index()
+        if not 0 <= index < stack.count():
+            return
+        command = stack.command(index)
+        text = command.text()
+        shown = shown_by(command, undone)  # before undo(): an obsolete command is deleted by it
+        (stack.undo if undone else stack.redo)()
+        if shown is None:
+            return
+        if shown.image_id != self.image_id:
+            self._select_after = shown.ann_id
+            self.go_to_image_id(shown.image_id)
+        elif shown.ann_id is not None and shown.ann_id in self.session.records:
+            self.controller.select(shown.ann_id)
+        self.show_status(f"{'Undone' if undone else 'Redone'}: {text}", 4000)
 
     def show_vocabulary(self) -> None:
         """View ▸ Vocabulary editor (Ctrl+Shift+V): the dock with the names labels come from."""
@@ -627,6 +660,9 @@ class MainWindow(FileActions, QMainWindow):
         self.canvas.set_image(image)
         self.session.display_image = image
         self.controller.refresh(image_id)
+        select, self._select_after = self._select_after, None
+        if select is not None and select in self.session.records:
+            self.controller.select(select)  # the object an undo / redo on this image acted on
         focus = QApplication.focusWidget()
         if focus is None or not (self.review.isAncestorOf(focus) or isinstance(focus, QLineEdit)):
             self.canvas.setFocus()  # but the review queue and a text field keep their keys

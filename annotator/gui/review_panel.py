@@ -37,6 +37,7 @@ from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequ
 from annotator.app.keys import ACTIONS, TYPE
 from annotator.app.refine import store_image, waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue
+from annotator.app.undo_view import Shown
 from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
 from annotator.store.proposals import parse_classes
@@ -50,6 +51,10 @@ class _Undoable(QUndoCommand):
     def __init__(self, command: ReviewCommand, panel: ReviewPanel, image_ids: set[int]) -> None:
         super().__init__(command.text)
         self.command, self.panel, self.image_ids = command, panel, image_ids
+
+    def shown(self, undone: bool) -> Shown | None:
+        """One image's proposal: the window shows that image (accept-above spans many: none)."""
+        return Shown(next(iter(self.image_ids))) if len(self.image_ids) == 1 else None
 
     def redo(self) -> None:
         self.command.do()
