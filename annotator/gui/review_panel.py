@@ -15,7 +15,6 @@ pending proposals here (`app.refine`), reviewed like auto-label's.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequest, RefineParams
 from annotator.app.keys import ACTIONS, TYPE
+from annotator.app.progress import BatchStatus
 from annotator.app.refine import store_image, waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue
 from annotator.app.undo_view import Shown
@@ -85,8 +85,7 @@ class ReviewPanel(QWidget):
         self._params: dict[int, Any] = {}  # image id -> the job's params for it
         self._names: dict[int, str] = {}  # image id -> file name, of images with proposals
         self._req = 1_000_000  # request ids of our own, apart from the other panels'
-        self._started = 0.0
-        self._done = 0
+        self.status: BatchStatus | None = None  # the run's counts and status line
         self._overlay: MaskItem | None = None
         self._scene: Any = None
         self._shown: int | None = None  # the image id the window shows (its pixels are there)
@@ -399,7 +398,9 @@ class ReviewPanel(QWidget):
 
     def _begin(self, kind: str) -> bool:
         self._kind, self._store = kind, self.queue.store
-        self._running, self._done, self._started = True, 0, time.perf_counter()
+        self._running = True
+        self.status = BatchStatus(self._what(), len(self.images))
+        self.run_status.setText(self.status.text())
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._send_next()
@@ -412,7 +413,8 @@ class ReviewPanel(QWidget):
         """Stop after the image in progress (its result is still stored); refine runs too."""
         if self._running:
             self.images = []
-            self.run_status.setText(f"cancelled after {self._done} images (run again to continue)")
+            self.status.cancel()
+            self.run_status.setText(self.status.text())
 
     @property
     def running(self) -> bool:
@@ -439,18 +441,16 @@ class ReviewPanel(QWidget):
             store_image(self.queue.store, image_id, result)
         if self.images and self.images[0][0] == image_id:
             self.images.pop(0)
-        self._done += 1
-        left = len(self.images)
-        elapsed = time.perf_counter() - self._started
-        eta = elapsed / self._done * left
-        self.run_status.setText(f"{self._what()}: {self._done} done, {left} left, ETA {eta:.0f} s")
+        self.status.step()
+        self.run_status.setText(self.status.text())
         self.refresh()
         self._send_next()
 
     def on_failed(self, kind: str, image_id: int, request_id: int, message: str) -> None:
         if kind != self._kind or request_id != self._req or not self._running:
             return
-        self.run_status.setText(f"skipped: {message}")
+        self.status.step(skipped=True)
+        self.run_status.setText(f"{self.status.text()}; skipped: {message}")
         if self.images and self.images[0][0] == image_id:
             self.images.pop(0)
         self._send_next()
@@ -459,8 +459,8 @@ class ReviewPanel(QWidget):
         self._running = False
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        if not self.run_status.text().startswith("cancelled"):
-            self.run_status.setText(f"{self._what()} finished: {self._done} images")
+        self.status.end()
+        self.run_status.setText(self.status.text())
         self.refresh()
 
 

@@ -1,0 +1,68 @@
+"""What a long job's status line says: done / total, percentage, ETA, and the truth at its end.
+
+No Qt: the window's status bar and the review panel's auto-label line both print these, so a job
+that was cancelled says what it did ("cancelled after 3 of 10 images"), never "finished".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def eta_text(seconds: float) -> str:
+    """A short ETA: "8 s", "3 min", "1 h 20 min"."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{int(minutes // 60)} h {int(minutes % 60)} min"
+
+
+def progress_text(done: int, total: int, elapsed_s: float) -> str:
+    """ "40 / 100 (40%, ETA 12 s)"; without a total only the count; no ETA before the first step."""
+    if total <= 0:
+        return f"{done}" if done else ""
+    percent = 100 * min(done, total) // total
+    text = f"{done} / {total} ({percent}%"
+    if 0 < done < total and elapsed_s > 0:
+        text += f", ETA {eta_text(elapsed_s / done * (total - done))}"
+    return text + ")"
+
+
+class BatchStatus:
+    """A batch over images (auto-label, refine): counts as they happen, the status line, and an
+    end that says whether it finished or was cancelled (a result that arrives after the cancel is
+    counted, and the line still says cancelled)."""
+
+    def __init__(self, what: str, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what, self.total, self._clock = what, total, clock
+        self.done = self.skipped = 0
+        self.cancelled = False
+        self.ended = False
+        self._start = clock()
+
+    def step(self, skipped: bool = False) -> None:
+        self.done += 1
+        self.skipped += int(skipped)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def end(self) -> None:
+        self.ended = True
+
+    def text(self) -> str:
+        images = "image" if self.done == 1 else "images"
+        skipped = f", {self.skipped} skipped" if self.skipped else ""
+        if self.cancelled:
+            return (
+                f"{self.what}: cancelled after {self.done} of {self.total} {images}{skipped}"
+                " (run again to continue)"
+            )
+        if self.ended:
+            return f"{self.what} finished: {self.done} {images}{skipped}"
+        line = progress_text(self.done, self.total, self._clock() - self._start)
+        return f"{self.what}: {line}{skipped}"
