@@ -66,3 +66,27 @@ class BatchStatus:
             return f"{self.what} finished: {self.done} {images}{skipped}"
         line = progress_text(self.done, self.total, self._clock() - self._start)
         return f"{self.what}: {line}{skipped}"
+
+
+def import_summary(source: str, result: dict) -> str:
+    """One line for the end of an import: what was added and what was skipped, and plainly when
+    nothing was (our own export imported back: every annotation is already in the project)."""
+    added = int(result.get("annotations_added", 0)) + int(result.get("boxes_added", 0))
+    duplicates = int(result.get("skipped_duplicate", 0))
+    images = int(result.get("images_added", 0))
+    if added == 0 and duplicates:
+        return (
+            f"Nothing imported from {source}: all {duplicates} annotation(s) are already in this "
+            "project (duplicates are skipped, so importing an export of it back changes nothing)"
+        )
+    skipped = [
+        f"{int(result[key])} {what} skipped"
+        for key, what in (
+            ("skipped_duplicate", "duplicate(s)"),
+            ("skipped_crowd", "crowd region(s)"),
+            ("skipped_empty", "empty mask(s)"),
+        )
+        if result.get(key)
+    ]
+    tail = f"; {', '.join(skipped)}" if skipped else ""
+    return f"Imported {added} annotation(s) from {source} ({images} new image(s){tail})"

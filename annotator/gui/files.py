@@ -14,6 +14,7 @@ import platformdirs
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from annotator.app.progress import import_summary
 from annotator.app.transfer import (
     TITLES,
     ExportOptions,
@@ -244,15 +245,12 @@ class FileActions:
 
     def _imported(self, path: Path, result: dict) -> None:
         self.undo_stack.clear()  # commands refer to the store as it was
+        text = import_summary(path.name, result)
+        # the reload's own status lines would hide the result: it is said again when it ends
+        self.after_open_status = text
         self.open_folder(self.folder, show_row=self._row)  # list counts and the canvas follow
-        added = result.get("annotations_added", 0) + result.get("boxes_added", 0)
-        text = (
-            f"Imported {added} annotation(s) from {path.name} "
-            f"({result.get('images_added', 0)} new image(s), "
-            f"{result.get('skipped_duplicate', 0)} duplicate(s) skipped)"
-        )
-        self.show_status(text, 6000)
-        self._transfer_summary(text, result)
+        self.show_status(text, 10000)
+        self._transfer_summary(text, result, always=True)
 
     def _start_transfer(self, job, on_done, on_end=None) -> bool:
         """Start an export or import job with a progress dialog (non-modal: the window stays
@@ -272,12 +270,12 @@ class FileActions:
         self.transfer_progress = progress
         return True
 
-    def _transfer_summary(self, text: str, summary: dict) -> None:
+    def _transfer_summary(self, text: str, summary: dict, always: bool = False) -> None:
         """The end of an export or import: its warnings (what the format could not hold and what
-        was done instead) in one non-modal box; nothing to show when there are none."""
+        was done instead) in one non-modal box; an import's counts are always shown there."""
         lines = list(summary.get("warnings", [])) if isinstance(summary, dict) else []
         self.transfer_text, self.transfer_warnings = text, lines
-        if not lines:
+        if not lines and not always:
             return
         if self.summary_box is None:
             self.summary_box = QMessageBox(

@@ -10,6 +10,7 @@ Cancel in the status bar.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 from annotator.app.folder import OpenedFolder, open_folder_job, open_location
 from annotator.app.keys import canvas_context
 from annotator.app.longjob import LongJob, paused_gc
+from annotator.app.progress import progress_text
 from annotator.app.session import Session
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
@@ -76,6 +78,8 @@ class MainWindow(FileActions, QMainWindow):
         self.session = Session(config)
         self.setWindowTitle("annotator")
         self._image_req = 0
+        self._job_start = 0.0
+        self.after_open_status = ""  # said when the folder job that is running ends
         self._select_after: int | None = None  # select this object once its image is shown
         self._after_open: int | None = None  # row to show once a reopened folder is listed
         self._job_done: Callable[[Any], None] | None = None
@@ -537,6 +541,9 @@ class MainWindow(FileActions, QMainWindow):
             self.go_to(row if row is not None and 0 <= row < len(rows) else 0)
         else:
             self.show_status(f"No images in {folder}", 0)
+        message, self.after_open_status = self.after_open_status, ""
+        if message:  # an import's result, said again once its reload has shown the image
+            self.show_status(message, 10000)
         if unreadable:  # say why files are missing from the list (each one is in self.errors)
             self.errors.extend(unreadable)
             count = "1 file" if len(unreadable) == 1 else f"{len(unreadable)} files"
@@ -563,13 +570,18 @@ class MainWindow(FileActions, QMainWindow):
             self.jobs.cancel()
 
     def _job_started(self, name: str) -> None:
+        self._job_start = time.monotonic()
         self.job_label.setText(name)
         self.job_progress.setRange(0, 0)  # busy until the first progress report
         for widget in (self.job_label, self.job_progress, self.job_cancel):
             widget.setVisible(True)
 
     def _job_progress(self, name: str, done: int, total: int, text: str) -> None:
-        self.job_label.setText(f"{name}: {text}" if text else name)
+        """The job's stage with its count, percentage and ETA ("writing YOLO: 40 / 100 (40%, ETA
+        12 s)")."""
+        count = progress_text(done, total, time.monotonic() - self._job_start)
+        line = " ".join(part for part in (text, count) if part)
+        self.job_label.setText(f"{name}: {line}" if line else name)
         self.job_progress.setRange(0, max(total, 0))
         if total:
             self.job_progress.setValue(done)

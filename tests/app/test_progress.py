@@ -33,3 +33,15 @@ def test_a_finished_batch_counts_skipped_images():
     status.step()
     status.end()
     assert status.text() == "refine boxes finished: 3 images, 1 skipped"
+
+
+def test_import_summary_counts_and_says_when_everything_was_a_duplicate():
+    from annotator.app.progress import import_summary
+
+    line = import_summary("export.json", {"annotations_added": 0, "skipped_duplicate": 12})
+    assert line.startswith("Nothing imported from export.json: all 12 annotation(s) are already")
+    line = import_summary(
+        "d.json",
+        {"annotations_added": 3, "boxes_added": 1, "images_added": 2, "skipped_duplicate": 4},
+    )
+    assert line == "Imported 4 annotation(s) from d.json (2 new image(s); 4 duplicate(s) skipped)"

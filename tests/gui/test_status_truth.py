@@ -17,3 +17,25 @@ def test_a_cancelled_autolabel_never_says_finished(qtbot, window):
     assert "finished" not in text
     assert f"cancelled after {done} of 3 image" in text, text
     assert panel.status.done == done >= 1
+
+
+def test_importing_our_own_export_back_says_nothing_was_added(qtbot, tmp_path, image_folder):
+    from PySide6.QtCore import Qt
+
+    from tests.gui.conftest import export
+    from tests.gui.test_keyboard import drag, manual_window, press, typed
+
+    window = manual_window(qtbot, tmp_path, image_folder)
+    press(qtbot, Qt.Key.Key_R)
+    drag(qtbot, window, (50, 40), (120, 100))
+    typed(qtbot, "dog")
+    press(qtbot, Qt.Key.Key_Return)
+    out = tmp_path / "ours.json"
+    export(qtbot, window, False, out)
+    with qtbot.waitSignal(window.jobs.finished, timeout=60_000):
+        assert window.import_dataset(out, "coco")
+    qtbot.waitUntil(lambda: not window.jobs.busy() and window.canvas.image_size() is not None)
+    assert window.transfer_text.startswith("Nothing imported from ours.json: all 1 annotation")
+    assert window.summary_box is not None and window.summary_box.isVisible()
+    qtbot.waitUntil(lambda: "Nothing imported" in window.statusBar().currentMessage())
+    assert len(window.project.annotations()) == 1
