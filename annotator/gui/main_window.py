@@ -41,7 +41,7 @@ from annotator.app.session import Session
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
 from annotator.gui.canvas import Canvas, Tool
-from annotator.gui.commands import on_refused_undo, shown_by
+from annotator.gui.commands import on_refused_undo
 from annotator.gui.compare_view import CompareView
 from annotator.gui.controller import Controller
 from annotator.gui.files import FileActions
@@ -55,6 +55,7 @@ from annotator.gui.settings import AppSettings, ModelConfig
 from annotator.gui.similar_panel import SimilarPanel
 from annotator.gui.suggestions import SuggestionPanel
 from annotator.gui.tags_bar import TagsBar
+from annotator.gui.undo_actions import step, undo_actions
 from annotator.gui.vocab_editor import VocabularyEditor
 from annotator.gui.worker import EngineWorker, ImageLoader
 from annotator.vocab.vocabulary import Vocabulary
@@ -226,7 +227,7 @@ class MainWindow(FileActions, QMainWindow):
         menus["Tools"] = bar.addMenu("&Tools")
         self.toolbar = self.addToolBar("Tools")
         self.toolbar.setObjectName("tools")
-        undo, redo = self._undo_actions()
+        undo, redo = undo_actions(self, self.undo_stack, self.step)
         slots: dict[str, Any] = {
             "file.open": self.choose_folder,
             "file.import": self.import_dialog,
@@ -277,30 +278,9 @@ class MainWindow(FileActions, QMainWindow):
         self.toolbar.addAction(redo)
         self.toolbar.addAction(self.key_actions["file.open"])
 
-    def _undo_actions(self) -> tuple[QAction, QAction]:
-        """Undo and redo that show what they change: the step's image, its object selected."""
-        stack = self.undo_stack
-        undo, redo = QAction("Undo", self), QAction("Redo", self)
-        undo.setEnabled(False)
-        redo.setEnabled(False)
-        stack.canUndoChanged.connect(undo.setEnabled)
-        stack.canRedoChanged.connect(redo.setEnabled)
-        stack.undoTextChanged.connect(lambda t: undo.setText(f"Undo {t}".strip()))
-        stack.redoTextChanged.connect(lambda t: redo.setText(f"Redo {t}".strip()))
-        undo.triggered.connect(lambda: self.step(undone=True))
-        redo.triggered.connect(lambda: self.step(undone=False))
-        return undo, redo
-
     def step(self, undone: bool) -> None:
         """Undo (`undone`) or redo one step, then show its image and select its object."""
-        stack = self.undo_stack
-        index = stack.index() - 1 if undone else stack.index()
-        if not 0 <= index < stack.count():
-            return
-        command = stack.command(index)
-        text = command.text()
-        shown = shown_by(command, undone)  # before undo(): an obsolete command is deleted by it
-        (stack.undo if undone else stack.redo)()
+        shown = step(self.undo_stack, undone)
         if shown is None:
             return
         if shown.image_id != self.image_id:
@@ -308,7 +288,7 @@ class MainWindow(FileActions, QMainWindow):
             self.go_to_image_id(shown.image_id)
         elif shown.ann_id is not None and shown.ann_id in self.session.records:
             self.controller.select(shown.ann_id)
-        self.show_status(f"{'Undone' if undone else 'Redone'}: {text}", 4000)
+        self.show_status(f"{'Undone' if undone else 'Redone'}: {shown.text}", 4000)
 
     def show_vocabulary(self) -> None:
         """View ▸ Vocabulary editor (Ctrl+Shift+V): the dock with the names labels come from."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -28,41 +28,29 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequest, RefineParams
+from annotator.app.jobs import (
+    AUTOLABEL,
+    REFINE,
+    YIELDED,
+    AutolabelParams,
+    DiscoveryRequest,
+    RefineParams,
+)
 from annotator.app.keys import ACTIONS, TYPE
 from annotator.app.progress import BatchStatus
 from annotator.app.refine import store_image, waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue
-from annotator.app.undo_view import Shown
 from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
+from annotator.gui.review_undo import Undoable
 from annotator.store.proposals import parse_classes
 
 PROPOSAL_RGB = (0, 200, 255)
-
-
-class _Undoable(QUndoCommand):
-    """A review command on the Qt undo stack; the panel refreshes after each do / undo."""
-
-    def __init__(self, command: ReviewCommand, panel: ReviewPanel, image_ids: set[int]) -> None:
-        super().__init__(command.text)
-        self.command, self.panel, self.image_ids = command, panel, image_ids
-
-    def shown(self, undone: bool) -> Shown | None:
-        """One image's proposal: the window shows that image (accept-above spans many: none)."""
-        return Shown(next(iter(self.image_ids))) if len(self.image_ids) == 1 else None
-
-    def redo(self) -> None:
-        self.command.do()
-        self.panel.edited(self.image_ids)
-
-    def undo(self) -> None:
-        self.command.undo()
-        self.panel.edited(self.image_ids)
 
 
 class ReviewPanel(QWidget):
@@ -85,6 +73,7 @@ class ReviewPanel(QWidget):
         self._params: dict[int, Any] = {}  # image id -> the job's params for it
         self._names: dict[int, str] = {}  # image id -> file name, of images with proposals
         self._req = 1_000_000  # request ids of our own, apart from the other panels'
+        self.yielded = 0  # images that gave way to a click and were sent again
         self.status: BatchStatus | None = None  # the run's counts and status line
         self._overlay: MaskItem | None = None
         self._scene: Any = None
@@ -116,6 +105,22 @@ class ReviewPanel(QWidget):
         self.classes_edit.setPlaceholderText("classes to auto-label: person, car, …")
         self.classes_edit.returnPressed.connect(lambda: self.start_autolabel())
         self.classes_edit.installEventFilter(self)
+        # the CLI's `annotator autolabel --threshold T --top-k K`, with the same defaults
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(-1.0, 1.0)
+        self.threshold.setDecimals(2)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.2)
+        self.threshold.setPrefix("threshold ")
+        self.threshold.setToolTip(
+            "keep regions whose class score is at least this (CLI --threshold)"
+        )
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 1000)
+        self.top_k.setValue(10)
+        self.top_k.setPrefix("top ")
+        self.top_k.setSuffix(" per class")
+        self.top_k.setToolTip("at most K regions per class and image (CLI --top-k)")
         self.run_button = QPushButton("Auto-label")
         self.run_button.clicked.connect(lambda: self.start_autolabel())
         self.cancel_button = QPushButton("Cancel")
@@ -135,6 +140,8 @@ class ReviewPanel(QWidget):
         above.addWidget(self.above_button)
         run = QHBoxLayout()
         run.addWidget(self.classes_edit, 1)
+        run.addWidget(self.threshold)
+        run.addWidget(self.top_k)
         run.addWidget(self.run_button)
         run.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
@@ -263,7 +270,7 @@ class ReviewPanel(QWidget):
     def _push(self, command: ReviewCommand | None, image_ids: set[int]) -> bool:
         if command is None:
             return False
-        self.undo_stack.push(_Undoable(command, self, image_ids))
+        self.undo_stack.push(Undoable(command, self, image_ids))
         return True
 
     def edited(self, image_ids: set[int]) -> None:
@@ -364,12 +371,18 @@ class ReviewPanel(QWidget):
         self,
         classes: str | None = None,
         settings: Any = None,
-        threshold: float | None = 0.2,
-        top_k: int = 10,
+        threshold: float | None = None,
+        top_k: int | None = None,
     ) -> bool:
-        """Label every image of the project with the classes, one worker request per image."""
+        """Label every image of the project with the classes, one worker request per image;
+        `threshold` and `top_k` default to the panel's fields (the CLI's defaults, 0.2 and 10)."""
         if classes is not None:
             self.classes_edit.setText(classes)
+        if threshold is not None:
+            self.threshold.setValue(threshold)
+        if top_k is not None:
+            self.top_k.setValue(top_k)
+        threshold, top_k = self.threshold.value(), self.top_k.value()
         names = tuple(parse_classes(self.classes_edit.text()))
         q = self.queue
         if q is None or self.worker is None or not names or self._running:
@@ -431,6 +444,10 @@ class ReviewPanel(QWidget):
 
     def on_result(self, kind: str, image_id: int, request_id: int, result: Any) -> None:
         if kind != self._kind or request_id != self._req or not self._running:
+            return
+        if isinstance(result, str) and result == YIELDED:
+            self.yielded += 1
+            self._send_next()  # a click went first; this image again (the cancelled: stop)
             return
         same_project = self.queue is not None and self.queue.store is self._store
         if same_project and kind == AUTOLABEL:
