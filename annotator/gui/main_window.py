@@ -37,6 +37,7 @@ from annotator.app.folder import OpenedFolder, open_folder_job, open_location
 from annotator.app.keys import canvas_context
 from annotator.app.longjob import LongJob, paused_gc
 from annotator.app.progress import progress_text
+from annotator.app.review_feed import ReviewFeed
 from annotator.app.session import Session
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
@@ -80,6 +81,7 @@ class MainWindow(FileActions, QMainWindow):
         self.setWindowTitle("annotator")
         self._image_req = 0
         self._job_start = 0.0
+        self.review_feed: ReviewFeed | None = None  # the open project's proposals, polled
         self.after_open_status = ""  # said when the folder job that is running ends
         self._select_after: int | None = None  # select this object once its image is shown
         self._after_open: int | None = None  # row to show once a reopened folder is listed
@@ -503,6 +505,7 @@ class MainWindow(FileActions, QMainWindow):
         from annotator.store.proposals import ProposalStore
 
         self.review.set_queue(ReviewQueue(ProposalStore(project)), folder)
+        self.review_feed = ReviewFeed(self.review.queue.store)
         self.worker.set_label_priority([c.name for c in project.categories()])
         self._load_exemplars()
         self._change_token = project.changes_since().token
@@ -627,6 +630,9 @@ class MainWindow(FileActions, QMainWindow):
             self.show_status(str(error), 4000)
             return
         self._change_token = changes.token
+        feed = self.review_feed
+        if feed is not None and feed.poll() and not self.review.running:
+            self.review.refresh(show=False)  # another process's proposals (annotator autolabel)
         known = {row.image_id for row in self.images.model_.rows}
         for image_id in sorted(changes.images & known):
             self.refresh_image(image_id)

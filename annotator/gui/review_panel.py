@@ -190,7 +190,9 @@ class ReviewPanel(QWidget):
         return self._shown
 
     # ------------------------------------------------------------------------------ showing
-    def refresh(self) -> None:
+    def refresh(self, show: bool = True) -> None:
+        """Re-read the queue; `show` also brings the current proposal's image up (not when the
+        change came from elsewhere: the window stays where the user is)."""
         q = self.queue
         self.list.blockSignals(True)
         self.list.clear()
@@ -216,7 +218,10 @@ class ReviewPanel(QWidget):
         self.accept_button.setEnabled(bool(q.items))
         self.reject_button.setEnabled(bool(q.items))
         self.counts_changed.emit(counts)
-        self._show_current()
+        if show:
+            self._show_current()
+        else:
+            self._draw()
 
     def _image_names(self) -> dict[int, str]:
         """File names of the queued proposals' images, read once per image (not the whole
