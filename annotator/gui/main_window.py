@@ -771,6 +771,7 @@ class MainWindow(FileActions, QMainWindow):
         if self.error_box is None:
             self.error_box = QMessageBox(QMessageBox.Icon.Warning, "annotator", text, parent=self)
             self.error_box.setWindowModality(Qt.WindowModality.NonModal)
+            self.error_box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_box.setText(text)
         self.error_box.show()
 
