@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def eta_text(seconds: float) -> str:
@@ -90,3 +91,33 @@ def import_summary(source: str, result: dict) -> str:
     ]
     tail = f"; {', '.join(skipped)}" if skipped else ""
     return f"Imported {added} annotation(s) from {source} ({images} new image(s){tail})"
+
+
+def written_since(path: Path, since: float, limit: int = 100_000) -> int:
+    """How many files at `path` (a file or a folder, searched to `limit` entries) were modified
+    at or after `since` (a `time.time()`): what a stopped export really left."""
+    if path.is_file():
+        return int(path.stat().st_mtime >= since)
+    count = 0
+    if not path.is_dir():
+        return 0
+    for seen, entry in enumerate(path.rglob("*")):
+        if seen >= limit:
+            break
+        try:
+            if entry.is_file() and entry.stat().st_mtime >= since:
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def cancelled_export_text(name: str, path: Path, since: float) -> str:
+    """The status line of a cancelled export: nothing changed, or how many files it had written."""
+    written = written_since(path, since)
+    if not written:
+        return f"{name}: cancelled, nothing was changed"
+    files = "1 file" if written == 1 else f"{written} files"
+    return (
+        f"{name}: cancelled; {files} in {path} had already been written (the export is incomplete)"
+    )

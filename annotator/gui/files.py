@@ -8,13 +8,14 @@ progress dialog; the dialogs that choose them are in `gui/transfer_dialogs.py`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from annotator.app.progress import import_summary
+from annotator.app.progress import cancelled_export_text, import_summary
 from annotator.app.transfer import (
     TITLES,
     ExportOptions,
@@ -48,6 +49,7 @@ class FileActions:
     transfer_progress: JobProgress | None = None  # the running export/import's progress dialog
     summary_box: QMessageBox | None = None  # the last export/import's warnings
     transfer_text = ""  # the last export/import's one-line result
+    cancel_text = None  # () -> the status line if the running job is cancelled
     transfer_warnings: list[str] = []  # noqa: RUF012 - replaced, never mutated
 
     def _initial_vocabulary(self) -> Vocabulary:
@@ -158,7 +160,11 @@ class FileActions:
             self.show_error(problem)
             return False
         job = export_job(project_location(self.project), name, out, options)
-        return self._start_transfer(job, lambda summary: self._exported(name, out, summary))
+        since = time.time() - 1  # file times may be rounded down to the second
+        started = self._start_transfer(job, lambda summary: self._exported(name, out, summary))
+        if started:  # a cancel says what it really left (nothing, or the files already written)
+            self.cancel_text = lambda: cancelled_export_text(job.name, out, since)
+        return started
 
     def export_coco(self, polygons: bool = False, path: Path | None = None) -> bool:
         """Write the project as COCO JSON (RLE masks, or polygons) in the background; True when the

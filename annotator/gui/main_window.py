@@ -570,17 +570,20 @@ class MainWindow(FileActions, QMainWindow):
             self.job_progress.setValue(done)
 
     def _job_finished(self, name: str, result: Any) -> None:
+        self.cancel_text = None
         on_done = self._end_job()
         if on_done is not None:
             on_done(result)
 
     def _job_failed(self, name: str, message: str) -> None:
+        self.cancel_text = None
         self._end_job()
         self.show_error(f"{name} failed: {message}")
 
     def _job_cancelled(self, name: str) -> None:
+        text_of, self.cancel_text = self.cancel_text, None
         self._end_job()
-        self.show_status(f"{name}: cancelled, nothing was changed", 6000)
+        self.show_status(text_of() if text_of else f"{name}: cancelled, nothing was changed", 10000)
 
     def _end_job(self) -> Any:
         """Hide the job's status widgets, run its `on_end`; returns its `on_done`."""

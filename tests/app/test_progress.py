@@ -45,3 +45,28 @@ def test_import_summary_counts_and_says_when_everything_was_a_duplicate():
         {"annotations_added": 3, "boxes_added": 1, "images_added": 2, "skipped_duplicate": 4},
     )
     assert line == "Imported 4 annotation(s) from d.json (2 new image(s); 4 duplicate(s) skipped)"
+
+
+def test_a_cancelled_export_says_what_it_left(tmp_path):
+    import os
+    import time
+
+    from annotator.app.progress import cancelled_export_text
+
+    out = tmp_path / "yolo"
+    (out / "labels").mkdir(parents=True)
+    old = out / "labels" / "old.txt"
+    old.write_text("kept from before")
+    before = time.time() - 3600
+    os.utime(old, (before, before))
+    since = time.time() - 1
+    assert cancelled_export_text("Exporting YOLO", out, since) == (
+        "Exporting YOLO: cancelled, nothing was changed"
+    )
+    (out / "labels" / "a.txt").write_text("0 0.5 0.5 0.1 0.1")
+    (out / "data.yaml").write_text("names: [dog]")
+    text = cancelled_export_text("Exporting YOLO", out, since)
+    assert "nothing was changed" not in text and "2 files" in text and "incomplete" in text
+    assert cancelled_export_text("x", tmp_path / "absent.json", since).endswith(
+        "nothing was changed"
+    )
