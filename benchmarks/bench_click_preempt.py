@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", choices=("tiny", "full"), default="tiny")
     parser.add_argument("--clicks", type=int, default=5)
+    parser.add_argument("--points-per-side", type=int, default=16)
     parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "annotator-bench"
     )
@@ -105,7 +106,7 @@ def main() -> None:
     worker.start()
     worker.load(config, str(tmp / "cache"))
 
-    def wait(condition, seconds: float = 600) -> None:
+    def wait(condition, seconds: float = 3600) -> None:
         end = time.monotonic() + seconds
         while not condition():
             if time.monotonic() > end:
@@ -134,7 +135,9 @@ def main() -> None:
         def is_done(self, image_id: int, run: str) -> bool:
             return False
 
-    settings = ProposalSettings(points_per_side=16 if args.models == "tiny" else 32)
+    # the grid's size changes how long an image takes, not how long one model call takes (what a
+    # preempted click waits for at most): a small grid keeps the full-size run within minutes
+    settings = ProposalSettings(points_per_side=args.points_per_side)
     params = AutolabelParams(("person", "car", "dog"), _Store(), settings, 0.2, 10)
     seed = [1000]
 

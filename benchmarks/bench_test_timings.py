@@ -64,7 +64,7 @@ def main() -> None:
     env["PYTHONPATH"] = str(ROOT)
     tests = QUICK + (SLOW if args.slow else [])
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *tests],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -78,6 +78,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "tests_exit_status": run.returncode,
         "tests_summary": run.stdout.strip().splitlines()[-1:] if run.stdout else [],
+        "tests_failed": [line for line in run.stdout.splitlines() if line.startswith("FAILED")],
         "measurements": rows,
     }
     text = json.dumps(result, indent=2, default=float)
