@@ -61,7 +61,7 @@ def test_first_names_score_before_the_labels_half_unless_interrupted():
     again.start(index, (), None, lambda r, t: None, lambda e: None)
     started = time.monotonic()
     again.let_first_names_score(lambda: True)  # a newer click is waiting: no wait at all
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 2.0  # a wide margin: a wait would be the names' scoring
     again.cancel()
 
 

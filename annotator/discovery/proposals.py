@@ -38,6 +38,7 @@ from annotator.io.masks import mask_iou_matrix
 from annotator.models.region import mask_box
 from annotator.models.sam import SamModel
 from annotator.models.segmenter import Segmenter
+from annotator.preempt import yield_point
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def propose_masks(
     kept_logits, kept_scores, kept_stability, kept_boxes, kept_points = [], [], [], [], []
     with torch.inference_mode():
         for (batch,) in batch_iterator(settings.points_per_batch, grid):
+            yield_point()  # a click in the window goes first (annotator.preempt)
             coords = sam.transform.apply_coords(batch, (height, width))
             coords_t = torch.as_tensor(coords, dtype=torch.float, device=sam.device)[:, None, :]
             labels_t = torch.ones(len(batch), 1, dtype=torch.int, device=sam.device)
@@ -194,6 +196,7 @@ def _propose_generic(
     label = np.ones(1, dtype=np.int64)
     kept_logits, kept_scores, kept_stability, kept_boxes, kept_points = [], [], [], [], []
     for point in grid:
+        yield_point()
         masks = sam.decode(embedding.sam, point[None, :], label, None, True)
         for logits, score in zip(masks.low_res_logits, masks.scores, strict=True):
             if float(score) <= settings.pred_iou_thresh:

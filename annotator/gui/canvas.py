@@ -9,6 +9,7 @@ reports what the user did by signal.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -35,7 +36,9 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
+from annotator.app.keys import ACTIONS, TYPE
 from annotator.gui.colors import NEGATIVE_RGB, POSITIVE_RGB, PREVIEW_RGB
+from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
 
 Point = tuple[float, float, bool]
@@ -60,7 +63,7 @@ class Canvas(QGraphicsView):
     cycle_requested = Signal()  # Tab
     annotation_picked = Signal(int)  # Ctrl + click on a mask
     zoom_changed = Signal(float)
-    text_typed = Signal(str)  # a letter no shortcut took: start typing a label
+    text_typed = Signal(str)  # a letter typed while a mask waits: it starts the label
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -73,6 +76,8 @@ class Canvas(QGraphicsView):
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # which key context applies (`app.keys.CONTEXTS`): the window says whether a mask waits
+        self.key_context: Callable[[], str] = lambda: "canvas"
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         self._image_item = QGraphicsPixmapItem()
         self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
@@ -461,7 +466,14 @@ class Canvas(QGraphicsView):
         if event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Tab:
             self.cycle_requested.emit()
             return True
+        if event.type() == QEvent.Type.ShortcutOverride and self._types(event):
+            event.accept()  # a letter while a mask waits types its label: no tool shortcut
+            return True
         return super().event(event)
+
+    def _types(self, event: QKeyEvent) -> bool:
+        """The key model (`app.keys`): does this key type into the label field here?"""
+        return ACTIONS.route(key_of(event), event.text(), self.key_context()) == TYPE
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space:
@@ -469,10 +481,8 @@ class Canvas(QGraphicsView):
                 self._space, self._space_panned = True, False
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
-        text = event.text()
-        plain = not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier
-        if plain and len(text) == 1 and text.isalpha():
-            self.text_typed.emit(text)
+        if self._types(event):
+            self.text_typed.emit(event.text())
             return
         super().keyPressEvent(event)
 

@@ -17,6 +17,7 @@ from PySide6.QtGui import QUndoCommand
 
 from annotator.app import operations as ops
 from annotator.app.operations import find_record
+from annotator.app.undo_view import CHANGES, CREATES, REMOVES, Shown, first_shown, shown_after
 from annotator.errors import ProjectError
 from annotator.vocab.vocabulary import Entry, Vocabulary
 
@@ -46,7 +47,18 @@ def _undo_allowed(command: QUndoCommand, project: Any, ann_id: int | None) -> bo
     return True
 
 
+def shown_by(command: QUndoCommand, undone: bool) -> Shown | None:
+    """What the window shows after undoing or redoing `command` (a macro: its first image step)."""
+    if command.childCount():
+        return first_shown(
+            [shown_by(command.child(i), undone) for i in range(command.childCount())]
+        )
+    shown = getattr(command, "shown", None)
+    return shown(undone) if shown is not None else None
+
+
 __all__ = [
+    "shown_by",
     "AcceptCommand",
     "AddCategoriesCommand",
     "DeleteCommand",
@@ -78,6 +90,9 @@ class AcceptCommand(QUndoCommand):
         self.ann_id: int | None = None
         self._record: Any = None
 
+    def shown(self, undone: bool) -> Shown | None:
+        return shown_after(CREATES, self.image_id, self.ann_id, undone)
+
     def redo(self) -> None:
         if self._record is None:
             mask, category, score, prompts = self._args
@@ -101,6 +116,9 @@ class DeleteCommand(QUndoCommand):
         super().__init__(f"delete {record.category}")
         self.project, self.notify, self.image_id, self.record = project, notify, image_id, record
 
+    def shown(self, undone: bool) -> Shown | None:
+        return shown_after(REMOVES, self.image_id, self.record.id, undone)
+
     def redo(self) -> None:
         ops.delete(self.project, self.record.id)
         self.notify(self.image_id)
@@ -119,6 +137,9 @@ class RelabelCommand(QUndoCommand):
         super().__init__(f"relabel {old} → {new}")
         self.project, self.notify, self.image_id, self.ann_id = project, notify, image_id, ann_id
         self.old, self.new = old, new
+
+    def shown(self, undone: bool) -> Shown | None:
+        return shown_after(CHANGES, self.image_id, self.ann_id, undone)
 
     def redo(self) -> None:
         ops.relabel(self.project, self.ann_id, self.new)
@@ -147,6 +168,9 @@ class MaskEditCommand(QUndoCommand):
         super().__init__(text)
         self.project, self.notify, self.image_id, self.ann_id = project, notify, image_id, ann_id
         self.old, self.new = old, new
+
+    def shown(self, undone: bool) -> Shown | None:
+        return shown_after(CHANGES, self.image_id, self.ann_id, undone)
 
     def redo(self) -> None:
         ops.edit_mask(self.project, self.ann_id, self.new)

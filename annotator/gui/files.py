@@ -8,12 +8,14 @@ progress dialog; the dialogs that choose them are in `gui/transfer_dialogs.py`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from annotator.app.progress import cancelled_export_text, import_summary
 from annotator.app.transfer import (
     TITLES,
     ExportOptions,
@@ -47,6 +49,7 @@ class FileActions:
     transfer_progress: JobProgress | None = None  # the running export/import's progress dialog
     summary_box: QMessageBox | None = None  # the last export/import's warnings
     transfer_text = ""  # the last export/import's one-line result
+    cancel_text = None  # () -> the status line if the running job is cancelled
     transfer_warnings: list[str] = []  # noqa: RUF012 - replaced, never mutated
 
     def _initial_vocabulary(self) -> Vocabulary:
@@ -157,7 +160,11 @@ class FileActions:
             self.show_error(problem)
             return False
         job = export_job(project_location(self.project), name, out, options)
-        return self._start_transfer(job, lambda summary: self._exported(name, out, summary))
+        since = time.time() - 1  # file times may be rounded down to the second
+        started = self._start_transfer(job, lambda summary: self._exported(name, out, summary))
+        if started:  # a cancel says what it really left (nothing, or the files already written)
+            self.cancel_text = lambda: cancelled_export_text(job.name, out, since)
+        return started
 
     def export_coco(self, polygons: bool = False, path: Path | None = None) -> bool:
         """Write the project as COCO JSON (RLE masks, or polygons) in the background; True when the
@@ -244,15 +251,12 @@ class FileActions:
 
     def _imported(self, path: Path, result: dict) -> None:
         self.undo_stack.clear()  # commands refer to the store as it was
+        text = import_summary(path.name, result)
+        # the reload's own status lines would hide the result: it is said again when it ends
+        self.after_open_status = text
         self.open_folder(self.folder, show_row=self._row)  # list counts and the canvas follow
-        added = result.get("annotations_added", 0) + result.get("boxes_added", 0)
-        text = (
-            f"Imported {added} annotation(s) from {path.name} "
-            f"({result.get('images_added', 0)} new image(s), "
-            f"{result.get('skipped_duplicate', 0)} duplicate(s) skipped)"
-        )
-        self.show_status(text, 6000)
-        self._transfer_summary(text, result)
+        self.show_status(text, 10000)
+        self._transfer_summary(text, result, always=True)
 
     def _start_transfer(self, job, on_done, on_end=None) -> bool:
         """Start an export or import job with a progress dialog (non-modal: the window stays
@@ -272,12 +276,12 @@ class FileActions:
         self.transfer_progress = progress
         return True
 
-    def _transfer_summary(self, text: str, summary: dict) -> None:
+    def _transfer_summary(self, text: str, summary: dict, always: bool = False) -> None:
         """The end of an export or import: its warnings (what the format could not hold and what
-        was done instead) in one non-modal box; nothing to show when there are none."""
+        was done instead) in one non-modal box; an import's counts are always shown there."""
         lines = list(summary.get("warnings", [])) if isinstance(summary, dict) else []
         self.transfer_text, self.transfer_warnings = text, lines
-        if not lines:
+        if not lines and not always:
             return
         if self.summary_box is None:
             self.summary_box = QMessageBox(

@@ -19,12 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QGridLayout,
     QLabel,
+    QPlainTextEdit,
     QProgressDialog,
     QPushButton,
     QVBoxLayout,
@@ -232,6 +234,7 @@ class FirstRunDialog(QDialog):
             name.setTextFormat(Qt.TextFormat.RichText)
             status = QLabel(self._part_status(known))
             status.setWordWrap(True)
+            status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             download = QPushButton("Download")
             download.clicked.connect(lambda _=False, k=known: self.download(k.name))
             choose = QPushButton("Choose folder…" if known.is_folder else "Choose file…")
@@ -244,6 +247,14 @@ class FirstRunDialog(QDialog):
             self.download_buttons[known.name] = download
             self.choose_buttons[known.name] = choose
         grid.setColumnStretch(1, 1)
+        # a failed download's whole message, wrapped anywhere (URLs have no spaces) and copyable
+        self.details = QPlainTextEdit()
+        self.details.setReadOnly(True)
+        self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.details.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.details.setMaximumHeight(90)
+        self.details.setVisible(False)
+        layout.addWidget(self.details)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.button(QDialogButtonBox.StandardButton.Close).setText("Manual tools only")
         buttons.rejected.connect(self.reject)
@@ -327,7 +338,10 @@ class FirstRunDialog(QDialog):
 
     def _failed(self, name: str, message: str) -> None:
         self._close_progress()
-        self.status[name].setText(f"download failed: {message}")
+        self.status[name].setText("download failed (the message is below; it can be copied)")
+        self.status[name].setToolTip(message)
+        self.details.setPlainText(f"{name}: download failed: {message}")
+        self.details.setVisible(True)
         self.download_buttons[name].setText("Retry")
 
     def _cancelled(self, name: str, message: str) -> None:

@@ -10,13 +10,14 @@ Cancel in the status bar.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QUndoStack
+from PySide6.QtGui import QAction, QActionGroup, QImage, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -33,7 +34,10 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.folder import OpenedFolder, open_folder_job, open_location
+from annotator.app.keys import canvas_context
 from annotator.app.longjob import LongJob, paused_gc
+from annotator.app.progress import progress_text
+from annotator.app.review_feed import ReviewFeed
 from annotator.app.session import Session
 from annotator.errors import AnnotatorError
 from annotator.gui.annotation_panel import AnnotationPanel
@@ -44,6 +48,7 @@ from annotator.gui.controller import Controller
 from annotator.gui.files import FileActions
 from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
 from annotator.gui.image_list import ImageList
+from annotator.gui.keymap import bind
 from annotator.gui.long_jobs import LongJobRunner
 from annotator.gui.review_panel import ReviewPanel
 from annotator.gui.search_panel import SearchPanel
@@ -51,20 +56,12 @@ from annotator.gui.settings import AppSettings, ModelConfig
 from annotator.gui.similar_panel import SimilarPanel
 from annotator.gui.suggestions import SuggestionPanel
 from annotator.gui.tags_bar import TagsBar
+from annotator.gui.undo_actions import step, undo_actions
 from annotator.gui.vocab_editor import VocabularyEditor
 from annotator.gui.worker import EngineWorker, ImageLoader
 from annotator.vocab.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
-
-TOOLS = (
-    (Tool.POINT, "Points", "P", "SAM: left click adds, right (or Shift) click removes"),
-    (Tool.BOX, "Box", "B", "SAM: drag a box, then click points to refine"),
-    (Tool.RECT, "Rectangle", "R", "Manual rectangle (no model needed)"),
-    (Tool.POLYGON, "Polygon", "O", "Manual polygon: click vertices, Enter or double-click closes"),
-    (Tool.BRUSH, "Brush", "H", "Paint onto the selected mask (Shift+wheel: size)"),
-    (Tool.ERASER, "Eraser", "E", "Erase from the selected mask (Shift+wheel: size)"),
-)
 
 
 class MainWindow(FileActions, QMainWindow):
@@ -83,6 +80,10 @@ class MainWindow(FileActions, QMainWindow):
         self.session = Session(config)
         self.setWindowTitle("annotator")
         self._image_req = 0
+        self._job_start = 0.0
+        self.review_feed: ReviewFeed | None = None  # the open project's proposals, polled
+        self.after_open_status = ""  # said when the folder job that is running ends
+        self._select_after: int | None = None  # select this object once its image is shown
         self._after_open: int | None = None  # row to show once a reopened folder is listed
         self._job_done: Callable[[Any], None] | None = None
         self._job_end: Callable[[], None] | None = None
@@ -219,70 +220,56 @@ class MainWindow(FileActions, QMainWindow):
         ):
             bar.addPermanentWidget(widget)
 
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            keys = shortcut if isinstance(shortcut, list) else [shortcut]
-            action.setShortcuts([QKeySequence(k) for k in keys])
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{text} ({action.shortcut().toString()})  {tip}")
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        self.addAction(action)  # shortcuts work whichever panel has focus
-        return action
-
     def _actions(self) -> None:
+        """Menus, toolbar and shortcuts, bound from the action registry (`app.keys`)."""
         c = self.controller
-        file_menu = self.menuBar().addMenu("&File")
+        bar = self.menuBar()
+        menus = {name: bar.addMenu(f"&{name}") for name in ("File", "Edit", "View", "Find")}
+        menus["Find"].setTitle("Fi&nd")
+        menus["Tools"] = bar.addMenu("&Tools")
         self.toolbar = self.addToolBar("Tools")
         self.toolbar.setObjectName("tools")
-        open_action = self._action(file_menu, "Open folder…", self.choose_folder, "Ctrl+O")
-        self._action(file_menu, "Import…", self.import_dialog, "Ctrl+I", "Import a dataset")
-        self._action(file_menu, "Export…", self.export_dialog, "Ctrl+E", "Export a dataset")
-        file_menu.addSeparator()
-        self._action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
-        self._action(
-            file_menu, "Download models…", self.offer_downloads, None, "Get missing weights"
-        )
-        self._action(file_menu, "Quit", self.close, "Ctrl+Q")
-        edit = self.menuBar().addMenu("&Edit")
-        undo = self.undo_stack.createUndoAction(self, "Undo")
-        undo.setShortcuts(QKeySequence.StandardKey.Undo)
-        redo = self.undo_stack.createRedoAction(self, "Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for action in (undo, redo):
-            edit.addAction(action)
-            self.addAction(action)
-        edit.addSeparator()
-        self._action(edit, "Accept mask", self._accept_key, ["Return", "Enter"], "Store the mask")
-        self._action(edit, "Clear prompts", c.clear, "Esc")
-        self._action(edit, "Delete annotation", c.delete_selected, ["Delete", "Backspace"])
-        self._action(edit, "Next SAM candidate", c.cycle_candidate, None, "Tab on the canvas")
-        self._action(edit, "Type a label", self.suggestions.start_typing, "F2")
-        for n in range(1, 6):
-            self._action(edit, f"Use suggestion {n}", partial(c.pick_number, n), str(n))
-        view = self.menuBar().addMenu("&View")
-        self._action(view, "Previous image", self.previous_image, ["A", "PgUp"])
-        self._action(view, "Next image", self.next_image, ["D", "PgDown"])
-        self._action(view, "Fit to window", self.canvas.fit, "F")
-        self._action(view, "Zoom in", partial(self.canvas.zoom_by, 1.25), "Ctrl++")
-        self._action(view, "Zoom out", partial(self.canvas.zoom_by, 0.8), "Ctrl+-")
-        view.addSeparator()
+        undo, redo = undo_actions(self, self.undo_stack, self.step)
+        slots: dict[str, Any] = {
+            "file.open": self.choose_folder,
+            "file.import": self.import_dialog,
+            "file.export": self.export_dialog,
+            "file.settings": self.open_settings,
+            "file.download": self.offer_downloads,
+            "file.quit": self.close,
+            "edit.undo": undo,
+            "edit.redo": redo,
+            "edit.accept": self._accept_key,
+            "edit.clear": c.clear,
+            "edit.delete": c.delete_selected,
+            "edit.type": self.suggestions.start_typing,
+            "view.previous": self.previous_image,
+            "view.next": self.next_image,
+            "view.previous_key": self.previous_image,
+            "view.next_key": self.next_image,
+            "view.fit": self.canvas.fit,
+            "view.zoom_in": partial(self.canvas.zoom_by, 1.25),
+            "view.zoom_out": partial(self.canvas.zoom_by, 0.8),
+            "view.vocabulary": self.show_vocabulary,
+            "find.text": self._start_search,
+            "find.similar": self._find_similar,
+            "find.tags": lambda: self.tags.seed(),
+            "find.compare": self.open_compare,
+            "tool.refine": lambda: self.refine_boxes(),
+        }
+        for n in range(1, 10):
+            slots[f"edit.suggestion{n}"] = partial(c.pick_number, n)
+        for tool in Tool:
+            slots[f"tool.{tool.value}"] = partial(self.set_tool, tool)
+        self.key_actions = bind(self, slots, menus)
+        menus["View"].addSeparator()
         for dock in self.findChildren(QDockWidget):
-            view.addAction(dock.toggleViewAction())
-        view.addAction(self.tags_toolbar.toggleViewAction())
-        find = self.menuBar().addMenu("Fi&nd")
-        self._action(find, "Find objects by text…", self._start_search, "Ctrl+F")
-        self._action(find, "Similar to selection", self._find_similar, "Ctrl+Shift+F")
-        self._action(find, "Seed labels from tags", lambda: self.tags.seed())
-        find.addSeparator()
-        self._action(find, "Compare models…", self.open_compare, "Ctrl+Shift+C")
-        tools = self.menuBar().addMenu("&Tools")
+            menus["View"].addAction(dock.toggleViewAction())
+        menus["View"].addAction(self.tags_toolbar.toggleViewAction())
         group = QActionGroup(self)
         self.tool_actions: dict[Tool, QAction] = {}
-        for tool, text, key, tip in TOOLS:
-            action = self._action(tools, text, partial(self.set_tool, tool), key, tip)
+        for tool in Tool:
+            action = self.key_actions[f"tool.{tool.value}"]
             action.setCheckable(True)
             group.addAction(action)
             self.tool_actions[tool] = action
@@ -291,7 +278,24 @@ class MainWindow(FileActions, QMainWindow):
         self.toolbar.addSeparator()
         self.toolbar.addAction(undo)
         self.toolbar.addAction(redo)
-        self.toolbar.addAction(open_action)
+        self.toolbar.addAction(self.key_actions["file.open"])
+
+    def step(self, undone: bool) -> None:
+        """Undo (`undone`) or redo one step, then show its image and select its object."""
+        shown = step(self.undo_stack, undone)
+        if shown is None:
+            return
+        if shown.image_id != self.image_id:
+            self._select_after = shown.ann_id
+            self.go_to_image_id(shown.image_id)
+        elif shown.ann_id is not None and shown.ann_id in self.session.records:
+            self.controller.select(shown.ann_id)
+        self.show_status(f"{'Undone' if undone else 'Redone'}: {shown.text}", 4000)
+
+    def show_vocabulary(self) -> None:
+        """View ▸ Vocabulary editor (Ctrl+Shift+V): the dock with the names labels come from."""
+        self.vocab_dock.show()
+        self.vocab_dock.raise_()
 
     def _connect(self) -> None:
         c, canvas = self.controller, self.canvas
@@ -302,6 +306,8 @@ class MainWindow(FileActions, QMainWindow):
         canvas.mask_edited.connect(c.mask_edited)
         canvas.annotation_picked.connect(c.select)
         canvas.text_typed.connect(self.suggestions.start_typing)
+        canvas.key_context = lambda: canvas_context(self.session.pending is not None)
+        self.suggestions.typing_cancelled.connect(self.canvas.setFocus)
         canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.images.image_chosen.connect(self.go_to)
         self.annotations.annotation_selected.connect(c.select)
@@ -361,12 +367,10 @@ class MainWindow(FileActions, QMainWindow):
         self.tabifyDockWidget(self.search_dock, self.review_dock)
         self.search_dock.raise_()
         self.review.go_to_image.connect(self.go_to_image_id)
+        self.review.leave.connect(self.canvas.setFocus)
+        self.image_selected.connect(self.review.image_hidden)
         self.review.annotations_changed.connect(self.refresh_image)
         self.image_shown.connect(lambda i: self.review.image_shown(i, self.canvas.scene()))
-        tools = next(a.menu() for a in self.menuBar().actions() if a.text() == "&Tools")
-        tools.addSeparator()
-        tip = "SAM masks for the box-only annotations, as proposals to review"
-        self._action(tools, "Refine boxes into masks", self.refine_boxes, None, tip)
 
     def refine_boxes(self) -> bool:
         """Tools ▸ Refine boxes into masks: the review panel runs it and lists the proposals."""
@@ -501,6 +505,7 @@ class MainWindow(FileActions, QMainWindow):
         from annotator.store.proposals import ProposalStore
 
         self.review.set_queue(ReviewQueue(ProposalStore(project)), folder)
+        self.review_feed = ReviewFeed(self.review.queue.store)
         self.worker.set_label_priority([c.name for c in project.categories()])
         self._load_exemplars()
         self._change_token = project.changes_since().token
@@ -519,6 +524,9 @@ class MainWindow(FileActions, QMainWindow):
             self.go_to(row if row is not None and 0 <= row < len(rows) else 0)
         else:
             self.show_status(f"No images in {folder}", 0)
+        message, self.after_open_status = self.after_open_status, ""
+        if message:  # an import's result, said again once its reload has shown the image
+            self.show_status(message, 10000)
         if unreadable:  # say why files are missing from the list (each one is in self.errors)
             self.errors.extend(unreadable)
             count = "1 file" if len(unreadable) == 1 else f"{len(unreadable)} files"
@@ -545,29 +553,37 @@ class MainWindow(FileActions, QMainWindow):
             self.jobs.cancel()
 
     def _job_started(self, name: str) -> None:
+        self._job_start = time.monotonic()
         self.job_label.setText(name)
         self.job_progress.setRange(0, 0)  # busy until the first progress report
         for widget in (self.job_label, self.job_progress, self.job_cancel):
             widget.setVisible(True)
 
     def _job_progress(self, name: str, done: int, total: int, text: str) -> None:
-        self.job_label.setText(f"{name}: {text}" if text else name)
+        """The job's stage with its count, percentage and ETA ("writing YOLO: 40 / 100 (40%, ETA
+        12 s)")."""
+        count = progress_text(done, total, time.monotonic() - self._job_start)
+        line = " ".join(part for part in (text, count) if part)
+        self.job_label.setText(f"{name}: {line}" if line else name)
         self.job_progress.setRange(0, max(total, 0))
         if total:
             self.job_progress.setValue(done)
 
     def _job_finished(self, name: str, result: Any) -> None:
+        self.cancel_text = None
         on_done = self._end_job()
         if on_done is not None:
             on_done(result)
 
     def _job_failed(self, name: str, message: str) -> None:
+        self.cancel_text = None
         self._end_job()
         self.show_error(f"{name} failed: {message}")
 
     def _job_cancelled(self, name: str) -> None:
+        text_of, self.cancel_text = self.cancel_text, None
         self._end_job()
-        self.show_status(f"{name}: cancelled, nothing was changed", 6000)
+        self.show_status(text_of() if text_of else f"{name}: cancelled, nothing was changed", 10000)
 
     def _end_job(self) -> Any:
         """Hide the job's status widgets, run its `on_end`; returns its `on_done`."""
@@ -617,6 +633,9 @@ class MainWindow(FileActions, QMainWindow):
             self.show_status(str(error), 4000)
             return
         self._change_token = changes.token
+        feed = self.review_feed
+        if feed is not None and feed.poll() and not self.review.running:
+            self.review.refresh(show=False)  # another process's proposals (annotator autolabel)
         known = {row.image_id for row in self.images.model_.rows}
         for image_id in sorted(changes.images & known):
             self.refresh_image(image_id)
@@ -642,7 +661,12 @@ class MainWindow(FileActions, QMainWindow):
         self.canvas.set_image(image)
         self.session.display_image = image
         self.controller.refresh(image_id)
-        self.canvas.setFocus()
+        select, self._select_after = self._select_after, None
+        if select is not None and select in self.session.records:
+            self.controller.select(select)  # the object an undo / redo on this image acted on
+        focus = QApplication.focusWidget()
+        if focus is None or not (self.review.isAncestorOf(focus) or isinstance(focus, QLineEdit)):
+            self.canvas.setFocus()  # but the review queue and a text field keep their keys
         self.image_shown.emit(image_id)
 
     def _image_failed(self, image_id: int, request_id: int, message: str) -> None:
@@ -750,6 +774,7 @@ class MainWindow(FileActions, QMainWindow):
         if self.error_box is None:
             self.error_box = QMessageBox(QMessageBox.Icon.Warning, "annotator", text, parent=self)
             self.error_box.setWindowModality(Qt.WindowModality.NonModal)
+            self.error_box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_box.setText(text)
         self.error_box.show()
 

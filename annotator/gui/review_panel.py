@@ -15,11 +15,10 @@ pending proposals here (`app.refine`), reviewed like auto-label's.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -29,32 +28,28 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from annotator.app.jobs import AUTOLABEL, REFINE, AutolabelParams, DiscoveryRequest, RefineParams
+from annotator.app.jobs import (
+    AUTOLABEL,
+    REFINE,
+    YIELDED,
+    AutolabelParams,
+    DiscoveryRequest,
+    RefineParams,
+)
+from annotator.app.keys import ACTIONS, TYPE
+from annotator.app.progress import BatchStatus
 from annotator.app.refine import store_image, waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue, typed_classes
+from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
+from annotator.gui.review_undo import Undoable
 
 PROPOSAL_RGB = (0, 200, 255)
-
-
-class _Undoable(QUndoCommand):
-    """A review command on the Qt undo stack; the panel refreshes after each do / undo."""
-
-    def __init__(self, command: ReviewCommand, panel: ReviewPanel, image_ids: set[int]) -> None:
-        super().__init__(command.text)
-        self.command, self.panel, self.image_ids = command, panel, image_ids
-
-    def redo(self) -> None:
-        self.command.do()
-        self.panel.edited(self.image_ids)
-
-    def undo(self) -> None:
-        self.command.undo()
-        self.panel.edited(self.image_ids)
 
 
 class ReviewPanel(QWidget):
@@ -63,6 +58,7 @@ class ReviewPanel(QWidget):
     go_to_image = Signal(int)  # image id of the current proposal: the window shows it
     annotations_changed = Signal(int)  # image id whose annotations an accept / undo changed
     counts_changed = Signal(dict)
+    leave = Signal()  # Esc in the queue: the canvas takes the keys
 
     def __init__(self, undo_stack: QUndoStack, worker: Any = None) -> None:
         super().__init__()
@@ -76,10 +72,11 @@ class ReviewPanel(QWidget):
         self._params: dict[int, Any] = {}  # image id -> the job's params for it
         self._names: dict[int, str] = {}  # image id -> file name, of images with proposals
         self._req = 1_000_000  # request ids of our own, apart from the other panels'
-        self._started = 0.0
-        self._done = 0
+        self.yielded = 0  # images that gave way to a click and were sent again
+        self.status: BatchStatus | None = None  # the run's counts and status line
         self._overlay: MaskItem | None = None
         self._scene: Any = None
+        self._shown: int | None = None  # the image id the window shows (its pixels are there)
         self.counts = QLabel("no project")
         self.counts.setObjectName("review-counts")
         self.order = QComboBox()
@@ -107,6 +104,22 @@ class ReviewPanel(QWidget):
         self.classes_edit.setPlaceholderText("classes to auto-label: person, car, …")
         self.classes_edit.returnPressed.connect(lambda: self.start_autolabel())
         self.classes_edit.installEventFilter(self)
+        # the CLI's `annotator autolabel --threshold T --top-k K`, with the same defaults
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(-1.0, 1.0)
+        self.threshold.setDecimals(2)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.2)
+        self.threshold.setPrefix("threshold ")
+        self.threshold.setToolTip(
+            "keep regions whose class score is at least this (CLI --threshold)"
+        )
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 1000)
+        self.top_k.setValue(10)
+        self.top_k.setPrefix("top ")
+        self.top_k.setSuffix(" per class")
+        self.top_k.setToolTip("at most K regions per class and image (CLI --top-k)")
         self.run_button = QPushButton("Auto-label")
         self.run_button.clicked.connect(lambda: self.start_autolabel())
         self.cancel_button = QPushButton("Cancel")
@@ -126,6 +139,9 @@ class ReviewPanel(QWidget):
         above.addWidget(self.above_button)
         run = QHBoxLayout()
         run.addWidget(self.classes_edit, 1)
+        limits = QHBoxLayout()
+        limits.addWidget(self.threshold)
+        limits.addWidget(self.top_k)
         run.addWidget(self.run_button)
         run.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
@@ -135,6 +151,7 @@ class ReviewPanel(QWidget):
         layout.addWidget(self.class_edit)
         layout.addLayout(buttons)
         layout.addLayout(above)
+        layout.addLayout(limits)
         layout.addLayout(run)
         layout.addWidget(self.run_status)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -156,12 +173,27 @@ class ReviewPanel(QWidget):
 
     def image_shown(self, image_id: int, scene: Any) -> None:
         """The window shows `image_id`: draw the current proposal on it if it belongs there."""
-        self._scene = scene
-        self._overlay = None  # the canvas dropped its items with the old image
+        if self._overlay is not None and scene is not self._scene:
+            self._overlay.remove(self._scene)
+            self._overlay = None
+        self._scene, self._shown = scene, image_id
         self._draw()
 
+    def image_hidden(self, _image_id: int | None = None) -> None:
+        """The window leaves the shown image (another one is loading): no overlay meanwhile."""
+        self._shown = None
+        self._draw()
+
+    def overlay_image(self) -> int | None:
+        """The image id the proposal overlay is drawn on (None: not drawn)."""
+        if self._overlay is None or not self._overlay.fill.isVisible():
+            return None
+        return self._shown
+
     # ------------------------------------------------------------------------------ showing
-    def refresh(self) -> None:
+    def refresh(self, show: bool = True) -> None:
+        """Re-read the queue; `show` also brings the current proposal's image up (not when the
+        change came from elsewhere: the window stays where the user is)."""
         q = self.queue
         self.list.blockSignals(True)
         self.list.clear()
@@ -187,7 +219,10 @@ class ReviewPanel(QWidget):
         self.accept_button.setEnabled(bool(q.items))
         self.reject_button.setEnabled(bool(q.items))
         self.counts_changed.emit(counts)
-        self._show_current()
+        if show:
+            self._show_current()
+        else:
+            self._draw()
 
     def _image_names(self) -> dict[int, str]:
         """File names of the queued proposals' images, read once per image (not the whole
@@ -219,14 +254,16 @@ class ReviewPanel(QWidget):
         self._draw()
 
     def _draw(self) -> None:
+        """The current proposal's overlay, only on its own image (never on another one shown)."""
         if self._scene is None:
+            return
+        p = self.queue.current if self.queue is not None else None
+        if p is None or p.image_id != self._shown:
+            if self._overlay is not None:
+                self._overlay.set_visible(False)
             return
         if self._overlay is None:
             self._overlay = MaskItem(self._scene, 14)
-        p = self.queue.current if self.queue is not None else None
-        if p is None:
-            self._overlay.set_visible(False)
-            return
         self._overlay.show_mask(p.mask(), PROPOSAL_RGB, 90, 2.0, dashed=True)
         self._overlay.set_visible(True)
 
@@ -239,7 +276,7 @@ class ReviewPanel(QWidget):
     def _push(self, command: ReviewCommand | None, image_ids: set[int]) -> bool:
         if command is None:
             return False
-        self.undo_stack.push(_Undoable(command, self, image_ids))
+        self.undo_stack.push(Undoable(command, self, image_ids))
         return True
 
     def edited(self, image_ids: set[int]) -> None:
@@ -292,45 +329,32 @@ class ReviewPanel(QWidget):
             self.list.setFocus()
 
     def handle_key(self, event) -> bool:
-        """The review keys; True when the key was one of them."""
-        key, text = event.key(), event.text()
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        """The review keys (`app.keys`, context `review`); True when the key was one of them."""
+        name = ACTIONS.route(key_of(event), event.text(), "review")
+        if name == "review.accept":
             return self.accept() or True
-        if key == Qt.Key.Key_Backspace:
+        if name == "review.reject":
             return self.reject() or True
-        if (
-            text
-            and text in "123456789"
-            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        ):
-            return self.choose_class(int(text)) or True
-        if (
-            text
-            and text.isprintable()
-            and text.strip()
-            and not event.modifiers()
-            & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
-        ):
-            self.class_edit.setText(text)
+        if name is not None and name.startswith("review.class"):
+            return self.choose_class(int(name.removeprefix("review.class"))) or True
+        if name == "review.leave":
+            self.leave.emit()
+            return True
+        if name == TYPE:
+            self.class_edit.setText(event.text())
             self.class_edit.setFocus()
             return True
-        return False
+        return False  # Up / Down and the list's own keys
 
     def focusInEvent(self, event) -> None:  # noqa: N802 - Qt naming
         """The keys work on the queue: focusing the panel focuses its list."""
         self.list.setFocus(event.reason())
 
     def _is_review_key(self, event) -> bool:
-        """Keys the window also binds (Enter accepts a mask, Backspace deletes): with the queue
-        focused they are the review's, so the window's shortcut must not take them."""
-        modifiers = event.modifiers() & ~(
-            Qt.KeyboardModifier.KeypadModifier | Qt.KeyboardModifier.ShiftModifier
-        )
-        text = event.text()
-        return not modifiers and (
-            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
-            or (bool(text) and text.isprintable() and bool(text.strip()))
-        )
+        """With the queue focused its keys are its own: Enter is not "accept mask", Backspace not
+        "delete annotation" (the window's shortcuts must not take them)."""
+        name = ACTIONS.route(key_of(event), event.text(), "review")
+        return name == TYPE or (name is not None and name.startswith("review."))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
         if watched in (self.class_edit, self.classes_edit):
@@ -353,12 +377,18 @@ class ReviewPanel(QWidget):
         self,
         classes: str | None = None,
         settings: Any = None,
-        threshold: float | None = 0.2,
-        top_k: int = 10,
+        threshold: float | None = None,
+        top_k: int | None = None,
     ) -> bool:
-        """Label every image of the project with the classes, one worker request per image."""
+        """Label every image of the project with the classes, one worker request per image;
+        `threshold` and `top_k` default to the panel's fields (the CLI's defaults, 0.2 and 10)."""
         if classes is not None:
             self.classes_edit.setText(classes)
+        if threshold is not None:
+            self.threshold.setValue(threshold)
+        if top_k is not None:
+            self.top_k.setValue(top_k)
+        threshold, top_k = self.threshold.value(), self.top_k.value()
         typed, problem = typed_classes(self.classes_edit.text())
         names = tuple(typed)
         q = self.queue
@@ -390,7 +420,9 @@ class ReviewPanel(QWidget):
 
     def _begin(self, kind: str) -> bool:
         self._kind, self._store = kind, self.queue.store
-        self._running, self._done, self._started = True, 0, time.perf_counter()
+        self._running = True
+        self.status = BatchStatus(self._what(), len(self.images))
+        self.run_status.setText(self.status.text())
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._send_next()
@@ -403,7 +435,8 @@ class ReviewPanel(QWidget):
         """Stop after the image in progress (its result is still stored); refine runs too."""
         if self._running:
             self.images = []
-            self.run_status.setText(f"cancelled after {self._done} images (run again to continue)")
+            self.status.cancel()
+            self.run_status.setText(self.status.text())
 
     @property
     def running(self) -> bool:
@@ -421,6 +454,10 @@ class ReviewPanel(QWidget):
     def on_result(self, kind: str, image_id: int, request_id: int, result: Any) -> None:
         if kind != self._kind or request_id != self._req or not self._running:
             return
+        if isinstance(result, str) and result == YIELDED:
+            self.yielded += 1
+            self._send_next()  # a click went first; this image again (the cancelled: stop)
+            return
         same_project = self.queue is not None and self.queue.store is self._store
         if same_project and kind == AUTOLABEL:
             run, found = result
@@ -430,18 +467,16 @@ class ReviewPanel(QWidget):
             store_image(self.queue.store, image_id, result)
         if self.images and self.images[0][0] == image_id:
             self.images.pop(0)
-        self._done += 1
-        left = len(self.images)
-        elapsed = time.perf_counter() - self._started
-        eta = elapsed / self._done * left
-        self.run_status.setText(f"{self._what()}: {self._done} done, {left} left, ETA {eta:.0f} s")
+        self.status.step()
+        self.run_status.setText(self.status.text())
         self.refresh()
         self._send_next()
 
     def on_failed(self, kind: str, image_id: int, request_id: int, message: str) -> None:
         if kind != self._kind or request_id != self._req or not self._running:
             return
-        self.run_status.setText(f"skipped: {message}")
+        self.status.step(skipped=True)
+        self.run_status.setText(f"{self.status.text()}; skipped: {message}")
         if self.images and self.images[0][0] == image_id:
             self.images.pop(0)
         self._send_next()
@@ -450,8 +485,8 @@ class ReviewPanel(QWidget):
         self._running = False
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        if not self.run_status.text().startswith("cancelled"):
-            self.run_status.setText(f"{self._what()} finished: {self._done} images")
+        self.status.end()
+        self.run_status.setText(self.status.text())
         self.refresh()
 
 

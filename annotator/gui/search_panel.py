@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.app.jobs import FIND, DiscoveryRequest, FindParams
+from annotator.app.jobs import FIND, YIELDED, DiscoveryRequest, FindParams
 from annotator.app.session import Session
 from annotator.gui.canvas import Canvas
 from annotator.gui.commands import AcceptCommand
@@ -130,12 +130,16 @@ class SearchPanel(QWidget):
         self._image_id = s.image_id
         self._req = s.next_id()
         params = FindParams(query, self.count.value(), self.settings)
-        self.worker.discover(DiscoveryRequest(self._req, s.image_id, s.image_path(), FIND, params))
+        self._request = DiscoveryRequest(self._req, s.image_id, s.image_path(), FIND, params)
+        self.worker.discover(self._request)
         self.status.setText(f"Searching for “{query}”… (the first search of an image is slower)")
 
     def on_result(self, kind: str, image_id: int, request_id: int, matches: Any) -> None:
         if kind != FIND or request_id != self._req or image_id != self.session.image_id:
             return  # stale: another image or a newer query
+        if isinstance(matches, str) and matches == YIELDED:
+            self.worker.discover(self._request)  # a click went first: search again after it
+            return
         self._req = -1
         self.clear_hits()
         scene = self.canvas.scene()

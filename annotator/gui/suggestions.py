@@ -6,7 +6,7 @@ widget per name ever exists.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtCore import QEvent, QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
     QCompleter,
     QHBoxLayout,
@@ -19,7 +19,46 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.app.keys import ACTIONS
 from annotator.gui.colors import category_rgb
+from annotator.gui.keymap import key_of
+
+
+class LabelEdit(QLineEdit):
+    """The label field: Enter accepts, Esc cancels the typing (the `label` key context). Esc is
+    taken here, not by the window's "clear prompts", and also while the completer's popup is open
+    (the completer hands keys to the field first), so one Esc always clears the text."""
+
+    cancelled = Signal()
+    left = Signal()  # the focus went elsewhere (not to the completer's popup)
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().focusOutEvent(event)
+        if event.reason() != Qt.FocusReason.PopupFocusReason:
+            self.left.emit()
+
+    def event(self, event) -> bool:  # noqa: D401 - Qt override
+        if event.type() == QEvent.Type.ShortcutOverride and ACTIONS.route(
+            key_of(event), event.text(), "label"
+        ) in ("label.accept", "label.cancel", "edit.type"):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        name = ACTIONS.route(key_of(event), event.text(), "label")
+        if name == "label.cancel":
+            self.clear()
+            if self.completer() is not None:
+                self.completer().popup().hide()
+            event.accept()
+            self.cancelled.emit()
+            return
+        if name == "edit.type":
+            self.selectAll()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class SuggestionPanel(QWidget):
@@ -27,6 +66,7 @@ class SuggestionPanel(QWidget):
 
     label_chosen = Signal(str)  # a vocabulary name the user picked
     label_added = Signal(str)  # a new name to add to the vocabulary, then pick
+    typing_cancelled = Signal()  # Esc in the label field: the canvas takes the keys again
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -34,7 +74,9 @@ class SuggestionPanel(QWidget):
         self.list = QListWidget()
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.list.itemClicked.connect(self._clicked)
-        self.edit = QLineEdit()
+        self.edit = LabelEdit()
+        self.edit.cancelled.connect(self.cancel_typing)
+        self.edit.left.connect(lambda: setattr(self, "typing", False))
         self.edit.setPlaceholderText("type a label… (F2)")
         self.edit.setClearButtonEnabled(True)
         self._names = QStringListModel(self)
@@ -60,6 +102,7 @@ class SuggestionPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(row)
         self.labels: list[tuple[str, float]] = []
+        self.typing = False  # the field was opened by F2 or a letter and not finished yet
 
     def set_names(self, names: list[str]) -> None:
         """The whole vocabulary (and project categories) for the completer."""
@@ -98,12 +141,33 @@ class SuggestionPanel(QWidget):
             return self.labels[number - 1][0]
         return None
 
-    def start_typing(self, text: str = "") -> None:
-        self.edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.edit.setText(text)
+    def start_typing(self, text: str | None = None) -> None:
+        """Open the label field. A letter (typed while a mask waits) starts the text, or goes on
+        with it while the field is open; None (F2) puts the best suggestion in, selected, so
+        Enter takes it and typing replaces it. Old text never stays in the field."""
+        if text is None:
+            best = self.labels[0][0] if self.labels else ""
+            self.typing = True
+            self.edit.setText(best)
+            self.edit.selectAll()
+            self.edit.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
+        if self.typing:
+            self.edit.insert(text)
+        else:
+            self.edit.setText(text)
+        self.typing = True
+        self.edit.setFocus(Qt.FocusReason.OtherFocusReason)
         if text:
-            self.completer.setCompletionPrefix(text)
+            self.completer.setCompletionPrefix(self.edit.text())
             self.completer.complete()
+
+    def cancel_typing(self) -> None:
+        """Esc in the field: no text stays; the shape still waits (a second Esc on the canvas
+        discards it)."""
+        self.typing = False
+        self.edit.clear()
+        self.typing_cancelled.emit()
 
     def _clicked(self, item: QListWidgetItem) -> None:
         self.label_chosen.emit(item.data(Qt.ItemDataRole.UserRole))
@@ -111,6 +175,7 @@ class SuggestionPanel(QWidget):
     def _completed(self, text: str) -> None:
         name = self.canonical(text)
         if name is not None:
+            self.typing = False
             self.edit.clear()
             self.label_chosen.emit(name)
 
@@ -119,6 +184,7 @@ class SuggestionPanel(QWidget):
         text = " ".join(self.edit.text().split())
         if not text:
             return
+        self.typing = False
         self.edit.clear()
         self.completer.popup().hide()
         name = self.canonical(text)

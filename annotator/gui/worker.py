@@ -28,9 +28,10 @@ from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
 from annotator.app.first_start import FIRST_NAMES_WAIT_S, WIDE_NAMES_WAIT_S, IndexSchedule
-from annotator.app.jobs import DISCOVERY_JOBS, DiscoveryRequest, JobContext
+from annotator.app.jobs import DISCOVERY_JOBS, YIELDED, YIELDING, DiscoveryRequest, JobContext
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import ModelConfig
+from annotator.preempt import StepAside, interruptible
 from annotator.priority import WORKER_NICE, lower_thread_priority
 
 log = logging.getLogger(__name__)
@@ -486,7 +487,15 @@ class EngineWorker(QThread):
             urgent,
             self.progress.emit,
         )
-        result = DISCOVERY_JOBS[request.kind](context, request)
+        job = DISCOVERY_JOBS[request.kind]
+        if request.kind in YIELDING:
+            try:
+                with interruptible(urgent):
+                    result = job(context, request)
+            except StepAside:  # a click waits: it goes first, the sender asks again
+                result = YIELDED
+        else:
+            result = job(context, request)
         self.discovered.emit(request.kind, request.image_id, request.request_id, result)
 
     def _other_engine(self, config: ModelConfig) -> Any:

@@ -143,7 +143,10 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
     dialog.download_buttons[fake_sam.name].click()
     qtbot.waitUntil(lambda: dialog.thread is None, timeout=20_000)
     status = dialog.status[fake_sam.name].text()
-    assert status.startswith("download failed:") and "sha256" in status and "\n" not in status
+    assert status.startswith("download failed") and "\n" not in status
+    details = dialog.details  # the whole message, wrapped and copyable (issue 24)
+    assert details.isVisible() and details.isReadOnly() and "sha256" in details.toPlainText()
+    assert details.lineWrapMode() == details.LineWrapMode.WidgetWidth
     assert dialog.download_buttons[fake_sam.name].text() == "Retry"
     assert dialog.isVisible() and dialog.progress_dialog is None
     target = weights.cached_path(fake_sam.name)

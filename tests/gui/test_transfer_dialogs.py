@@ -230,7 +230,7 @@ def test_a_long_export_keeps_the_window_ticking_and_reports_progress(qtbot, tmp_
             assert window.export_dataset("yolo", tmp_path / "yolo")
     meter.report("yolo export")
     assert meter.seconds > 0.5, "the export was too quick to prove anything"
-    assert meter.worst() < 50, f"the GUI thread stalled {meter.worst()} ms during the export"
+    assert meter.kept_ticking(), f"the GUI thread waited for the export: {len(meter.gaps)} ticks"
     assert any(total == 301 and 0 < done < total for done, total in progress), progress[:5]
     lines = (tmp_path / "yolo" / "labels" / "train" / "sub__img_0007.txt").read_text()
     assert len(lines.splitlines()) == 40
