@@ -83,6 +83,9 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="category to save under (default: the best label; the project's accepted objects "
         "count as visual exemplars for it)",
     )
+    from annotator.cli.large import add_window_flag
+
+    add_window_flag(p)  # large images (issue 26): the region the segmenter sees
     p.set_defaults(handler=cmd_segment)
 
 
@@ -175,6 +178,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
         with open_project(args.save, create=False) as project:  # its accepted objects inform labels
             engine.exemplars = exemplars_from_project(project, engine.region_model_id)
+    from annotator.cli.large import segment_large, wants_window
+
+    if wants_window(args):  # a large TIFF, or --window: encoded region by region
+        return segment_large(args, engine)
     embedding = engine.embed(args.image, clip=args.top_k > 0)  # --top-k 0: the mask half only
     multimask = {"auto": None, "on": True, "off": False}[args.multimask]
     proposal = engine.segment(

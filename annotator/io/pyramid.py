@@ -119,6 +119,47 @@ class Pyramid:
         self.close()
 
 
+class ArrayImage:
+    """An image already in memory (a PNG or JPEG under the 150 MP limit) behind `Pyramid`'s
+    interface, so that windows and tile grids treat every format alike. One level."""
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = np.ascontiguousarray(pixels)
+        self.height, self.width = (int(v) for v in self.pixels.shape[:2])
+        self.levels = [Level(0, self.width, self.height, 1.0)]
+
+    def read(self, box: tuple[int, int, int, int], level: int = 0) -> np.ndarray:
+        x0, y0, x1, y1 = (int(v) for v in box)
+        return np.ascontiguousarray(self.pixels[max(0, y0) : y1, max(0, x0) : x1])
+
+    def region_key(self, box: tuple[int, int, int, int], level: int = 0) -> str:
+        from annotator.io.images import sha256_pixels
+
+        return hashlib.sha256(
+            f"array-v1|{box}|{sha256_pixels(self.read(box))}".encode()
+        ).hexdigest()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ArrayImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def open_large(path: str | os.PathLike, cache_dir: Path | None = None) -> Pyramid | ArrayImage:
+    """A TIFF as a `Pyramid` (region by region, any size up to 10 gigapixels); any other format
+    decoded whole by `io/images.load_image`, with its 150 MP limit."""
+    from annotator.io.images import load_image
+    from annotator.io.tiles import is_tiff
+
+    if is_tiff(path):
+        return Pyramid.open(path, cache_dir)
+    return ArrayImage(load_image(path))
+
+
 def _halvings(width: int, height: int) -> int:
     count = 0
     while max(width, height) > SMALLEST_SIDE:
@@ -182,4 +223,4 @@ def _mean2(band: np.ndarray) -> np.ndarray:
     return ((total + 2) // 4).astype(np.uint8)
 
 
-__all__ = ["SMALLEST_SIDE", "Pyramid"]
+__all__ = ["SMALLEST_SIDE", "ArrayImage", "Pyramid", "open_large"]
