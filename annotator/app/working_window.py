@@ -132,20 +132,27 @@ def window_embedding(
     known: ImageEmbedding | None = None,
 ) -> ImageEmbedding:
     """The window's embedding from the cache (by the region's content key) or the encoders."""
-    scale = image.levels[window.level].scale
-    box = tuple(int(v) for v in _level_box(window, scale))
+    box = level_box(image, window)
     key = image.region_key(box, window.level)
     return engine.embed(lambda: image.read(box, window.level), clip=clip, known=known, key=key)
 
 
-def _level_box(window: Window, scale: float) -> tuple[int, int, int, int]:
-    if scale == 1:
+def window_key(image, window: Window) -> str:
+    """The cache key of a window's embedding (the region's content key at its level)."""
+    return image.region_key(level_box(image, window), window.level)
+
+
+def level_box(image, window: Window) -> tuple[int, int, int, int]:
+    """The window in its level's pixels."""
+    level = image.levels[window.level]
+    if level.scale == 1:
         return window.box
+    s = level.scale
     return (
-        int(window.x0 // scale),
-        int(window.y0 // scale),
-        math.ceil(window.x1 / scale),
-        math.ceil(window.y1 / scale),
+        int(round(window.x0 / s)),
+        int(round(window.y0 / s)),
+        min(level.width, max(int(round(window.x0 / s)) + 1, int(round(window.x1 / s)))),
+        min(level.height, max(int(round(window.y0 / s)) + 1, int(round(window.y1 / s)))),
     )
 
 
@@ -208,5 +215,7 @@ __all__ = [
     "input_side",
     "placed_rle",
     "segment_in_window",
+    "level_box",
     "window_embedding",
+    "window_key",
 ]

@@ -33,17 +33,9 @@ def add_window_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def is_large(path: Path) -> bool:
-    """A TIFF over `io/tiles.LARGE_PIXELS`: segmented in a window, proposed on a tile grid."""
-    from annotator.io.tiles import LARGE_PIXELS, TiledImage, is_tiff
-
-    if not is_tiff(path):
-        return False
-    with TiledImage(path) as image:
-        return image.width * image.height > LARGE_PIXELS
-
-
 def wants_window(args: argparse.Namespace) -> bool:
+    from annotator.io.pyramid import is_large
+
     return getattr(args, "window", None) is not None or is_large(args.image)
 
 
@@ -118,3 +110,113 @@ def _save(args: argparse.Namespace, engine, answer, rle: dict) -> int:
     if not ann_id:
         raise AnnotatorError("the mask could not be saved")
     return ann_id
+
+
+# ------------------------------------------------------------------------------------------ find
+def find_large(args: argparse.Namespace, engine, settings) -> int:
+    """`find` on a large image: the tile grid at full resolution, merged across borders
+    (discovery/tiled.py); the same JSON as `find`, masks as full-image RLEs."""
+    from annotator.app.working_window import input_side
+    from annotator.discovery.find import Finder
+    from annotator.discovery.tiled import FinderSource, propose_tiled
+    from annotator.io.pyramid import open_large
+
+    finder = Finder(engine, settings)
+    source = FinderSource(engine, finder, args.threshold, args.top_k)
+    tile = input_side(engine)
+    cache_root = engine.cache.root.parent if engine.cache is not None else None
+    with open_large(args.image, cache_root) as image:
+        merged = propose_tiled(image, source, [args.query], tile=tile, overlap=tile // 4)
+        height, width = image.height, image.width
+    matches = []
+    for p in merged[: args.top_k]:
+        x, y, w, h = p.bbox()
+        matches.append(
+            {
+                "rle": p.rle(height, width),
+                "bbox": [x, y, w, h],
+                "box": [x, y, x + w, y + h],
+                "area": p.area,
+                "score": round(p.score, 6),
+            }
+        )
+    result = {
+        "image": str(args.image),
+        "width": width,
+        "height": height,
+        "query": args.query,
+        "tiles": f"{tile} px, overlap {tile // 4}",
+        "proposals": len(merged),
+        "matches": matches,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- embed
+TILES = ("all", "visible-default")
+
+
+def add_embed_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("large images (tiled TIFF over 16 MP)")
+    g.add_argument(
+        "--level",
+        type=int,
+        metavar="N",
+        help="pyramid level to embed (0 = full resolution; default: with --tiles "
+        "visible-default the level the opened window shows, with --tiles all level 0)",
+    )
+    g.add_argument(
+        "--tiles",
+        choices=TILES,
+        default="visible-default",
+        help="all: every window of the level's tile grid; visible-default (default): the "
+        "window the image opens on (the whole image at the fitting level)",
+    )
+
+
+def embed_windows(image, side: int, level: int | None, tiles: str) -> list:
+    """The windows `embed --level --tiles` encodes, in level-0 pixels with their level."""
+    from annotator.app.working_window import Window
+    from annotator.discovery.tiled import tile_grid
+
+    if level is None:
+        fits = max(image.width, image.height) / side
+        level = image.level_for(fits) if tiles == "visible-default" else 0
+    if not 0 <= level < len(image.levels):
+        raise AnnotatorError(f"--level {level}: the image has levels 0 to {len(image.levels) - 1}")
+    lv = image.levels[level]
+
+    def to_full(x0: int, y0: int, x1: int, y1: int) -> Window:
+        s = lv.scale
+        return Window(
+            round(x0 * s), round(y0 * s), min(image.width, round(x1 * s)),
+            min(image.height, round(y1 * s)), level,
+        )  # fmt: skip
+
+    if tiles == "all":
+        return [to_full(*w.box) for w in tile_grid(lv.width, lv.height, side, side // 4)]
+    w, h = min(side, lv.width), min(side, lv.height)
+    x0, y0 = (lv.width - w) // 2, (lv.height - h) // 2
+    return [to_full(x0, y0, x0 + w, y0 + h)]
+
+
+def embed_large(engine, path: Path, level: int | None, tiles: str) -> tuple[int, int]:
+    """Embed a large image's windows (both halves); returns (encoded now, already cached)."""
+    from annotator.app.working_window import input_side, window_embedding, window_key
+    from annotator.io.pyramid import open_large
+
+    cache_root = engine.cache.root.parent if engine.cache is not None else None
+    encoded = cached = 0
+    with open_large(path, cache_root) as image:
+        for window in embed_windows(image, input_side(engine), level, tiles):
+            key = window_key(image, window)
+            if engine.cache is not None and all(
+                engine.cache.contains(kind, model, key)
+                for kind, model in (("sam", engine.sam.identity), ("clip", engine.region_model_id))
+            ):
+                cached += 1
+                continue
+            window_embedding(engine, image, window)
+            encoded += 1
+    return encoded, cached

@@ -35,6 +35,9 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         "embed", parents=[models], help="encode every image of a folder into the cache"
     )
     p.add_argument("folder", type=Path, help="folder of images; cached images are skipped")
+    from annotator.cli.large import add_embed_flags
+
+    add_embed_flags(p)  # large images (issue 26): which pyramid level and windows
     ray = p.add_argument_group('cluster (pip install "annotator[cluster]")')
     ray.add_argument(
         "--ray",
@@ -110,10 +113,24 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise AnnotatorError(f"{args.folder}: no images found")
     if args.ray is not None:
         return _embed_on_ray(args, paths)
+    from annotator.cli.large import embed_large
+    from annotator.io.pyramid import is_large
+
     engine = make_engine(args, build_index=False)  # encoding needs no text index
     failed = skipped = 0
     with tqdm(paths, desc="embedding", unit="image", file=sys.stderr) as bar:
         for path in bar:
+            if is_large(path):  # a tiled TIFF over 16 MP: the level and windows asked for
+                try:
+                    done, cached = embed_large(engine, path, args.level, args.tiles)
+                except AnnotatorError as error:
+                    failed += 1
+                    bar.write(
+                        f"annotator: skipped {show_path(path.name)}: {error}", file=sys.stderr
+                    )
+                    continue
+                skipped += not done
+                continue
             if engine.is_cached(path):
                 skipped += 1
                 continue

@@ -149,6 +149,33 @@ class ArrayImage:
         pass
 
 
+def is_large(path: str | os.PathLike) -> bool:
+    """A TIFF over `io/tiles.LARGE_PIXELS`: segmented in a window, proposed on a tile grid."""
+    from annotator.io.tiles import LARGE_PIXELS, is_tiff
+
+    if not is_tiff(path):
+        return False
+    with TiledImage(path) as image:
+        return image.width * image.height > LARGE_PIXELS
+
+
+def image_size_any(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) by `io/images.image_size` (EXIF orientation, 150 MP), and for a TIFF it
+    refuses (too large for Pillow) from tifffile's header: up to 10 gigapixels."""
+    from annotator.errors import ImageLoadError
+    from annotator.io.images import image_size
+    from annotator.io.tiles import is_tiff
+
+    try:
+        size = image_size(path)
+    except ImageLoadError:
+        if not is_tiff(path):
+            raise
+        with TiledImage(path) as image:
+            return image.width, image.height
+    return size.width, size.height
+
+
 def open_large(path: str | os.PathLike, cache_dir: Path | None = None) -> Pyramid | ArrayImage:
     """A TIFF as a `Pyramid` (region by region, any size up to 10 gigapixels); any other format
     decoded whole by `io/images.load_image`, with its 150 MP limit."""
@@ -223,4 +250,4 @@ def _mean2(band: np.ndarray) -> np.ndarray:
     return ((total + 2) // 4).astype(np.uint8)
 
 
-__all__ = ["SMALLEST_SIDE", "ArrayImage", "Pyramid", "open_large"]
+__all__ = ["SMALLEST_SIDE", "ArrayImage", "Pyramid", "image_size_any", "is_large", "open_large"]
