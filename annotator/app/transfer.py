@@ -31,6 +31,7 @@ from annotator.app.longjob import JobControl, LongJob
 from annotator.errors import AnnotatorError, ProjectError
 
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")  # = annotator.io.formats.FORMATS
+EXPORT_FORMATS = (*FORMATS, "geojson")  # geojson: export only (issue 26)
 TITLES = {
     "coco": "COCO JSON",
     "yolo": "YOLO",
@@ -38,6 +39,7 @@ TITLES = {
     "cvat": "CVAT XML",
     "labelme": "labelme JSON",
     "masks": "PNG masks",
+    "geojson": "GeoJSON (polygons; a GeoTIFF's CRS)",
 }
 SINGLE_FILE = {"coco": ".json", "cvat": ".xml"}  # exported as one file; the others as a folder
 YOLO_TASKS = ("segment", "detect")
@@ -73,8 +75,8 @@ def export_problem(name: str, out: str | os.PathLike) -> str | None:
     from annotator.io.files import show_path
     from annotator.store.files import export_target_problem
 
-    if name not in FORMATS:
-        return f"unknown format {name!r} (one of: {', '.join(FORMATS)})"
+    if name not in EXPORT_FORMATS:
+        return f"unknown format {name!r} (one of: {', '.join(EXPORT_FORMATS)})"
     problem = export_target_problem(out, single_file=name == "coco")
     return None if problem is None else f"{show_path(out)}: {problem}"
 

@@ -20,15 +20,25 @@ from annotator.io.images import show_path
 from annotator.store.project import Project
 
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
+EXPORT_FORMATS = (*FORMATS, "geojson")  # geojson: export only (issue 26)
 # Detection order: the folder layouts with a marker file first, labelme's loose JSON last.
 _DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
 
-__all__ = ["FORMATS", "FormatWarning", "Progress", "detect", "export", "format_module", "import_"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "FORMATS",
+    "FormatWarning",
+    "Progress",
+    "detect",
+    "export",
+    "format_module",
+    "import_",
+]
 
 
 def format_module(name: str) -> ModuleType:
     """The module of a format (imported on first use: a CLI run pays only for its own format)."""
-    if name not in FORMATS:
+    if name not in EXPORT_FORMATS:
         raise DatasetFormatError(f"unknown format {name!r} (one of: {', '.join(FORMATS)})")
     return importlib.import_module(f"annotator.io.formats.{name}")
 
