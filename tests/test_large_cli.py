@@ -77,3 +77,23 @@ def test_segment_refuses_a_bad_tiff_in_one_line(tmp_path, engine_args, capsys):
     code = main(["segment", str(bad), "--point", "5,0", "--top-k", "0", *cli_flags(engine_args)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "absurd tile or strip size" in err
+
+
+def test_segment_save_stores_the_full_image_rle(folder, engine_args, tmp_path, capsys):
+    project = tmp_path / "p"
+    project.mkdir()
+    image = project / "big.tif"
+    image.write_bytes((folder / "big.tif").read_bytes())
+    capsys.readouterr()
+    code = main(["segment", str(image), "--point", "2100,2050", "--top-k", "0",
+                 "--category", "disc", "--save", str(project), *cli_flags(engine_args)])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["window"] == [1972, 1922, 2228, 2178]
+    from annotator.store import Project
+
+    with Project.open_folder(project) as store:
+        (record,) = store.images()
+        (annotation,) = store.annotations()
+    assert (record.width, record.height) == (4200, 4100)
+    assert annotation.rle == out["rle"] and annotation.area == out["area"] > 0
+    assert list(annotation.bbox) == out["bbox"]

@@ -196,3 +196,15 @@ def test_not_a_tiff_and_too_many_pixels(tmp_path):
     }
     assert MAX_SEGMENT_BYTES > 256 * 256
     _refused(write_tags(tmp_path / "huge.tif", tags, b"\0" * 16), "gigapixels")
+
+
+def test_levels_of_a_striped_file_are_built_from_bands(tmp_path):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (1300, 2100, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "strips.tif", rgb, rowsperstrip=50, compression="zlib")
+    with Pyramid.open(tmp_path / "strips.tif", tmp_path / "cache") as pyramid:
+        sizes = [(lv.width, lv.height) for lv in pyramid.levels]
+        assert sizes == [(2100, 1300), (1050, 650), (525, 325)]
+        half = pyramid.read((0, 0, 1050, 650), 1)
+    want = (rgb.reshape(650, 2, 1050, 2, 3).astype(np.uint16).sum(axis=(1, 3)) + 2) // 4
+    assert np.array_equal(half, want.astype(np.uint8))

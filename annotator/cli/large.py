@@ -48,11 +48,9 @@ def segment_large(args: argparse.Namespace, engine) -> int:
         input_side,
         segment_in_window,
     )
-    from annotator.cache import default_cache_dir
     from annotator.io.pyramid import open_large
 
-    cache_root = engine.cache.root.parent if engine.cache is not None else default_cache_dir()
-    with open_large(args.image, cache_root) as image:
+    with open_large(args.image) as image:  # level 0 only: no pyramid is built for a click
         if args.window is not None:
             window = Window(*args.window)
         else:
@@ -124,8 +122,7 @@ def find_large(args: argparse.Namespace, engine, settings) -> int:
     finder = Finder(engine, settings)
     source = FinderSource(engine, finder, args.threshold, args.top_k)
     tile = input_side(engine)
-    cache_root = engine.cache.root.parent if engine.cache is not None else None
-    with open_large(args.image, cache_root) as image:
+    with open_large(args.image) as image:  # the grid is at level 0: no pyramid built
         merged = propose_tiled(image, source, [args.query], tile=tile, overlap=tile // 4)
         height, width = image.height, image.width
     matches = []

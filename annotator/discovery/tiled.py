@@ -226,10 +226,7 @@ def label_large(path, source: WindowSource, classes: Sequence[str], engine=None)
     from annotator.io.pyramid import open_large
     from annotator.store.proposals import NewProposal
 
-    cache = None
-    if engine is not None and engine.cache is not None:
-        cache = engine.cache.root.parent
-    with open_large(path, cache) as image:
+    with open_large(path) as image:  # the grid is at level 0: no pyramid built
         tile = DEFAULT_TILE
         if engine is not None:
             from annotator.app.working_window import input_side

@@ -3,7 +3,7 @@
 A view of a 20,000-px image at 5 % zoom must not decode 400 MP to show 1 MP: it reads the level
 whose pixels are closest to the screen's. A pyramidal TIFF (SubIFDs, OME, GDAL overviews) already
 has them; for a flat tiled or striped TIFF `Pyramid.open` builds the missing halvings, each from the
-one above it, a band of tile rows at a time (memory: two bands, never a whole level), into tiled
+one above it, a tile at a time (a striped source: a band of rows; never a whole level), into tiled
 zlib TIFFs under `<cache>/pyramids/<key>/`. The key names the file by path, size, modification time
 and its level-0 layout: building reads every tile once, so naming the levels by a hash of the
 pixels would cost the same full read on every open.
@@ -213,14 +213,22 @@ def _halve(source: _Source, target: Path) -> None:
     level = source.image.levels[source.level]
     width, height = -(-level.width // 2), -(-level.height // 2)
 
+    # A tiled source is read one 2*TILE square per output tile (a few MB); a striped one a band
+    # of 2*TILE rows at a time, since each strip spans the whole width (one decode per strip).
+    tiled = source.image.is_tiled(source.level)
+
     def tiles():
         for ty in range(0, height, TILE):
             y0, y1 = 2 * ty, min(level.height, 2 * (ty + TILE))
-            band = source.image.read((0, y0, level.width, y1), source.level)
-            small = _mean2(band)
+            band = None if tiled else source.image.read((0, y0, level.width, y1), source.level)
             for tx in range(0, width, TILE):
+                x0, x1 = 2 * tx, min(level.width, 2 * (tx + TILE))
+                if band is None:
+                    block = source.image.read((x0, y0, x1, y1), source.level)
+                else:
+                    block = band[:, x0:x1]
+                part = _mean2(block)
                 tile = np.zeros((TILE, TILE, 3), np.uint8)
-                part = small[:, tx : tx + TILE]
                 tile[: part.shape[0], : part.shape[1]] = part
                 yield tile
 

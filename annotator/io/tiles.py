@@ -220,6 +220,10 @@ class TiledImage:
             )
         return self.levels[level]
 
+    def is_tiled(self, level: int = 0) -> bool:
+        """Tiles (True) or strips spanning the width (False) at this level."""
+        return bool(self._pages[level].is_tiled)
+
     def clamp(self, box: tuple[int, int, int, int], level: int = 0) -> tuple[int, int, int, int]:
         """The box cut to the level's bounds; ValueError when nothing is left."""
         lv = self.level(level)
