@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.errors import ImageLoadError
 from annotator.io.tiles import Level, TiledImage
 
 SMALLEST_SIDE = 1024
@@ -155,14 +156,22 @@ def is_large(path: str | os.PathLike) -> bool:
 
     if not is_tiff(path):
         return False
-    with TiledImage(path) as image:
-        return image.width * image.height > LARGE_PIXELS
+    try:
+        with TiledImage(path) as image:
+            return image.width * image.height > LARGE_PIXELS
+    except ImageLoadError as refused:
+        from annotator.io.images import image_size
+
+        try:
+            image_size(path)
+        except ImageLoadError:
+            raise refused from None  # tifffile's reason is the more precise one
+        return False  # Pillow reads what tifffile refused (an old-style JPEG-in-TIFF...)
 
 
 def image_size_any(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) by `io/images.image_size` (EXIF orientation, 150 MP), and for a TIFF it
     refuses (too large for Pillow) from tifffile's header: up to 10 gigapixels."""
-    from annotator.errors import ImageLoadError
     from annotator.io.images import image_size
     from annotator.io.tiles import is_tiff
 
