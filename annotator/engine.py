@@ -244,9 +244,10 @@ class Engine:
 
     def embed(
         self,
-        image: np.ndarray | Path | str,
+        image: np.ndarray | Path | str | Callable[[], np.ndarray],
         clip: bool = True,
         known: ImageEmbedding | None = None,
+        key: str | None = None,
     ) -> ImageEmbedding:
         """The image's embedding, from the cache when possible; a path is decoded only when needed.
 
@@ -254,10 +255,16 @@ class Engine:
         a mask, so the first click on a new image does not also wait for the CLIP encoder; the
         labels come once a later `embed(..., known=that)` has added the CLIP half (masks before
         labels). `known` is an embedding of the same image whose halves are reused as they are.
+        `key` names an image given as a function returning its pixels (a region of a large image,
+        `io/tiles.region_key`): the cache is looked up by it and the function called only on a miss.
         """
         pixels: np.ndarray | None = None
         pixels_from_file = isinstance(image, (str, Path))
-        if known is not None:
+        if callable(image):
+            if key is None:
+                raise ValueError("an image given as a function needs its cache key")
+            digest, pixels_from_file = (known.image_hash if known is not None else key), True
+        elif known is not None:
             digest: str | None = known.image_hash or None
         elif isinstance(image, (str, Path)):
             try:
@@ -272,11 +279,13 @@ class Engine:
 
         def rgb() -> np.ndarray:
             nonlocal pixels
-            if pixels is None:
+            if pixels is None and callable(image):
+                pixels = np.ascontiguousarray(image())
+            elif pixels is None:
                 from annotator.io.images import load_image
 
                 pixels = load_image(Path(image))
-            self._check_encodable(pixels, Path(image) if pixels_from_file else None)
+            self._check_encodable(pixels, Path(image) if isinstance(image, (str, Path)) else None)
             return pixels
 
         cache = self.cache if digest is not None else None

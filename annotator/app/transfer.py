@@ -31,6 +31,7 @@ from annotator.app.longjob import JobControl, LongJob
 from annotator.errors import AnnotatorError, ProjectError
 
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")  # = annotator.io.formats.FORMATS
+EXPORT_FORMATS = (*FORMATS, "geojson")  # geojson: export only (issue 26)
 TITLES = {
     "coco": "COCO JSON",
     "yolo": "YOLO",
@@ -38,6 +39,7 @@ TITLES = {
     "cvat": "CVAT XML",
     "labelme": "labelme JSON",
     "masks": "PNG masks",
+    "geojson": "GeoJSON (polygons; a GeoTIFF's CRS)",
 }
 SINGLE_FILE = {"coco": ".json", "cvat": ".xml"}  # exported as one file; the others as a folder
 YOLO_TASKS = ("segment", "detect")
@@ -71,14 +73,12 @@ def export_problem(name: str, out: str | os.PathLike) -> str | None:
     """One line saying why `out` must not be an export target (a project's own files, a folder
     where a file goes), or None. Cheap: the window asks before it starts the job."""
     from annotator.io.files import show_path
+    from annotator.io.formats import writes_folder
     from annotator.io.outputs import output_problem
 
-    if name not in FORMATS:
-        return f"unknown format {name!r} (one of: {', '.join(FORMATS)})"
-    folder = name in ("yolo", "voc", "labelme", "masks") or (
-        name == "cvat" and Path(out).suffix.lower() != ".xml"
-    )
-    problem = output_problem(out, folder)  # the inputs are checked again with the project open
+    if name not in EXPORT_FORMATS:
+        return f"unknown format {name!r} (one of: {', '.join(EXPORT_FORMATS)})"
+    problem = output_problem(out, writes_folder(name, out))  # inputs checked again once open
     return None if problem is None else f"{show_path(out)}: {problem}"
 
 

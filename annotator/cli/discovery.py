@@ -136,6 +136,12 @@ def run_find(args: argparse.Namespace) -> int:
         nms_thresh=args.nms_thresh,
     )
     engine = make_engine(args)
+    from annotator.io.pyramid import is_large
+
+    if is_large(args.image):  # a tile grid at full resolution, merged (issue 26)
+        from annotator.cli.large import find_large
+
+        return find_large(args, engine, settings)
     embedding = engine.embed(args.image)
     finder = Finder(engine, settings)
     matches = finder.find(embedding, args.query, args.threshold, args.top_k)

@@ -9,7 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from annotator.app.transfer import FORMATS, YOLO_TASKS  # light: the format code loads on use
+# light: the format code loads on use
+from annotator.app.transfer import EXPORT_FORMATS, FORMATS, YOLO_TASKS
 from annotator.cli.flags import open_project, project_location
 
 
@@ -27,7 +28,7 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="coco: the JSON file; cvat: the XML file or a folder; others: the dataset folder",
     )
     p.add_argument(
-        "--format", choices=FORMATS, default="coco", help="dataset format (default: coco)"
+        "--format", choices=EXPORT_FORMATS, default="coco", help="dataset format (default: coco)"
     )
     p.add_argument(
         "--polygons",

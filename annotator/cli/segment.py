@@ -35,6 +35,9 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         "embed", parents=[models], help="encode every image of a folder into the cache"
     )
     p.add_argument("folder", type=Path, help="folder of images; cached images are skipped")
+    from annotator.cli.large import add_embed_flags
+
+    add_embed_flags(p)  # large images (issue 26): which pyramid level and windows
     ray = p.add_argument_group('cluster (pip install "annotator[cluster]")')
     ray.add_argument(
         "--ray",
@@ -83,6 +86,9 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="category to save under (default: the best label; the project's accepted objects "
         "count as visual exemplars for it)",
     )
+    from annotator.cli.large import add_window_flag
+
+    add_window_flag(p)  # large images (issue 26): the region the segmenter sees
     p.set_defaults(handler=cmd_segment)
 
 
@@ -107,10 +113,24 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise AnnotatorError(f"{args.folder}: no images found")
     if args.ray is not None:
         return _embed_on_ray(args, paths)
+    from annotator.cli.large import embed_large
+    from annotator.io.pyramid import is_large
+
     engine = make_engine(args, build_index=False)  # encoding needs no text index
     failed = skipped = 0
     with tqdm(paths, desc="embedding", unit="image", file=sys.stderr) as bar:
         for path in bar:
+            if is_large(path):  # a tiled TIFF over 16 MP: the level and windows asked for
+                try:
+                    done, cached = embed_large(engine, path, args.level, args.tiles)
+                except AnnotatorError as error:
+                    failed += 1
+                    bar.write(
+                        f"annotator: skipped {show_path(path.name)}: {error}", file=sys.stderr
+                    )
+                    continue
+                skipped += not done
+                continue
             if engine.is_cached(path):
                 skipped += 1
                 continue
@@ -179,6 +199,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
         with open_project(args.save, create=False) as project:  # its accepted objects inform labels
             engine.exemplars = exemplars_from_project(project, engine.region_model_id)
+    from annotator.cli.large import segment_large, wants_window
+
+    if wants_window(args):  # a large TIFF, or --window: encoded region by region
+        return segment_large(args, engine)
     embedding = engine.embed(args.image, clip=args.top_k > 0)  # --top-k 0: the mask half only
     multimask = {"auto": None, "on": True, "off": False}[args.multimask]
     proposal = engine.segment(

@@ -67,6 +67,13 @@ class ProposalLabeler:
         }
 
     def label(self, path: Path, classes: Sequence[str]) -> list[NewProposal]:
+        from annotator.io.pyramid import is_large
+
+        if is_large(path):  # a tile grid at full resolution (discovery/tiled.py)
+            from annotator.discovery.tiled import FinderSource, label_large
+
+            source = FinderSource(self.engine, self.finder, self.threshold, self.top_k)
+            return label_large(path, source, classes, self.engine)
         embedding = self.engine.embed(path)
         best: dict[int, tuple[float, str, np.ndarray]] = {}  # proposal index -> best class
         for name in classes:
@@ -135,7 +142,8 @@ class AutolabelReport:
 
 def add_folder_images(project: Project, folder: Path) -> list[str]:
     """Add every image under `folder` to the project (idempotent); returns the unreadable ones."""
-    from annotator.io.images import image_size, list_images
+    from annotator.io.images import list_images
+    from annotator.io.pyramid import image_size_any
 
     unreadable = []
     known = {r.file_name for r in project.images()}
@@ -144,11 +152,11 @@ def add_folder_images(project: Project, folder: Path) -> list[str]:
         if name in known:
             continue
         try:
-            size = image_size(path)
+            width, height = image_size_any(path)  # a large TIFF: its header (issue 26)
         except AnnotatorError as error:
             unreadable.append(str(error))
             continue
-        project.add_image(name, size.width, size.height)
+        project.add_image(name, width, height)
     return unreadable
 
 

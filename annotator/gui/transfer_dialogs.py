@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.transfer import (
+    EXPORT_FORMATS,
     FORMATS,
     SINGLE_FILE,
     TITLES,
@@ -66,7 +67,7 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export dataset")
         self.folder = folder
         self.format = QComboBox()
-        for name in FORMATS:
+        for name in EXPORT_FORMATS:
             self.format.addItem(TITLES[name], name)
         self.polygons = QCheckBox("Polygons instead of RLE / masks (masks with holes stay masks)")
         self.yolo_task = QComboBox()
@@ -101,7 +102,7 @@ class ExportDialog(QDialog):
         return str(self.format.currentData())
 
     def set_format(self, name: str) -> None:
-        self.format.setCurrentIndex(FORMATS.index(name))
+        self.format.setCurrentIndex(EXPORT_FORMATS.index(name))
 
     def _format_changed(self) -> None:
         name = self.name()

@@ -50,9 +50,10 @@ def _now() -> str:
 class NewProposal:
     """One region an engine found for a class, before it is stored."""
 
-    mask: np.ndarray  # bool (H, W)
+    mask: np.ndarray | None  # bool (H, W); None when `rle` is given
     category: str
     score: float
+    rle: dict | None = None  # full-image COCO RLE instead of `mask` (large images, issue 26)
 
 
 @dataclass(frozen=True)
@@ -144,13 +145,17 @@ class ProposalStore:
         image = self.project.image(image_id)
         rows = []
         for p in found:
-            mask = np.asarray(p.mask, dtype=bool)
-            if mask.shape != (image.height, image.width):
+            if p.rle is not None:  # a large image's mask, never decoded whole
+                rle, shape = p.rle, tuple(p.rle["size"])
+            else:
+                mask = np.asarray(p.mask, dtype=bool)
+                rle, shape = None, mask.shape
+            if shape != (image.height, image.width):
                 raise ValueError(
-                    f"proposal mask {mask.shape} does not fit image {image_id} "
+                    f"proposal mask {shape} does not fit image {image_id} "
                     f"({image.height}, {image.width})"
                 )
-            rle = mask_to_rle(mask)
+            rle = rle or mask_to_rle(mask)
             area = rle_area(rle)
             if area == 0 or not str(p.category).strip():
                 continue

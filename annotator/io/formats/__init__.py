@@ -20,11 +20,13 @@ from annotator.io.images import show_path
 from annotator.store.project import Project
 
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
+EXPORT_FORMATS = (*FORMATS, "geojson")  # geojson: export only (issue 26)
 # Every format's detector is asked; more than one match is an error asking for --format.
 _DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
 
 __all__ = [
     "FOLDER_FORMATS",
+    "EXPORT_FORMATS",
     "FORMATS",
     "FormatWarning",
     "Progress",
@@ -38,7 +40,7 @@ __all__ = [
 
 def format_module(name: str) -> ModuleType:
     """The module of a format (imported on first use: a CLI run pays only for its own format)."""
-    if name not in FORMATS:
+    if name not in EXPORT_FORMATS:
         raise DatasetFormatError(f"unknown format {name!r} (one of: {', '.join(FORMATS)})")
     return importlib.import_module(f"annotator.io.formats.{name}")
 
@@ -62,7 +64,7 @@ def detect(path: str | os.PathLike) -> str:
     )
 
 
-FOLDER_FORMATS = ("yolo", "voc", "labelme", "masks")  # cvat too when `out` is not a .xml file
+FOLDER_FORMATS = ("yolo", "voc", "labelme", "masks", "geojson")  # cvat too when `out` is not a .xml file
 
 
 def writes_folder(name: str, out: str | os.PathLike) -> bool:
