@@ -96,10 +96,15 @@ COMMANDS = [(p, parser) for p, parser in leaves(build_parser()) if p not in SKIP
 def command_lines(draw, values: dict[str, list[str]]) -> list[str]:
     path, parser = draw(st.sampled_from(COMMANDS))
     argv = list(path)
+    chosen = set()  # one member of each required group (--classes | --label-set, …)
+    for group in parser._mutually_exclusive_groups:
+        if group.required:
+            chosen.add(id(draw(st.sampled_from(group._group_actions))))
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
         required = action.required or (not action.option_strings and action.nargs != "?")
+        required = required or id(action) in chosen
         if not required and not draw(st.booleans()):
             continue
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):

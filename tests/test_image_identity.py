@@ -80,6 +80,10 @@ def test_names_that_climb_out_of_the_project_are_no_image(tmp_path, capsys):
         code = main(["refine", str(tmp_path / "P"), "--boxes", "--images", names])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "not an image of the project" in err
+    for name in ("../a.png", "/etc/passwd", "../../P/a.png"):  # before any model is loaded
+        code = main(["similar", str(tmp_path / "P"), "--image", name, "--cache-dir", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "no image named" in err
 
 
 def test_import_from_another_folder_with_the_same_names_is_refused(tmp_path, capsys):

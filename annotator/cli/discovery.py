@@ -259,6 +259,16 @@ def run_similar(args: argparse.Namespace) -> int:
     if not args.index and args.image is None and args.annotation is None:
         raise AnnotatorError("give --image NAME or --annotation ID (or --index to embed)")
     with open_project(args.project, create=False) as project:
+        # the image or annotation asked for exists: checked before any model loads (issue 22)
+        if args.image is not None and project.image_by_name(args.image) is None:
+            raise AnnotatorError(f"{args.project}: no image named {args.image!r}")
+        if args.image is None and args.annotation is not None:
+            try:
+                project.annotation(args.annotation)
+            except KeyError:
+                raise AnnotatorError(
+                    f"{args.project}: no annotation with id {args.annotation}"
+                ) from None
         if args.index:
             engine = make_engine(args)
             model_id = engine.region_model_id
