@@ -16,13 +16,9 @@ differs (ADR 0011):
 
 from __future__ import annotations
 
-import threading
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from annotator.errors import ProjectError
 from annotator.store import pg_schema
@@ -34,7 +30,9 @@ from annotator.store.backend import (
     parse_url,
     register_url_project,
 )
-from annotator.store.project import ImageRecord, Project, _now
+from annotator.store.connection import utc_now
+from annotator.store.images import ImageRecord
+from annotator.store.project import Project
 
 
 def _int32(value: int) -> int:
@@ -58,10 +56,9 @@ class PostgresProject(Project):
         self.path = self.location.shown  # type: ignore[assignment]  # what messages show
         self.user = current_user()
         self.holder = holder_id(self.user)
-        self._claimed: set[int] = set()
-        self._left: dict[int, tuple[str, str] | None] = {}  # see Project.check_undo
-        self._lock = threading.RLock()
-        self._depth = 0
+        self._init_session()
+        self._db_error = psycopg.Error
+        self._integrity_error = psycopg.IntegrityError
         self._timeout = timeout
         self._write_key = _key(f"annotator-write:{self.location.schema}")
         self._claim_key = _key(f"annotator-claim:{self.location.schema}")
@@ -153,37 +150,15 @@ class PostgresProject(Project):
             return f"{self.path}: lost the database connection ({text}); nothing was saved"
         return f"{self.path}: {doing} the project ({text})"
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction under the project's write lock; nested calls join it."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            raw = self._con.raw
-            try:
-                raw.execute("BEGIN")
-                raw.execute("SELECT pg_advisory_xact_lock(%s, 0)", (self._write_key,))
-            except self._pg.Error as error:
-                self._rollback()
-                raise ProjectError(self._explain(error, "cannot write")) from error
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._depth = 0
-                self._rollback()
-                raise
-            self._depth = 0
-            try:
-                raw.execute("COMMIT")
-            except self._pg.Error as error:
-                self._rollback()
-                raise ProjectError(self._explain(error, "cannot write")) from error
+    # ------------------------------------------------------------------- transaction hooks
+    def _begin_write(self) -> None:
+        """BEGIN, then the project's write lock (as SQLite's BEGIN IMMEDIATE, see the docstring)."""
+        raw = self._con.raw
+        raw.execute("BEGIN")
+        raw.execute("SELECT pg_advisory_xact_lock(%s, 0)", (self._write_key,))
+
+    def _commit(self) -> None:
+        self._con.raw.execute("COMMIT")
 
     def _rollback(self) -> None:
         try:
@@ -192,46 +167,11 @@ class PostgresProject(Project):
         except self._pg.Error:
             pass  # the connection is gone: the server rolled back
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """A consistent read view (REPEATABLE READ) for several reads."""
-        with self._lock:
-            if self._depth:
-                yield
-                return
-            try:
-                self._con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            except self._pg.Error as error:
-                raise ProjectError(self._explain(error, "cannot read")) from error
-            self._depth = 1
-            try:
-                yield
-            finally:
-                self._depth = 0
-                self._rollback()
+    def _begin_snapshot(self) -> None:
+        self._con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
 
-    def _write(self, sql: str, params: tuple | dict = ()) -> Any:
-        try:
-            return self._con.execute(sql, params)
-        except self._pg.IntegrityError:
-            raise  # a constraint broken by the caller: a bug, keep the traceback
-        except self._pg.Error as error:
-            raise ProjectError(self._explain(error, "cannot write")) from error
-
-    def _write_many(self, sql: str, rows: list[tuple]) -> None:
-        try:
-            self._con.executemany(sql, rows)
-        except self._pg.IntegrityError:
-            raise
-        except self._pg.Error as error:
-            raise ProjectError(self._explain(error, "cannot write")) from error
-
-    def _read(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
-        with self._lock:
-            try:
-                return self._con.execute(sql, params).fetchall()
-            except self._pg.Error as error:
-                raise ProjectError(self._explain(error, "cannot read")) from error
+    def _end_snapshot(self) -> None:
+        self._rollback()
 
     def close(self) -> None:
         """Close the connection: the server drops this session's claims with it."""
@@ -258,17 +198,17 @@ class PostgresProject(Project):
             " EXISTS (SELECT 1 FROM images i WHERE i.id = e.ref_id))",
         )
         try:
-            return all(self._read(check)[0][0] == 0 for check in checks)
+            return all(self.read(check)[0][0] == 0 for check in checks)
         except ProjectError:
             return False
 
     @property
     def schema_version(self) -> int:
-        return int(self._read("SELECT max(version) FROM schema_version")[0][0])
+        return int(self.read("SELECT max(version) FROM schema_version")[0][0])
 
     # ------------------------------------------------------------------------------- claims
     def _holder(self, image_id: int) -> str | None:
-        rows = self._read(
+        rows = self.read(
             "SELECT c.holder FROM claims c JOIN pg_locks l ON l.locktype = 'advisory'"
             " AND l.pid = c.pid AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 2"
             " AND l.classid::bigint = ? AND l.objid::bigint = c.image_id % 4294967296"
@@ -285,7 +225,7 @@ class PostgresProject(Project):
         deadline = time.monotonic() + min(self._timeout, 2.0)
         with self._lock:
             while True:
-                got = self._read(
+                got = self.read(
                     "SELECT pg_try_advisory_lock(?, ?)", (self._claim_key, _int32(image.id))
                 )[0][0]
                 if got:
@@ -299,11 +239,11 @@ class PostgresProject(Project):
                 time.sleep(0.02)  # a writer holds it for the length of one save
             self._claimed.add(image.id)
             with self.transaction():
-                self._write(
+                self.write(
                     "INSERT INTO claims (image_id, holder, pid, since)"
                     " VALUES (?, ?, pg_backend_pid(), ?) ON CONFLICT (image_id) DO UPDATE"
                     " SET holder = excluded.holder, pid = excluded.pid, since = excluded.since",
-                    (image.id, self.holder, _now()),
+                    (image.id, self.holder, utc_now()),
                 )
 
     def release(self, image_id: int) -> None:
@@ -313,13 +253,13 @@ class PostgresProject(Project):
         with self._lock:
             self._claimed.discard(image_id)
             with self.transaction():
-                self._write(
+                self.write(
                     "DELETE FROM claims WHERE image_id = ? AND pid = pg_backend_pid()", (image_id,)
                 )
-            self._read("SELECT pg_advisory_unlock(?, ?)", (self._claim_key, _int32(image_id)))
+            self.read("SELECT pg_advisory_unlock(?, ?)", (self._claim_key, _int32(image_id)))
 
     def claims(self) -> dict[int, str]:
-        rows = self._read(
+        rows = self.read(
             "SELECT c.image_id, c.holder FROM claims c JOIN pg_locks l ON l.locktype = 'advisory'"
             " AND l.pid = c.pid AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 2"
             " AND l.classid::bigint = ? AND l.objid::bigint = c.image_id % 4294967296"
@@ -332,7 +272,7 @@ class PostgresProject(Project):
     def _check_claim(self, image: ImageRecord) -> None:
         if image.id in self._claimed:
             return
-        free = self._read(
+        free = self.read(
             "SELECT pg_try_advisory_xact_lock_shared(?, ?)", (self._claim_key, _int32(image.id))
         )[0][0]
         if not free:
