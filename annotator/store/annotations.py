@@ -100,24 +100,9 @@ ANNOTATION_COLUMNS = (
 
 
 def annotation_from_row(row: tuple) -> Annotation:
-    """An `Annotation` from one row of `SELECT {ANNOTATION_COLUMNS} ...`."""
-    return Annotation(
-        id=row[0],
-        image_id=row[1],
-        category_id=row[2],
-        category=row[3],
-        counts=row[4],
-        height=row[5],
-        width=row[6],
-        bbox=(row[7], row[8], row[9], row[10]),
-        area=row[11],
-        score=row[12],
-        prompts_json=row[13],
-        created=row[14],
-        updated=row[15],
-        created_by=row[16],
-        updated_by=row[17],
-    )
+    """An `Annotation` from one row of `SELECT {ANNOTATION_COLUMNS} ...` (the columns are in the
+    dataclass's field order, the four bbox columns making its `bbox`)."""
+    return Annotation(*row[:7], tuple(row[7:11]), *row[11:18])  # type: ignore[arg-type]
 
 
 class Annotations(Claims, Categories):
@@ -163,17 +148,7 @@ class Annotations(Claims, Categories):
         with self.transaction():
             image = self.image(image_id)
             self._check_claim(image)
-            counts, bbox, area = self._mask_rle(image, mask)
-            return self._insert(
-                image.id,
-                self._resolve_category(category),
-                counts,
-                image,
-                bbox,
-                area,
-                score,
-                prompts,
-            )
+            return self._insert(image, category, self._mask_rle(image, mask), score, prompts)
 
     def add_annotation_rle(
         self,
@@ -195,38 +170,27 @@ class Annotations(Claims, Categories):
             image = self.image(image_id)
             self._check_claim(image)
             canonical = runs_to_rle(runs, int(rle["size"][0]), int(rle["size"][1]))
-            counts, bbox, area = self._checked_rle(image, canonical)
+            fields = self._checked_rle(image, canonical)
             annotation_id = wanted_id(annotation_id)
             if annotation_id is not None and self.read(
                 "SELECT 1 FROM annotations WHERE id = ?", (annotation_id,)
             ):
                 annotation_id = None
-            return self._insert(
-                image.id,
-                self._resolve_category(category),
-                counts,
-                image,
-                bbox,
-                area,
-                score,
-                prompts,
-                annotation_id,
-                authorship,
-            )
+            return self._insert(image, category, fields, score, prompts, annotation_id, authorship)
 
     def _insert(
         self,
-        image_id: int,
-        category_id: int,
-        counts: str,
         image: ImageRecord,
-        bbox: XYWH,
-        area: int,
+        category: str | int,
+        fields: tuple[str, XYWH, int],
         score: float | None,
         prompts: Any,
         annotation_id: int | None = None,
         authorship: dict | None = None,
     ) -> int:
+        """Insert one checked mask (`fields`: counts, bbox, area) of `image`; the new id."""
+        category_id = self._resolve_category(category)
+        counts, bbox, area = fields
         now = utc_now()
         who = {"created": now, "updated": now, "created_by": self.user, "updated_by": self.user}
         who.update(authorship or {})
@@ -236,7 +200,7 @@ class Annotations(Claims, Categories):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 annotation_id,
-                image_id,
+                image.id,
                 category_id,
                 counts,
                 image.height,
