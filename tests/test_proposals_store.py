@@ -34,17 +34,17 @@ def test_finish_image_is_one_idempotent_transaction(project):
     assert store.finish_image(1, "run2", "proposals", found[:1]) == 1  # another run's settings
     assert store.done_images("run1") == {1} and len(store.proposals()) == 3
     # a failure inside the transaction leaves neither the proposals nor the done mark
-    original = project._write
+    original = project.write
 
     def fail_on_done(sql, params=()):
         if "autolabel_done" in sql:
             raise RuntimeError("killed")
         return original(sql, params)
 
-    project._write = fail_on_done
+    project.write = fail_on_done
     with pytest.raises(RuntimeError):
         store.finish_image(2, "run1", "proposals", found)
-    project._write = original
+    project.write = original
     assert store.proposals(image_id=2) == [] and not store.is_done(2, "run1")
     with pytest.raises(ValueError, match="does not fit"):
         store.finish_image(2, "run1", "proposals", [NewProposal(np.ones((5, 5), bool), "x", 1.0)])

@@ -39,7 +39,7 @@ _SIDE = ("", "-wal", "-shm", "-journal")
 
 def _clean_stale_copies(db: Path) -> None:
     """Remove the hidden databases of copies into `db` that were killed (unlocked ones only)."""
-    from annotator.store.files import _lock_nb
+    from annotator.store.files import lock_nb
 
     try:
         names = os.listdir(db.parent)
@@ -55,7 +55,7 @@ def _clean_stale_copies(db: Path) -> None:
         except OSError:
             continue
         try:
-            if _lock_nb(fd):
+            if lock_nb(fd):
                 for suffix in _SIDE:
                     with contextlib.suppress(OSError):
                         os.unlink(f"{path}{suffix}")
@@ -67,7 +67,7 @@ def _copy_into_new_file(source, db: Path) -> dict:
     from annotator.atomic import fsync_dir
     from annotator.store import Project
     from annotator.store.copy import copy_project
-    from annotator.store.files import _lock
+    from annotator.store.files import lock
 
     db.parent.mkdir(exist_ok=True)
     _clean_stale_copies(db)
@@ -76,7 +76,7 @@ def _copy_into_new_file(source, db: Path) -> dict:
     try:
         with Project(tmp) as target:
             fd = os.open(tmp, os.O_RDONLY)
-            _lock(fd)
+            lock(fd)
             counts = copy_project(source, target)
         os.fsync(fd)
         try:

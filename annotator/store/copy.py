@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from annotator.errors import ProjectError
 from annotator.store import extras
-from annotator.store.project import Project, _name_bytes
+from annotator.store.images import name_bytes
+from annotator.store.project import Project
 
 _TABLES = {
     "images": "id, file_name, width, height, sha256, added, added_by",
@@ -71,7 +72,7 @@ def copy_project(source: Project, target: Project, batch: int = 2000) -> dict:
         sequences = source._read("SELECT name, seq FROM sqlite_sequence ORDER BY name")
     if source.folder is not None and "folder" not in {key for key, _ in meta}:
         meta.append(("folder", str(source.folder.resolve())))
-    rows["images"] = [(r[0], _name_bytes(r[1]), *r[2:]) for r in rows["images"]]
+    rows["images"] = [(r[0], name_bytes(r[1]), *r[2:]) for r in rows["images"]]
     with target.transaction():
         for table in ("images", "categories", "annotations"):
             if target._read(f"SELECT count(*) FROM {table}")[0][0]:

@@ -48,7 +48,7 @@ class EmbeddingTable:
         with self.project.transaction():
             # REPLACE deletes a conflicting row and inserts a new one: the insert trigger bumps
             # the version, so a replacement is seen as a change too
-            self.project._write_many(
+            self.project.write_many(
                 "INSERT OR REPLACE INTO embeddings (kind, ref_id, model_id, vector)"
                 " VALUES (?, ?, ?, ?)",
                 rows,
@@ -57,7 +57,7 @@ class EmbeddingTable:
 
     def get(self, kind: str, ref_id: int, model_id: str) -> np.ndarray | None:
         """The stored (D,) float32 vector, or None."""
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT vector FROM embeddings WHERE kind = ? AND model_id = ? AND ref_id = ?",
             (_check_kind(kind), model_id, int(ref_id)),
         )
@@ -66,7 +66,7 @@ class EmbeddingTable:
     def signature(self, kind: str, model_id: str) -> int:
         """A counter that changes whenever a vector of this kind and model is added, replaced or
         deleted (kept by triggers), so a loaded matrix knows it is stale: one key lookup."""
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT version FROM embedding_versions WHERE kind = ? AND model_id = ?",
             (_check_kind(kind), model_id),
         )
@@ -74,7 +74,7 @@ class EmbeddingTable:
 
     def matrix(self, kind: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids (N,) int64, vectors (N, D) float32) of every stored vector, by ref id."""
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT ref_id, vector FROM embeddings WHERE kind = ? AND model_id = ? ORDER BY ref_id",
             (_check_kind(kind), model_id),
         )
@@ -90,7 +90,7 @@ class EmbeddingTable:
     def missing(self, kind: str, model_id: str) -> list[int]:
         """Ids of images / annotations without a vector for this model."""
         table = {"image": "images", "annotation": "annotations"}[_check_kind(kind)]
-        rows = self.project._read(
+        rows = self.project.read(
             f"SELECT t.id FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM embeddings e"
             " WHERE e.kind = ? AND e.model_id = ? AND e.ref_id = t.id) ORDER BY t.id",
             (kind, model_id),
@@ -103,11 +103,11 @@ class EmbeddingTable:
         with self.project.transaction():
             for ref in ref_ids:
                 if model_id is None:
-                    self.project._write(
+                    self.project.write(
                         "DELETE FROM embeddings WHERE kind = ? AND ref_id = ?", (kind, int(ref))
                     )
                 else:
-                    self.project._write(
+                    self.project.write(
                         "DELETE FROM embeddings WHERE kind = ? AND ref_id = ? AND model_id = ?",
                         (kind, int(ref), model_id),
                     )

@@ -53,7 +53,7 @@ def add_box(
             box_id = None
         if box_id is None:
             box_id = _next_id(project)
-        project._write(
+        project.write(
             "INSERT INTO boxes (id, image_id, category_id, x, y, w, h, score, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'))",
             (box_id, image_id, category_id, x, y, w, h, None if score is None else float(score)),
@@ -64,13 +64,13 @@ def add_box(
 
 def _id_taken(project: Project, ref_id: int) -> bool:
     return bool(
-        project._read("SELECT 1 FROM annotations WHERE id = ?", (ref_id,))
-        or project._read("SELECT 1 FROM boxes WHERE id = ?", (ref_id,))
+        project.read("SELECT 1 FROM annotations WHERE id = ?", (ref_id,))
+        or project.read("SELECT 1 FROM boxes WHERE id = ?", (ref_id,))
     )
 
 
 def _next_id(project: Project) -> int:
-    rows = project._read(
+    rows = project.read(
         "SELECT max(coalesce((SELECT max(id) FROM annotations), 0),"
         " coalesce((SELECT max(id) FROM boxes), 0),"
         " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'annotations'), 0))"
@@ -79,12 +79,12 @@ def _next_id(project: Project) -> int:
 
 
 def _bump_sequence(project: Project, ref_id: int) -> None:
-    if project._read("SELECT 1 FROM sqlite_sequence WHERE name = 'annotations'"):
-        project._write(
+    if project.read("SELECT 1 FROM sqlite_sequence WHERE name = 'annotations'"):
+        project.write(
             "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'annotations'", (ref_id,)
         )
     else:
-        project._write(
+        project.write(
             "INSERT INTO sqlite_sequence (name, seq) VALUES ('annotations', ?)", (ref_id,)
         )
 
@@ -96,9 +96,9 @@ def boxes(project: Project, image_id: int | None = None) -> list[Box]:
         " FROM boxes b JOIN categories c ON c.id = b.category_id"
     )
     if image_id is None:
-        rows = project._read(sql + " ORDER BY b.id")
+        rows = project.read(sql + " ORDER BY b.id")
     else:
-        rows = project._read(sql + " WHERE b.image_id = ? ORDER BY b.id", (image_id,))
+        rows = project.read(sql + " WHERE b.image_id = ? ORDER BY b.id", (image_id,))
     return [_box(r) for r in rows]
 
 
@@ -108,7 +108,7 @@ def _box(r: tuple) -> Box:
 
 def box(project: Project, box_id: int) -> Box | None:
     """One box-only annotation, or None when there is none with this id."""
-    rows = project._read(
+    rows = project.read(
         "SELECT b.id, b.image_id, b.category_id, c.name, b.x, b.y, b.w, b.h, b.score"
         " FROM boxes b JOIN categories c ON c.id = b.category_id WHERE b.id = ?",
         (box_id,),
@@ -142,7 +142,7 @@ def mask_for_box(
         x, y, w, h = found.bbox
         refine.update(category=found.category, bbox=[x, y, w, h], score=found.score)
         prompts = {"box": [x, y, x + w, y + h], "refine": refine}
-        project._write("DELETE FROM boxes WHERE id = ?", (box_id,))  # its extras go with it
+        project.write("DELETE FROM boxes WHERE id = ?", (box_id,))  # its extras go with it
         ann_id = project.add_annotation_rle(
             image_id, rle, category, found.score, prompts, annotation_id=box_id
         )
@@ -183,7 +183,7 @@ def box_for_mask(project: Project, annotation_id: int) -> int | None:
 def delete_box(project: Project, box_id: int) -> None:
     """Remove a box (e.g. once `refine --boxes` turned it into an accepted mask)."""
     with project.transaction():
-        project._write("DELETE FROM boxes WHERE id = ?", (box_id,))
+        project.write("DELETE FROM boxes WHERE id = ?", (box_id,))
 
 
 def set_extra(project: Project, kind: str, ref_id: int, data: dict[str, Any]) -> None:
@@ -192,10 +192,10 @@ def set_extra(project: Project, kind: str, ref_id: int, data: dict[str, Any]) ->
         raise ValueError(f"extras kind must be one of {KINDS}, got {kind!r}")
     with project.transaction():
         if not data:
-            project._write("DELETE FROM extras WHERE kind = ? AND ref_id = ?", (kind, ref_id))
+            project.write("DELETE FROM extras WHERE kind = ? AND ref_id = ?", (kind, ref_id))
             return
         text = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        project._write(
+        project.write(
             "INSERT INTO extras (kind, ref_id, data) VALUES (?, ?, ?)"
             " ON CONFLICT (kind, ref_id) DO UPDATE SET data = excluded.data",
             (kind, ref_id, text),
@@ -204,11 +204,11 @@ def set_extra(project: Project, kind: str, ref_id: int, data: dict[str, Any]) ->
 
 def extra(project: Project, kind: str, ref_id: int) -> dict[str, Any]:
     """The kept fields of one image, category, annotation or box (empty when none)."""
-    rows = project._read("SELECT data FROM extras WHERE kind = ? AND ref_id = ?", (kind, ref_id))
+    rows = project.read("SELECT data FROM extras WHERE kind = ? AND ref_id = ?", (kind, ref_id))
     return json.loads(rows[0][0]) if rows else {}
 
 
 def extras(project: Project, kind: str) -> dict[int, dict[str, Any]]:
     """All kept fields of one kind, by ref id."""
-    rows = project._read("SELECT ref_id, data FROM extras WHERE kind = ?", (kind,))
+    rows = project.read("SELECT ref_id, data FROM extras WHERE kind = ?", (kind,))
     return {int(ref_id): json.loads(data) for ref_id, data in rows}

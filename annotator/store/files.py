@@ -38,8 +38,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return sha256_file(path)
 
 
-def _lock_nb(fd: int) -> bool:
-    """Take an exclusive lock without waiting; True when taken (always True without flock)."""
+def lock_nb(fd: int) -> bool:
+    """Take an exclusive lock (flock) on an open file without waiting; True when taken (always
+    True without flock). The creation lock of a project file; `project copy` takes it too."""
     if fcntl is None:  # pragma: no cover
         return True
     try:
@@ -49,7 +50,8 @@ def _lock_nb(fd: int) -> bool:
     return True
 
 
-def _lock(fd: int) -> None:
+def lock(fd: int) -> None:
+    """Take an exclusive lock (flock) on an open file, waiting for it (see `lock_nb`)."""
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
@@ -77,7 +79,7 @@ def clean_temp_files(folder: Path) -> list[Path]:
             except OSError:  # a symlink, gone meanwhile, unreadable: leave it
                 continue
             try:
-                if not _lock_nb(fd) or not os.path.isfile(path):
+                if not lock_nb(fd) or not os.path.isfile(path):
                     continue
                 os.unlink(path)
                 removed.append(path)
@@ -106,7 +108,7 @@ def _new_locked_temp(path: Path) -> tuple[Path, int]:
         tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _lock(fd)
+            lock(fd)
             if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
                 return tmp, fd
         except FileNotFoundError:

@@ -1,28 +1,20 @@
 """A project in a PostgreSQL database: `Project("postgresql://USER@HOST:PORT/DB?project=NAME")`.
 
-Every query method is `Project`'s own (PgConnection translates its SQL); this class holds what
-differs (ADR 0011):
+Every query method is `Project`'s own (PgConnection translates its SQL), and so is the one
+`transaction` (connection.py, ADR 0027); this class fills in what differs (ADR 0011):
 - each project is a schema `annotator_NAME` (several projects per database), created and migrated
   under the project's write lock by whoever opens it first;
 - a write transaction takes a transaction-scoped advisory lock of the project first, as SQLite's
   `BEGIN IMMEDIATE` takes its write lock: read-check-insert sequences (a category by name, an
   image by name) stay race-free, and change-log ids are in commit order, so a poller that
   remembers the last id it saw misses nothing;
-- a claim is a session advisory lock on (project, image): the server drops it when the
-  connection ends (window closed, process killed, network gone), so a claim never outlives its
-  holder. Writers take the same lock shared for the length of their transaction; an image
-  claimed by someone else refuses the write with one line naming the holder.
+- a claim is a session advisory lock on (project, image), dropped by the server with the
+  connection (`claims.PostgresClaims`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from annotator.errors import ProjectError
 from annotator.store import pg_schema
@@ -34,20 +26,12 @@ from annotator.store.backend import (
     parse_url,
     register_url_project,
 )
-from annotator.store.project import ImageRecord, Project, _now
-
-
-def _int32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - 2**32 if value >= 2**31 else value
-
-
-def _key(label: str) -> int:
-    return _int32(zlib.crc32(label.encode()))
+from annotator.store.claims import PostgresClaims, advisory_key
+from annotator.store.project import Project
 
 
 @register_url_project
-class PostgresProject(Project):
+class PostgresProject(PostgresClaims, Project):
     """A `Project` whose tables live in PostgreSQL (see the module docstring)."""
 
     def __init__(self, db_path: str, timeout: float = 10.0) -> None:
@@ -58,13 +42,12 @@ class PostgresProject(Project):
         self.path = self.location.shown  # type: ignore[assignment]  # what messages show
         self.user = current_user()
         self.holder = holder_id(self.user)
-        self._claimed: set[int] = set()
-        self._left: dict[int, tuple[str, str] | None] = {}  # see Project.check_undo
-        self._lock = threading.RLock()
-        self._depth = 0
+        self._init_session()
+        self._db_error = psycopg.Error
+        self._integrity_error = psycopg.IntegrityError
         self._timeout = timeout
-        self._write_key = _key(f"annotator-write:{self.location.schema}")
-        self._claim_key = _key(f"annotator-claim:{self.location.schema}")
+        self._write_key = advisory_key(f"annotator-write:{self.location.schema}")
+        self._claim_key = advisory_key(f"annotator-claim:{self.location.schema}")
         try:
             raw = psycopg.connect(
                 self.location.conninfo,
@@ -153,37 +136,15 @@ class PostgresProject(Project):
             return f"{self.path}: lost the database connection ({text}); nothing was saved"
         return f"{self.path}: {doing} the project ({text})"
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction under the project's write lock; nested calls join it."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            raw = self._con.raw
-            try:
-                raw.execute("BEGIN")
-                raw.execute("SELECT pg_advisory_xact_lock(%s, 0)", (self._write_key,))
-            except self._pg.Error as error:
-                self._rollback()
-                raise ProjectError(self._explain(error, "cannot write")) from error
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._depth = 0
-                self._rollback()
-                raise
-            self._depth = 0
-            try:
-                raw.execute("COMMIT")
-            except self._pg.Error as error:
-                self._rollback()
-                raise ProjectError(self._explain(error, "cannot write")) from error
+    # ------------------------------------------------------------------- transaction hooks
+    def _begin_write(self) -> None:
+        """BEGIN, then the project's write lock (as SQLite's BEGIN IMMEDIATE, see the docstring)."""
+        raw = self._con.raw
+        raw.execute("BEGIN")
+        raw.execute("SELECT pg_advisory_xact_lock(%s, 0)", (self._write_key,))
+
+    def _commit(self) -> None:
+        self._con.raw.execute("COMMIT")
 
     def _rollback(self) -> None:
         try:
@@ -192,46 +153,11 @@ class PostgresProject(Project):
         except self._pg.Error:
             pass  # the connection is gone: the server rolled back
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """A consistent read view (REPEATABLE READ) for several reads."""
-        with self._lock:
-            if self._depth:
-                yield
-                return
-            try:
-                self._con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            except self._pg.Error as error:
-                raise ProjectError(self._explain(error, "cannot read")) from error
-            self._depth = 1
-            try:
-                yield
-            finally:
-                self._depth = 0
-                self._rollback()
+    def _begin_snapshot(self) -> None:
+        self._con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
 
-    def _write(self, sql: str, params: tuple | dict = ()) -> Any:
-        try:
-            return self._con.execute(sql, params)
-        except self._pg.IntegrityError:
-            raise  # a constraint broken by the caller: a bug, keep the traceback
-        except self._pg.Error as error:
-            raise ProjectError(self._explain(error, "cannot write")) from error
-
-    def _write_many(self, sql: str, rows: list[tuple]) -> None:
-        try:
-            self._con.executemany(sql, rows)
-        except self._pg.IntegrityError:
-            raise
-        except self._pg.Error as error:
-            raise ProjectError(self._explain(error, "cannot write")) from error
-
-    def _read(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
-        with self._lock:
-            try:
-                return self._con.execute(sql, params).fetchall()
-            except self._pg.Error as error:
-                raise ProjectError(self._explain(error, "cannot read")) from error
+    def _end_snapshot(self) -> None:
+        self._rollback()
 
     def close(self) -> None:
         """Close the connection: the server drops this session's claims with it."""
@@ -258,88 +184,13 @@ class PostgresProject(Project):
             " EXISTS (SELECT 1 FROM images i WHERE i.id = e.ref_id))",
         )
         try:
-            return all(self._read(check)[0][0] == 0 for check in checks)
+            return all(self.read(check)[0][0] == 0 for check in checks)
         except ProjectError:
             return False
 
     @property
     def schema_version(self) -> int:
-        return int(self._read("SELECT max(version) FROM schema_version")[0][0])
-
-    # ------------------------------------------------------------------------------- claims
-    def _holder(self, image_id: int) -> str | None:
-        rows = self._read(
-            "SELECT c.holder FROM claims c JOIN pg_locks l ON l.locktype = 'advisory'"
-            " AND l.pid = c.pid AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 2"
-            " AND l.classid::bigint = ? AND l.objid::bigint = c.image_id % 4294967296"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " WHERE c.image_id = ?",
-            (self._claim_key & 0xFFFFFFFF, int(image_id)),
-        )
-        return rows[0][0] if rows else None
-
-    def claim(self, image_id: int) -> None:
-        image = self.image(image_id)
-        if image.id in self._claimed:
-            return
-        deadline = time.monotonic() + min(self._timeout, 2.0)
-        with self._lock:
-            while True:
-                got = self._read(
-                    "SELECT pg_try_advisory_lock(?, ?)", (self._claim_key, _int32(image.id))
-                )[0][0]
-                if got:
-                    break
-                holder = self._holder(image.id)
-                if holder is not None or time.monotonic() > deadline:
-                    raise ProjectError(
-                        f"{image.file_name}: being edited by {holder or 'another annotator'};"
-                        " open another image"
-                    )
-                time.sleep(0.02)  # a writer holds it for the length of one save
-            self._claimed.add(image.id)
-            with self.transaction():
-                self._write(
-                    "INSERT INTO claims (image_id, holder, pid, since)"
-                    " VALUES (?, ?, pg_backend_pid(), ?) ON CONFLICT (image_id) DO UPDATE"
-                    " SET holder = excluded.holder, pid = excluded.pid, since = excluded.since",
-                    (image.id, self.holder, _now()),
-                )
-
-    def release(self, image_id: int) -> None:
-        image_id = int(image_id)
-        if image_id not in self._claimed:
-            return
-        with self._lock:
-            self._claimed.discard(image_id)
-            with self.transaction():
-                self._write(
-                    "DELETE FROM claims WHERE image_id = ? AND pid = pg_backend_pid()", (image_id,)
-                )
-            self._read("SELECT pg_advisory_unlock(?, ?)", (self._claim_key, _int32(image_id)))
-
-    def claims(self) -> dict[int, str]:
-        rows = self._read(
-            "SELECT c.image_id, c.holder FROM claims c JOIN pg_locks l ON l.locktype = 'advisory'"
-            " AND l.pid = c.pid AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 2"
-            " AND l.classid::bigint = ? AND l.objid::bigint = c.image_id % 4294967296"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " WHERE c.pid <> pg_backend_pid() ORDER BY c.image_id",
-            (self._claim_key & 0xFFFFFFFF,),
-        )
-        return {int(image_id): holder for image_id, holder in rows}
-
-    def _check_claim(self, image: ImageRecord) -> None:
-        if image.id in self._claimed:
-            return
-        free = self._read(
-            "SELECT pg_try_advisory_xact_lock_shared(?, ?)", (self._claim_key, _int32(image.id))
-        )[0][0]
-        if not free:
-            holder = self._holder(image.id)
-            raise ProjectError(
-                f"{image.file_name}: being edited by {holder or 'another annotator'}; not saved"
-            )
+        return int(self.read("SELECT max(version) FROM schema_version")[0][0])
 
 
 def _first_line(error: Exception) -> str:

@@ -121,18 +121,18 @@ class ProposalStore:
     # ------------------------------------------------------------------------------- runs
     def done_images(self, run: str) -> set[int]:
         """Ids of the images this run has finished."""
-        rows = self.project._read("SELECT image_id FROM autolabel_done WHERE run = ?", (run,))
+        rows = self.project.read("SELECT image_id FROM autolabel_done WHERE run = ?", (run,))
         return {int(r[0]) for r in rows}
 
     def refined_boxes(self) -> set[int]:
         """Ids of the box-only annotations `refine --boxes` has finished (their done marks)."""
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT run FROM autolabel_done WHERE run LIKE ?", (_BOX_RUN + "%",)
         )
         return {int(r[0][len(_BOX_RUN) :]) for r in rows}
 
     def is_done(self, image_id: int, run: str) -> bool:
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT 1 FROM autolabel_done WHERE image_id = ? AND run = ?", (image_id, run)
         )
         return bool(rows)
@@ -165,7 +165,7 @@ class ProposalStore:
             if self.is_done(image_id, run):
                 return None
             for p, rle, bbox, area in rows:
-                self.project._write(
+                self.project.write(
                     "INSERT INTO proposals (image_id, run, source, category, score, rle, height,"
                     " width, bbox_x, bbox_y, bbox_w, bbox_h, area, status, created)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -183,7 +183,7 @@ class ProposalStore:
                         now,
                     ),
                 )
-            self.project._write(
+            self.project.write(
                 "INSERT INTO autolabel_done (image_id, run, proposals, finished) VALUES (?, ?, ?, ?)",
                 (image_id, run, len(rows), now),
             )
@@ -204,10 +204,10 @@ class ProposalStore:
         sql = f"SELECT {_COLUMNS} FROM proposals"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_row(r) for r in self.project._read(sql + " ORDER BY id", tuple(params))]
+        return [_row(r) for r in self.project.read(sql + " ORDER BY id", tuple(params))]
 
     def get(self, proposal_id: int) -> StoredProposal:
-        rows = self.project._read(f"SELECT {_COLUMNS} FROM proposals WHERE id = ?", (proposal_id,))
+        rows = self.project.read(f"SELECT {_COLUMNS} FROM proposals WHERE id = ?", (proposal_id,))
         if not rows:
             raise KeyError(f"no proposal with id {proposal_id}")
         return _row(rows[0])
@@ -215,19 +215,19 @@ class ProposalStore:
     def summary(self) -> dict[str, int]:
         """Counts by status, and the number of images any run has finished."""
         out = dict.fromkeys(STATUSES, 0)
-        for status, n in self.project._read(
+        for status, n in self.project.read(
             "SELECT status, count(*) FROM proposals GROUP BY status"
         ):
             out[status] = int(n)
-        done = self.project._read("SELECT count(DISTINCT image_id) FROM autolabel_done")
+        done = self.project.read("SELECT count(DISTINCT image_id) FROM autolabel_done")
         out["images_done"] = int(done[0][0])
-        out["images"] = int(self.project._read("SELECT count(*) FROM images")[0][0])
+        out["images"] = int(self.project.read("SELECT count(*) FROM images")[0][0])
         return out
 
     # ----------------------------------------------------------------------------- editing
     def _set(self, proposal_id: int, **fields: object) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self.project._write(
+        self.project.write(
             f"UPDATE proposals SET {sets} WHERE id = ?", (*fields.values(), proposal_id)
         )
 
