@@ -23,7 +23,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from annotator.errors import CocoFormatError, ProjectError
-from annotator.io.coco import export_coco, import_coco
+from annotator.io.formats.coco import export_coco, import_coco
 from annotator.io.masks import (
     decode_counts,
     has_holes,
@@ -254,7 +254,7 @@ def test_export_replaces_atomically_and_keeps_the_old_file_on_failure(tmp_path, 
         def broken_replace(src, dst):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("annotator.io.coco.os.replace", broken_replace)
+        monkeypatch.setattr("annotator.io.formats.coco_export.os.replace", broken_replace)
         with pytest.raises(ProjectError, match="coco.json: cannot write the export"):
             export_coco(project, out)
         assert out.read_bytes() == old
