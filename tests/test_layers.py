@@ -91,3 +91,35 @@ def test_the_check_sees_each_kind_of_import(tmp_path: Path, source: str, forbidd
     fake.write_text(source, encoding="utf-8")
     bad = _offending([fake], (forbidden,), where=PACKAGE / "io" / "probe.py")
     assert bad != []
+
+
+def test_one_mask_box_helper() -> None:
+    """One mask-box helper, in `io/masks.py` (XYXY, exclusive ends); COCO's XYWH is a second,
+    clearly named function that agrees with pycocotools' own box of the same mask."""
+    import re
+
+    import numpy as np
+
+    from annotator.io.masks import mask_box, mask_box_xywh, mask_to_rle, rle_bbox
+
+    defined = [
+        f"{path.relative_to(ROOT)}: {m.group(0)}"
+        for path in PACKAGE.rglob("*.py")
+        for m in re.finditer(
+            r"^def (mask_box|mask_bbox)\w*", path.read_text(encoding="utf-8"), re.M
+        )
+    ]
+    assert sorted(defined) == [
+        "annotator/io/masks.py: def mask_box",
+        "annotator/io/masks.py: def mask_box_xywh",
+    ]
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        mask = np.zeros((37, 53), dtype=bool)
+        y0, x0 = rng.integers(0, 30), rng.integers(0, 45)
+        mask[y0 : y0 + rng.integers(1, 8), x0 : x0 + rng.integers(1, 9)] = True
+        x_0, y_0, x_1, y_1 = mask_box(mask)
+        assert mask[y_0:y_1, x_0:x_1].sum() == mask.sum() and mask[y_0, x_0:x_1].any()
+        assert mask_box_xywh(mask) == rle_bbox(mask_to_rle(mask))
+    assert mask_box(np.zeros((4, 4), dtype=bool)) is None
+    assert mask_box_xywh(np.zeros((4, 4), dtype=bool)) == (0.0, 0.0, 0.0, 0.0)
