@@ -32,7 +32,8 @@ def test_app_transfer_and_the_cli_read_the_format_registry() -> None:
 
     assert transfer.FORMATS == formats.FORMATS
     assert transfer.TITLES == {n: f.title for n, f in formats.REGISTRY.items()}
-    assert transfer.SINGLE_FILE == {"coco": ".json", "cvat": ".xml"}
+    assert transfer.SINGLE_FILE == {n: f.suffix for n, f in formats.REGISTRY.items() if f.suffix}
+    assert transfer.SINGLE_FILE["coco"] == ".json" and "yolo" not in transfer.SINGLE_FILE
     assert cli_project.FORMATS == formats.FORMATS
 
 
