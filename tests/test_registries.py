@@ -109,3 +109,29 @@ def test_a_family_loads_through_its_record(tmp_path: Path) -> None:
     assert isinstance(load_segmenter(checkpoint, "sam"), SamModel)
     with pytest.raises(KeyError, match="known: sam"):
         families.get("nope")
+
+
+def test_the_transfer_answers_come_from_the_records(tmp_path: Path) -> None:
+    """What used to be name if-chains in app/transfer.py, now read from each record."""
+    from annotator.app.transfer import ExportOptions, export_job, images_folder_needed
+
+    project = tmp_path / "project"
+    (project / "ds" / "images").mkdir(parents=True)
+    (project / "voc").mkdir()
+    xml = project / "ds" / "annotations.xml"
+    xml.write_text("<annotations/>")
+    assert not images_folder_needed("coco", project / "a.json", project)
+    assert not images_folder_needed("labelme", project / "ds", project)
+    assert images_folder_needed("masks", project / "ds", project)
+    assert not images_folder_needed("yolo", project / "ds", project)  # ds/images inside
+    assert images_folder_needed("voc", project / "voc", project)  # no JPEGImages/
+    assert not images_folder_needed("cvat", xml, project)  # the XML's own folder
+    assert images_folder_needed("cvat", xml, project / "voc")  # outside the project folder
+    options = ExportOptions(polygons=True, yolo_task="detect", copy_images=True)
+    assert options.for_format("coco") == {"polygons": True, "upright_dir": None}
+    assert options.for_format("yolo") == {"task": "detect"}
+    assert options.for_format("cvat") == {"polygons": True, "copy_images": True}
+    assert options.for_format("voc") == {}
+    assert "(RLE)" in export_job("p.db", "coco", tmp_path / "a.json").name
+    assert "(masks)" in export_job("p.db", "cvat", tmp_path / "a.xml").name
+    assert "(detect)" in export_job("p.db", "yolo", tmp_path / "y", options).name
