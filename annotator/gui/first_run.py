@@ -92,7 +92,7 @@ def segmenter_choices(config: ModelConfig) -> list[KnownWeights]:
     first = segmenter_default(config)
     names = [first] if first else []
     if not config.segmenter:
-        names += list(weights.DEFAULT_BY_FAMILY.values())  # dict.fromkeys below drops the first
+        names += list(weights.DEFAULT_BY_FAMILY.values())  # each family (annotator/families.py)
     return [weights.known(n) for n in dict.fromkeys(names)]
 
 
