@@ -146,7 +146,7 @@ def test_valid_names_pass_everywhere(tmp_path):
 
 
 def test_coco_uses_the_rule(tmp_path):
-    from annotator.io.coco import import_coco
+    from annotator.io.formats.coco import import_coco
 
     doc = tmp_path / "c.json"
     doc.write_text(

@@ -23,12 +23,12 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from annotator.errors import CocoFormatError, ProjectError
-from annotator.io.coco import export_coco, import_coco
+from annotator.io.formats.coco import export_coco, import_coco
 from annotator.io.masks import (
     decode_counts,
     has_holes,
     mask_area,
-    mask_bbox,
+    mask_box_xywh,
     mask_to_polygons,
     mask_to_rle,
     polygons_to_mask,
@@ -98,14 +98,14 @@ def test_bbox_and_area_match_numpy_and_pycocotools(mask):
     )
     if mask.any():
         ys, xs = np.nonzero(mask)
-        assert mask_bbox(mask) == (
+        assert mask_box_xywh(mask) == (
             xs.min(),
             ys.min(),
             xs.max() - xs.min() + 1,
             ys.max() - ys.min() + 1,
         )
     else:
-        assert mask_bbox(mask) == (0.0, 0.0, 0.0, 0.0)
+        assert mask_box_xywh(mask) == (0.0, 0.0, 0.0, 0.0)
 
 
 @settings(max_examples=300, deadline=None)
@@ -229,7 +229,7 @@ def test_export_loads_in_pycocotools_with_ap_1(tmp_path, polygons):
         for entry in doc["annotations"]:
             record = stored[entry["id"]]
             mask = record.mask()
-            assert entry["area"] == int(mask.sum()) and entry["bbox"] == list(mask_bbox(mask))
+            assert entry["area"] == int(mask.sum()) and entry["bbox"] == list(mask_box_xywh(mask))
             assert entry["iscrowd"] == 0 and entry.get("score") == record.score
             np.testing.assert_array_equal(
                 coco.annToMask(entry).astype(bool), mask
@@ -254,7 +254,7 @@ def test_export_replaces_atomically_and_keeps_the_old_file_on_failure(tmp_path, 
         def broken_replace(src, dst):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("annotator.io.coco.os.replace", broken_replace)
+        monkeypatch.setattr("annotator.io.formats.coco_export.os.replace", broken_replace)
         with pytest.raises(ProjectError, match="coco.json: cannot write the export"):
             export_coco(project, out)
         assert out.read_bytes() == old

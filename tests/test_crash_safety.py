@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from annotator.cache import ArrayCache
-from annotator.io.masks import mask_bbox
+from annotator.io.masks import mask_box_xywh
 from annotator.store import Project
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
@@ -120,7 +120,7 @@ def test_annotations_survive_kill_9(server):
                 continue
             mask = ann.mask()
             assert mask.any() and int(mask.sum()) == ann.area
-            assert np.allclose(mask_bbox(mask), ann.bbox)
+            assert np.allclose(mask_box_xywh(mask), ann.bbox)
             verified.add(ann.id)
         checked = len(records)
     assert checked >= KILLS // 4, "too few saves finished before the kills to prove anything"

@@ -17,7 +17,7 @@ from annotator.discovery.proposals import (
     mask_nms,
     propose_masks,
 )
-from annotator.models.region import mask_box
+from annotator.io.masks import mask_box
 
 # Tiny random SAMs predict low IoUs and noisy masks: accept every candidate, keep NMS light.
 LOOSE = ProposalSettings(

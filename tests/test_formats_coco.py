@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from annotator.errors import CocoFormatError
-from annotator.io.coco import export_coco, import_coco
+from annotator.io.formats.coco import export_coco, import_coco
 from annotator.store import Project
 from annotator.store import extras as store_extras
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from annotator.errors import AnnotatorError
-from annotator.io.coco import import_coco
+from annotator.io.formats.coco import import_coco
 from annotator.io.images import image_size, load_image
 from annotator.store import Project
 from annotator.vocab.vocabulary import Vocabulary

@@ -202,7 +202,9 @@ def test_shapes_over_the_edge_are_clipped_with_a_warning(proj):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["annotations_added"] == 1 and summary["boxes_added"] == 1
-    assert summary["clipped"] == 2 and summary["dropped"] == {"CVAT boxes wholly outside their image": 1}
+    assert summary["clipped"] == 2 and summary["dropped"] == {
+        "CVAT boxes wholly outside their image": 1
+    }
     assert "2 shapes reached over the image's edge: clipped to it" in result.stderr
     with sqlite3.connect(proj / ".annotator" / "project.db") as db:
         box = db.execute("SELECT x, y, w, h FROM boxes").fetchone()

@@ -18,7 +18,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.errors import ProjectError
-from annotator.io.coco import export_coco
+from annotator.io.formats.coco import export_coco
 from annotator.store import Project
 from annotator.store.backend import parse_url, translate
 from annotator.store.copy import copy_project

@@ -29,19 +29,16 @@ from typing import Any
 
 from annotator.app.longjob import JobControl, LongJob
 from annotator.errors import AnnotatorError, ProjectError
+from annotator.io import formats
 
-FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")  # = annotator.io.formats.FORMATS
-EXPORT_FORMATS = (*FORMATS, "geojson")  # geojson: export only (issue 26)
-TITLES = {
-    "coco": "COCO JSON",
-    "yolo": "YOLO",
-    "voc": "Pascal VOC",
-    "cvat": "CVAT XML",
-    "labelme": "labelme JSON",
-    "masks": "PNG masks",
-    "geojson": "GeoJSON (polygons; a GeoTIFF's CRS)",
-}
-SINGLE_FILE = {"coco": ".json", "cvat": ".xml"}  # exported as one file; the others as a folder
+# Views of the format registry (`annotator.io.formats.REGISTRY`, light to import), kept under
+# the names the window and the CLI read; a new format appears here by its registry entry alone.
+FORMATS = formats.FORMATS  # the formats that import
+EXPORT_FORMATS = formats.EXPORT_FORMATS  # every format (GeoJSON is export only)
+TITLES = {name: f.title for name, f in formats.REGISTRY.items()}
+SINGLE_FILE = {name: f.suffix for name, f in formats.REGISTRY.items() if f.suffix}  # else a folder
+OPTIONS = {name: frozenset(f.options.values()) for name, f in formats.REGISTRY.items()}
+"""Format -> the `ExportOptions` fields its exporter reads (the dialog shows only those)."""
 YOLO_TASKS = ("segment", "detect")
 
 Progress = Callable[[int, int], None]
@@ -57,28 +54,23 @@ class ExportOptions:
     copy_images: bool = False  # cvat: also copy the images to images/
 
     def for_format(self, name: str) -> dict[str, Any]:
-        """The keyword options of format `name`'s exporter."""
-        if name == "coco":
-            return {"polygons": self.polygons, "upright_dir": self.upright_copies}
-        if name == "yolo":
-            if self.yolo_task not in YOLO_TASKS:
-                raise AnnotatorError(f"YOLO task must be one of {', '.join(YOLO_TASKS)}")
-            return {"task": self.yolo_task}
-        if name == "cvat":
-            return {"polygons": self.polygons, "copy_images": self.copy_images}
-        return {}
+        """The keyword options of format `name`'s exporter (its registry record maps them)."""
+        fields = formats.get(name).options
+        if "yolo_task" in fields.values() and self.yolo_task not in YOLO_TASKS:
+            raise AnnotatorError(f"YOLO task must be one of {', '.join(YOLO_TASKS)}")
+        return {kw: getattr(self, field) for kw, field in fields.items()}
 
 
 def export_problem(name: str, out: str | os.PathLike) -> str | None:
     """One line saying why `out` must not be an export target (a project's own files, a folder
     where a file goes), or None. Cheap: the window asks before it starts the job."""
     from annotator.io.files import show_path
-    from annotator.io.formats import writes_folder
     from annotator.io.outputs import output_problem
 
-    if name not in EXPORT_FORMATS:
-        return f"unknown format {name!r} (one of: {', '.join(EXPORT_FORMATS)})"
-    problem = output_problem(out, writes_folder(name, out))  # inputs checked again once open
+    if name not in formats.REGISTRY:
+        return f"unknown format {name!r} (one of: {', '.join(formats.REGISTRY)})"
+    folder = formats.get(name).writes_folder(out)
+    problem = output_problem(out, folder)  # the inputs are checked again with the project open
     return None if problem is None else f"{show_path(out)}: {problem}"
 
 
@@ -91,8 +83,6 @@ def export_project(
 ) -> dict:
     """Write `project` in format `name` at `out`; returns the format's summary, whose `warnings`
     list what the format could not hold (not printed: the caller shows them)."""
-    from annotator.io import formats
-
     problem = export_problem(name, out)
     if problem is not None:
         raise ProjectError(problem)
@@ -115,8 +105,6 @@ def check_import_paths(path: str | os.PathLike, images: str | os.PathLike | None
 
 def detect_format(path: str | os.PathLike) -> str:
     """The dataset format of a file or folder (a one-line DatasetFormatError when none fits)."""
-    from annotator.io import formats
-
     return formats.detect(path)
 
 
@@ -130,8 +118,6 @@ def import_dataset(
     """Add a dataset's annotations to `project`, all or nothing (format detected when `name` is
     None). A team (PostgreSQL) project that records no image folder yet records `images` as its
     folder: the names the import stores are relative to it."""
-    from annotator.io import formats
-
     check_import_paths(path, images)
     name = name or formats.detect(path)
     if getattr(project, "url", None) and project.folder is None and images is not None:
@@ -147,16 +133,13 @@ def images_folder_needed(name: str, path: str | os.PathLike, folder: Path | None
     images/ or JPEGImages/ folder, the CVAT XML's folder) is missing or outside the project folder
     `folder`, or the format has none (PNG masks). COCO names images relative to the project folder
     and labelme next to each JSON, so they need no question."""
-    if name in ("coco", "labelme"):
+    images = formats.get(name).images
+    if images is None:
         return False
-    if name == "masks" or folder is None:
-        return name == "masks"
+    if images == "" or folder is None:
+        return images == ""
     p = Path(path)
-    default = {
-        "yolo": p / "images",
-        "voc": p / "JPEGImages",
-        "cvat": (p.parent if p.is_file() else p),
-    }[name]
+    default = (p.parent if p.is_file() else p) if images == "." else p / images
     if not default.is_dir():
         return True
     rel = os.path.relpath(os.path.abspath(default), os.path.abspath(folder))
@@ -204,7 +187,7 @@ def export_file(
     with _open(location) as project:
         control.check()
         progress = _reporter(control, f"writing {TITLES[name]}")
-        if name != "coco":
+        if not formats.get(name).partial_file:
             return export_project(project, name, target, opts, progress)
         staging = _partial_name(target)
         try:
@@ -234,10 +217,11 @@ def export_job(
 ) -> LongJob:
     """The window's export of format `name` to `out`, as a process job."""
     opts = options or ExportOptions()
+    fmt = formats.get(name)
     detail = ""
-    if name in ("coco", "cvat"):
-        detail = " (polygons)" if opts.polygons else (" (RLE)" if name == "coco" else " (masks)")
-    elif name == "yolo":
+    if "polygons" in fmt.options.values():
+        detail = " (polygons)" if opts.polygons else f" ({fmt.mask_word})"
+    elif "yolo_task" in fmt.options.values():
         detail = f" ({opts.yolo_task})"
     return LongJob(
         f"Exporting {TITLES[name]}{detail} to {Path(out).name}",

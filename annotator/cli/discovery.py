@@ -119,7 +119,7 @@ def register(subparsers, models: argparse.ArgumentParser) -> None:
 def run_find(args: argparse.Namespace) -> int:
     from annotator.discovery.find import Finder
     from annotator.discovery.proposals import ProposalSettings
-    from annotator.io.masks import mask_bbox, mask_to_rle
+    from annotator.io.masks import mask_box_xywh, mask_to_rle
 
     check_positive("--top-k", args.top_k)
     check_positive("--points-per-side", args.points_per_side)
@@ -154,7 +154,7 @@ def run_find(args: argparse.Namespace) -> int:
         "matches": [
             {
                 "rle": mask_to_rle(m.mask),
-                "bbox": [float(v) for v in mask_bbox(m.mask)],  # XYWH, as COCO and `segment`
+                "bbox": [float(v) for v in mask_box_xywh(m.mask)],  # XYWH, as COCO and `segment`
                 "box": [float(v) for v in m.box],  # XYXY
                 "area": int(m.mask.sum()),
                 "score": round(m.score, 6),
@@ -171,7 +171,7 @@ def _find_sam3(args: argparse.Namespace) -> int:
     """`find --by sam3`: SAM 3's instances of the query, in the same JSON as the proposals path."""
     from annotator.device import resolve_device
     from annotator.io.images import load_image
-    from annotator.io.masks import mask_bbox, mask_to_rle
+    from annotator.io.masks import mask_box_xywh, mask_to_rle
     from annotator.models.sam3 import Sam3TextSegmenter
 
     segmenter = Sam3TextSegmenter.load(args.sam3_model, resolve_device(args.device))
@@ -188,7 +188,7 @@ def _find_sam3(args: argparse.Namespace) -> int:
         "matches": [
             {
                 "rle": mask_to_rle(m.mask),
-                "bbox": [float(v) for v in mask_bbox(m.mask)],
+                "bbox": [float(v) for v in mask_box_xywh(m.mask)],
                 "box": [float(v) for v in m.box],
                 "area": int(m.mask.sum()),
                 "score": round(m.score, 6),

@@ -10,15 +10,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from annotator import families
 from annotator.errors import AnnotatorError
 from annotator.spec import ModelSpec
 
-SEGMENTER_FAMILIES = (
-    "sam",
-    "sam2",
-    "edgetam",
-    "sam_hq",
-)  # models/registry.py FAMILIES (no torch here)
+SEGMENTER_FAMILIES = families.NAMES  # the records: annotator/families.py (no torch)
 
 if TYPE_CHECKING:
     from annotator.engine import Engine
@@ -32,7 +28,9 @@ def model_flags() -> argparse.ArgumentParser:
     group.add_argument(
         "--segmenter",
         choices=SEGMENTER_FAMILIES,
-        help="segmenter family: sam (SAM 1), sam2 (SAM 2.1), edgetam, sam_hq; default: SAM 2.1 "
+        help="segmenter family: "
+        + ", ".join(f"{f.name} ({f.title})" for f in families.FAMILIES.values())
+        + "; default: SAM 2.1 "
         "tiny on a CPU, SAM 2.1 base+ on CUDA (or SAM 1 ViT-B if that is what is downloaded)",
     )
     group.add_argument(

@@ -181,7 +181,7 @@ def _embed_on_ray(args: argparse.Namespace, paths: list[Path]) -> int:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from annotator.io.masks import mask_bbox, mask_to_rle
+    from annotator.io.masks import mask_box_xywh, mask_to_rle
 
     if not args.point and args.box is None:
         raise PromptError("give at least one --point X,Y or a --box X0,Y0,X1,Y1")
@@ -214,7 +214,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         "width": embedding.size[1],
         "height": embedding.size[0],
         "rle": rle,
-        "bbox": [float(v) for v in mask_bbox(proposal.mask)],
+        "bbox": [float(v) for v in mask_box_xywh(proposal.mask)],
         "area": int(proposal.mask.sum()),
         "score": round(float(proposal.score), 6),
         "labels": [

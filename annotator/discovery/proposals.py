@@ -34,8 +34,7 @@ from torchvision.ops import nms as _torch_nms
 
 from annotator.cache import ArrayCache
 from annotator.engine import Box, ImageEmbedding
-from annotator.io.masks import mask_iou_matrix
-from annotator.models.region import mask_box
+from annotator.io.masks import mask_box, mask_iou_matrix
 from annotator.models.sam import SamModel
 from annotator.models.segmenter import Segmenter
 from annotator.preempt import yield_point

@@ -228,7 +228,7 @@ def coco_dataset(annotations: Path, images: Path) -> Dataset:
     if not images.is_dir():
         raise DatasetError(f"{images}: not a folder (--images)")
     from annotator.io import bounds
-    from annotator.io.coco import MAX_DOCUMENT_BYTES
+    from annotator.io.formats.coco import MAX_DOCUMENT_BYTES
     from annotator.io.images import MAX_PIXELS
     from annotator.io.structured import read_file
 

@@ -94,7 +94,7 @@ def segmenter_choices(config: ModelConfig) -> list[KnownWeights]:
     first = segmenter_default(config)
     names = [first] if first else []
     if not config.segmenter:
-        names += [weights.DEFAULT_BY_FAMILY[f] for f in ("sam2", "sam", "edgetam", "sam_hq")]
+        names += list(weights.DEFAULT_BY_FAMILY.values())  # each family (annotator/families.py)
     return [weights.known(n) for n in dict.fromkeys(names)]
 
 

@@ -8,14 +8,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPixmap, QPolygonF, qRgba
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene
 
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Tight (x0, y0, x1, y1) of a bool mask, exclusive upper bounds; None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+from annotator.app.masks import mask_box
 
 
 def overlay_image(
@@ -85,7 +78,7 @@ class MaskItem:
     def show_mask(
         self, mask: np.ndarray, rgb: tuple[int, int, int], alpha: int, width: float, dashed=False
     ) -> None:
-        box = mask_bbox(mask)
+        box = mask_box(mask)
         if box is None:
             self.fill.setPixmap(QPixmap())
             self.outline.setPath(QPainterPath())

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
+from annotator import families
 from annotator.errors import AnnotatorError
 from annotator.models.registry import FAMILIES, check_family, detect_family
 from annotator.spec import ModelSpec
@@ -74,7 +75,8 @@ class ModelConfig:
         if self.checkpoint:
             return Path(self.checkpoint).name or self.checkpoint
         if self.segmenter:
-            return FAMILY_NAMES.get(self.segmenter, self.segmenter).split(" (")[0]
+            family = families.FAMILIES.get(self.segmenter)
+            return family.title if family else self.segmenter
         return "default segmenter"
 
     def checkpoint_problem(self) -> str | None:
@@ -96,12 +98,9 @@ class ModelConfig:
 
 
 # The family names the settings dialog shows, in its order ("" = the device's default).
-FAMILY_NAMES = {
+FAMILY_NAMES = {  # the settings list: annotator/families.py's records
     "": "Default for this device",
-    "sam": "SAM 1 (segment-anything .pth)",
-    "sam2": "SAM 2.1 (transformers folder)",
-    "edgetam": "EdgeTAM (transformers folder)",
-    "sam_hq": "HQ-SAM (transformers folder)",
+    **{name: f.choice for name, f in families.FAMILIES.items()},
 }
 CHECKPOINT_PATTERN = "Checkpoints (*.pth *.pt *.safetensors);;All files (*)"
 LEGACY_CHECKPOINT_KEY = "models/sam_checkpoint"  # before the families: a SAM 1 file only

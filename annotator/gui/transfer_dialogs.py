@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from annotator.app.transfer import (
     EXPORT_FORMATS,
     FORMATS,
+    OPTIONS,
     SINGLE_FILE,
     TITLES,
     YOLO_TASKS,
@@ -106,10 +107,10 @@ class ExportDialog(QDialog):
 
     def _format_changed(self) -> None:
         name = self.name()
-        self.polygons.setVisible(name in ("coco", "cvat"))
-        self.task_label.setVisible(name == "yolo")
-        self.yolo_task.setVisible(name == "yolo")
-        self.copy_images.setVisible(name == "cvat")
+        self.polygons.setVisible("polygons" in OPTIONS[name])
+        self.task_label.setVisible("yolo_task" in OPTIONS[name])
+        self.yolo_task.setVisible("yolo_task" in OPTIONS[name])
+        self.copy_images.setVisible("copy_images" in OPTIONS[name])
         self.target_label.setText("File" if name in SINGLE_FILE else "Folder")
         target = default_target(name, self.folder)
         self.target.setText("" if target is None else str(target))
@@ -130,9 +131,9 @@ class ExportDialog(QDialog):
     def values(self) -> tuple[str, Path, ExportOptions]:
         """(format, target, options) as chosen."""
         options = ExportOptions(
-            polygons=self.polygons.isChecked() and self.name() in ("coco", "cvat"),
+            polygons=self.polygons.isChecked() and "polygons" in OPTIONS[self.name()],
             yolo_task=str(self.yolo_task.currentData()),
-            copy_images=self.copy_images.isChecked() and self.name() == "cvat",
+            copy_images=self.copy_images.isChecked() and "copy_images" in OPTIONS[self.name()],
         )
         return self.name(), Path(self.target.text().strip()), options
 

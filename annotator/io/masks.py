@@ -166,9 +166,27 @@ def rle_area(rle: dict) -> int:
     return int(mask_utils.area(_py_rle(rle)))
 
 
-def mask_bbox(mask: np.ndarray) -> XYWH:
-    """XYWH box of the mask's pixels (COCO convention: width = x1 - x0 + 1); zeros when empty."""
-    return rle_bbox(mask_to_rle(mask))
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The one mask-box helper (ADR 0028): XYXY (x0, y0, x1, y1) of the True pixels with exclusive
+    ends, the house's box convention; None for an empty mask. Reads the mask once per axis."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def mask_box_xywh(mask: np.ndarray) -> XYWH:
+    """COCO's XYWH box of the mask's pixels (width = x1 - x0 with `mask_box`'s exclusive x1), as
+    floats; zeros when empty. Only for COCO-shaped output (`bbox` fields)."""
+    box = mask_box(_check_mask(mask))
+    if box is None:
+        return (0.0, 0.0, 0.0, 0.0)
+    x0, y0, x1, y1 = box
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+mask_bbox = mask_box_xywh  # the old name (XYWH), kept so callers on other branches still work
 
 
 def mask_area(mask: np.ndarray) -> int:

@@ -3,7 +3,7 @@
 One check for every writer (`export` in each format, `--upright-copies`, `cache export`,
 `project copy`): `output_problem` says why a target must not be written, or None. Refused:
 - anything inside a project's `.annotator/` folder and any existing SQLite file (the store's own
-  check, `store.files.export_target_problem`);
+  check, `io.targets.export_target_problem`);
 - an input: the project's database, its images folder (or a folder holding it), one of its image
   files, or a folder that holds one of them;
 - a folder target that is a symbolic link (a file target is written through, ADR 0008: the
@@ -88,7 +88,7 @@ def output_problem(
 ) -> str | None:
     """Why `path` must not be written (one line without the path), or None. `folder`: the output
     is a folder; `files` and `folders`: the command's inputs, never to be replaced."""
-    from annotator.store.files import export_target_problem
+    from annotator.io.targets import export_target_problem
 
     try:
         os.fspath(path)

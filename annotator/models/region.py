@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.errors import AnnotatorError
+from annotator.io.masks import mask_box
 from annotator.models.clip import ClipModel
 from annotator.vectors import unit_vector
 
@@ -54,15 +55,6 @@ def _area_matrix(pixels: int, cells: int) -> np.ndarray:
     out = (np.clip(overlap, 0.0, None) * (cells / pixels)).astype(np.float32)
     out.setflags(write=False)  # shared through the cache
     return out
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) with exclusive ends of the True pixels, or None for an empty mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def cell_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

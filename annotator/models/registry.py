@@ -1,7 +1,7 @@
 """The segmenter registry: a family name -> its loader, as segment-anything's `sam_model_registry`
 maps a size to its builder. `load_segmenter` picks the family from `--segmenter`, or from the
 checkpoint itself, or the per-device default (docs/adr/0006-segmenter-defaults.md). A new family is
-one entry here and one class implementing `segmenter.Segmenter`.
+one class implementing `segmenter.Segmenter` and one record in `annotator/families.py` (ADR 0028).
 """
 
 from __future__ import annotations
@@ -9,49 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from annotator import families
 from annotator.errors import CheckpointError
 from annotator.models.hf_checkpoint import read_config
 from annotator.models.segmenter import Segmenter
 
-FAMILIES = ("sam", "sam2", "edgetam", "sam_hq")
+FAMILIES = families.NAMES  # the records: annotator/families.py
 
 
 Loader = Callable[[Path, str], Segmenter]
 
-
-def _load_sam(path: Path, device: str) -> Segmenter:
-    from annotator.models.sam import SamModel
-
-    return SamModel.load(path, device=device)
-
-
-def _load_sam2(path: Path, device: str) -> Segmenter:
-    from annotator.models.sam2 import Sam2Segmenter
-
-    return Sam2Segmenter.load(path, device=device, family="sam2")
-
-
-def _load_edgetam(path: Path, device: str) -> Segmenter:
-    from annotator.models.sam2 import Sam2Segmenter
-
-    return Sam2Segmenter.load(path, device=device, family="edgetam")
-
-
-def _load_sam_hq(path: Path, device: str) -> Segmenter:
-    from annotator.models.sam_hq import SamHQSegmenter
-
-    return SamHQSegmenter.load(path, device=device)
-
-
-REGISTRY: dict[str, Loader] = {
-    "sam": _load_sam,
-    "sam2": _load_sam2,
-    "edgetam": _load_edgetam,
-    "sam_hq": _load_sam_hq,
-}
+REGISTRY: dict[str, Loader] = {name: f.load for name, f in families.FAMILIES.items()}
 
 # Family of a transformers folder, by config.json's model_type.
-MODEL_TYPES = {"sam2": "sam2", "edgetam": "edgetam", "sam_hq": "sam_hq"}
+MODEL_TYPES = {f.model_type: name for name, f in families.FAMILIES.items() if f.model_type}
 
 
 def detect_family(path: Path) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from annotator import families
 from annotator.cache import default_cache_dir
 from annotator.errors import WeightsError
 from annotator.hashing import sha256_file
@@ -31,7 +32,7 @@ SAM_FLAG = "--sam-checkpoint PATH"
 CLIP_FLAG = "--clip-weights PATH"
 CHECKPOINT_FLAG = "--checkpoint PATH"
 # Families whose weights are a transformers folder (config.json + model.safetensors).
-FOLDER_KINDS = ("sam2", "edgetam", "sam_hq")
+FOLDER_KINDS = tuple(name for name, f in families.FAMILIES.items() if f.folder)
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes or 0 when unknown)
 
@@ -155,12 +156,7 @@ DEFAULT_SEGMENTER = {
     "mps": "sam2.1_hiera_tiny",
     "cuda": "sam2.1_hiera_base_plus",
 }
-DEFAULT_BY_FAMILY = {
-    "sam": "sam_vit_b",
-    "sam2": "sam2.1_hiera_tiny",
-    "edgetam": "edgetam",
-    "sam_hq": "sam_hq_vit_b",
-}
+DEFAULT_BY_FAMILY = {name: f.default_weights for name, f in families.FAMILIES.items()}
 
 
 def default_segmenter(device: str, family: str | None = None) -> str:

@@ -8,8 +8,9 @@ import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage
 
+from annotator.app.masks import mask_box
 from annotator.gui.canvas import Canvas
-from annotator.gui.overlays import mask_bbox, outline_path
+from annotator.gui.overlays import outline_path
 from tests.timing import record
 
 
@@ -35,7 +36,7 @@ def test_overlay_covers_only_the_mask_bbox(qtbot):
     assert item.fill.offset().toTuple() == (200.0, 100.0)
     image = item.fill.pixmap().toImage()
     assert image.pixelColor(5, 5).red() > 0 and image.pixelColor(25, 25).alpha() == 0  # the hole
-    assert mask_bbox(mask) == (200, 100, 260, 150)
+    assert mask_box(mask) == (200, 100, 260, 150)
     rect = outline_path(mask[100:150, 200:260], 200, 100).boundingRect()
     assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (200.5, 100.5, 259.5, 149.5)
     assert canvas.annotation_at(205, 105) == 1 and canvas.annotation_at(225, 125) is None

@@ -1,5 +1,11 @@
-"""Dataset formats: a registry name -> module with `export(project, out, **options)`,
-`import_(path, images_dir, project)` and `detect(path)`.
+"""Dataset formats: one `DatasetFormat` record per format, in `REGISTRY` (ADR 0028).
+
+A record holds what the CLI, `app/transfer.py` and the window's dialogs need to know about a format
+(name, title, one file or a folder, where its images are, which export options it takes, detection
+order) and names the module that does the work: `export(project, out, **options)`,
+`import_(path, images_dir, project)` and `detect(path)`. The module is imported on first use, so
+reading the registry is light (a CLI run pays only for its own format). Adding a format is one
+module here plus one `register(DatasetFormat(...))` line below.
 
 One module per format (coco, yolo, voc, cvat, labelme, masks); `_common` holds what they share. What
 each format cannot hold, and what its export does then, is in its module docstring and in
@@ -10,39 +16,148 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotator.errors import DatasetFormatError
-from annotator.io.formats._common import FormatWarning, Progress
-from annotator.io.images import show_path
-from annotator.store.project import Project
+from annotator.io.files import show_path
 
-FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
-EXPORT_FORMATS = (*FORMATS, "geojson")  # geojson: export only (issue 26)
-# Every format's detector is asked; more than one match is an error asking for --format.
-_DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
+if TYPE_CHECKING:
+    from annotator.io.formats._common import Progress
+    from annotator.store.project import Project
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One dataset format's facts; its code is in `annotator.io.formats.<module>`."""
+
+    name: str  # the CLI's --format value
+    title: str  # what the window shows
+    suffix: str | None = None  # exported as one file with this suffix; None: a folder
+    folder_unless_suffix: bool = False  # a folder unless the target ends in `suffix` (CVAT)
+    images: str | None = None  # the images' default folder relative to the dataset ("." its own
+    # folder, "" none: always asked); None: names are relative to the project or the JSON (no question)
+    options: dict[str, str] = field(default_factory=dict)  # exporter keyword -> ExportOptions field
+    detect_rank: int = 0  # detectors are asked in this order (all are asked; several = an error)
+    partial_file: bool = False  # the window writes a hidden partial file, renamed at the end
+    mask_word: str = "masks"  # what a mask is written as without `polygons` (the job's title)
+    module: str = ""  # defaults to `name`
+    importable: bool = True  # False: export only (GeoJSON)
+
+    def load(self) -> ModuleType:
+        """The format's module (imported on first use)."""
+        return importlib.import_module(f"annotator.io.formats.{self.module or self.name}")
+
+    def writes_folder(self, out: str | os.PathLike) -> bool:
+        """Whether an export to `out` writes a folder (staged, published whole)."""
+        if self.suffix is None:
+            return True
+        return self.folder_unless_suffix and Path(out).suffix.lower() != self.suffix
+
+    @property
+    def single_file(self) -> bool:
+        """Whether the window offers a file (not a folder) as the default target."""
+        return self.suffix is not None
+
+
+REGISTRY: dict[str, DatasetFormat] = {}
+
+
+def register(fmt: DatasetFormat) -> DatasetFormat:
+    """Add a format to the registry (its name must be new)."""
+    if fmt.name in REGISTRY:
+        raise ValueError(f"dataset format {fmt.name!r} is registered twice")
+    REGISTRY[fmt.name] = fmt
+    _refresh()
+    return fmt
+
+
+def _refresh() -> None:
+    """The tuples older callers read, recomputed from the registry."""
+    global FORMATS, EXPORT_FORMATS, FOLDER_FORMATS, _DETECT_ORDER
+    EXPORT_FORMATS = tuple(REGISTRY)
+    FORMATS = tuple(n for n, f in REGISTRY.items() if f.importable)
+    FOLDER_FORMATS = tuple(n for n, f in REGISTRY.items() if f.suffix is None)
+    _DETECT_ORDER = tuple(sorted(FORMATS, key=lambda n: REGISTRY[n].detect_rank))
+
+
+FORMATS: tuple[str, ...] = ()  # the formats that import
+EXPORT_FORMATS: tuple[str, ...] = ()  # every format (all export)
+FOLDER_FORMATS: tuple[str, ...] = ()  # cvat too when `out` does not end in .xml
+_DETECT_ORDER: tuple[str, ...] = ()
+
+register(
+    DatasetFormat(
+        "coco",
+        "COCO JSON",
+        suffix=".json",
+        options={"polygons": "polygons", "upright_dir": "upright_copies"},
+        detect_rank=4,
+        partial_file=True,
+        mask_word="RLE",
+    )
+)
+register(DatasetFormat("yolo", "YOLO", images="images", options={"task": "yolo_task"}))
+register(DatasetFormat("voc", "Pascal VOC", images="JPEGImages", detect_rank=1))
+register(
+    DatasetFormat(
+        "cvat",
+        "CVAT XML",
+        suffix=".xml",
+        folder_unless_suffix=True,
+        images=".",
+        options={"polygons": "polygons", "copy_images": "copy_images"},
+        detect_rank=3,
+    )
+)
+register(DatasetFormat("labelme", "labelme JSON", detect_rank=5))
+register(DatasetFormat("masks", "PNG masks", images="", detect_rank=2))
+# Issue 26: polygons per image, in a GeoTIFF's CRS when it is georeferenced; export only.
+register(
+    DatasetFormat("geojson", "GeoJSON (polygons; a GeoTIFF's CRS)", importable=False, detect_rank=9)
+)
 
 __all__ = [
+    "EXPORT_FORMATS",
     "FOLDER_FORMATS",
     "EXPORT_FORMATS",
     "FORMATS",
+    "REGISTRY",
+    "DatasetFormat",
     "FormatWarning",
     "Progress",
     "detect",
     "export",
     "format_module",
+    "get",
     "import_",
+    "register",
     "writes_folder",
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """`FormatWarning` and `Progress` live in `_common` (numpy, the store): imported on use."""
+    if name in ("FormatWarning", "Progress"):
+        from annotator.io.formats import _common
+
+        return getattr(_common, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def get(name: str) -> DatasetFormat:
+    """The record of format `name`; one line naming the known formats when there is none."""
+    fmt = REGISTRY.get(name)
+    if fmt is None:
+        raise DatasetFormatError(f"unknown format {name!r} (one of: {', '.join(REGISTRY)})")
+    return fmt
+
+
 def format_module(name: str) -> ModuleType:
     """The module of a format (imported on first use: a CLI run pays only for its own format)."""
-    if name not in EXPORT_FORMATS:
-        raise DatasetFormatError(f"unknown format {name!r} (one of: {', '.join(FORMATS)})")
-    return importlib.import_module(f"annotator.io.formats.{name}")
+    return get(name).load()
 
 
 def detect(path: str | os.PathLike) -> str:
@@ -64,12 +179,9 @@ def detect(path: str | os.PathLike) -> str:
     )
 
 
-FOLDER_FORMATS = ("yolo", "voc", "labelme", "masks", "geojson")  # cvat too when `out` is not a .xml file
-
-
 def writes_folder(name: str, out: str | os.PathLike) -> bool:
     """Whether format `name` exported to `out` writes a folder (staged, published whole)."""
-    return name in FOLDER_FORMATS or (name == "cvat" and Path(out).suffix.lower() != ".xml")
+    return get(name).writes_folder(out)
 
 
 def export(
@@ -91,7 +203,7 @@ def export(
     folder = writes_folder(name, out)
     inputs = outputs.project_inputs(project)
     outputs.check_output(out, folder, *inputs)
-    if name == "cvat" and options.get("copy_images") and not folder:
+    if options.get("copy_images") and not folder:  # CVAT's images/ beside its XML
         outputs.check_output(Path(out).parent / "images", True, *inputs)
     if not folder:
         summary = format_module(name).export(project, out, progress=progress, **options)
@@ -123,6 +235,10 @@ def import_(
 
     check_not_partial(path)
     name = name or detect(path)
+    if not get(name).importable:
+        raise DatasetFormatError(
+            f"{name} is an export-only format (import one of: {', '.join(FORMATS)})"
+        )
     summary = format_module(name).import_(path, images_dir, project, progress=progress)
     summary.setdefault("warnings", [])
     summary["format"] = name

@@ -1,5 +1,7 @@
-"""COCO through the format registry: `annotator.io.coco` does the work (its docstring has the
-decisions); this module only adds detection and the registry's signatures."""
+"""COCO instance-segmentation files, the format's home: `export_coco` and `import_coco` (and the
+bounds an import enforces) are importable from here. The work is in `coco_export.py` and
+`coco_import.py` (their docstrings have the decisions; `coco_checks.py` holds the import's checks);
+this module adds detection and the registry's signatures."""
 
 from __future__ import annotations
 
@@ -7,10 +9,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-from annotator.io.coco import export_coco, import_coco
+from annotator.io.formats.coco_checks import MAX_DOCUMENT_BYTES, MAX_KEPT_ID, MAX_NAME_LENGTH
+from annotator.io.formats.coco_export import export_coco
+from annotator.io.formats.coco_import import import_coco
 from annotator.store.project import Project
 
 NAME = "coco"
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_KEPT_ID",
+    "MAX_NAME_LENGTH",
+    "NAME",
+    "detect",
+    "export",
+    "export_coco",
+    "import_",
+    "import_coco",
+]
 
 
 def export(
