@@ -239,7 +239,7 @@ NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
     "--ray-workers": (1, 4096),
     "--ray-batch": (1, 100_000),
     "--ray-cpus-per-worker": (0.01, 1024),
-    "--pred-iou-thresh": (0, 1),
+    "--pred-iou-thresh": (-1, 1),  # the decoder predicts IoU by regression: -1 keeps every mask
     "--stability-thresh": (0, 1),
     "--nms-thresh": (0, 1),
     "--mask-threshold": (0, 1),
