@@ -29,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for known in weights.list_known():
         state = "cached" if weights.is_cached(known.name) else "missing"
-        size = f"{known.size / 1e6:.0f} MB" if known.size else "?"
+        size = known.size_label or "?"
         print(f"{known.name:<24} {size:>8}  {state:<8} {known.url}")
     from annotator.models.sam3 import HF_REPO, sam3_cache_dir
 

@@ -228,7 +228,7 @@ class FirstRunDialog(QDialog):
         layout.addLayout(grid)
         first_choices = {k.name for k in missing}
         for row, known in enumerate(offered):
-            size = f"{known.size / 1e6:.0f} MB" if known.size else "size unknown"
+            size = known.size_label or "size unknown"
             hint = " — recommended" if known.kind != "clip" and known.name in first_choices else ""
             name = QLabel(f"<b>{known.name}</b> ({size}){hint}<br>{known.description}")
             name.setTextFormat(Qt.TextFormat.RichText)

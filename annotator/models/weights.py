@@ -25,6 +25,7 @@ from annotator import families
 from annotator.cache import default_cache_dir
 from annotator.errors import WeightsError
 from annotator.hashing import sha256_file
+from annotator.models.weight_sizes import APPROX_SIZE, size_label
 
 CHUNK = 1 << 20
 USER_AGENT = "annotator/0.1 (+weights download)"
@@ -49,6 +50,11 @@ class KnownWeights:
     sha256: str | None
     description: str
     files: tuple[str, ...] = ()  # a transformers folder: its files, fetched one by one
+    approx_size: int | None = None  # estimated from the architecture: shown, never checked
+
+    @property
+    def size_label(self) -> str | None:
+        return size_label(self.size, self.approx_size)  # "375 MB", "≈156 MB" or None
 
     @property
     def flag(self) -> str:
@@ -99,9 +105,7 @@ KNOWN: dict[str, KnownWeights] = {
             sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
             description="Segment Anything ViT-H (official, 636M parameters; best masks)",
         ),
-        # open_clip's hub file for convnext_base_w / laion2b_s13b_b82k_augreg. No published
-        # size or sha256 could be found offline: left None (never invented), so the download is
-        # only checked for completeness against Content-Length.
+        # open_clip's hub file; no published size/sha256 offline: None (never invented).
         KnownWeights(
             name="clip_convnext_base_w_laion2b_s13b_b82k_augreg",
             kind="clip",
@@ -110,6 +114,7 @@ KNOWN: dict[str, KnownWeights] = {
             size=None,
             sha256=None,
             description="open_clip convnext_base_w, laion2b_s13b_b82k_augreg (default CLIP)",
+            approx_size=APPROX_SIZE["clip_convnext_base_w_laion2b_s13b_b82k_augreg"],
         ),
     )
 }
@@ -117,9 +122,7 @@ _HF_FILES = ("config.json", "model.safetensors")
 
 
 def _hf(name: str, kind: str, repo: str, description: str) -> KnownWeights:
-    """A transformers-format model repository on the Hugging Face hub. No size or sha256 is
-    published outside the hub's API (not reachable offline): each file is checked for
-    completeness against its Content-Length, and `--checkpoint` takes a local copy."""
+    """A transformers model repository on the hub; no size/sha256 offline: Content-Length check."""
     return KnownWeights(
         name=name,
         kind=kind,
@@ -129,18 +132,15 @@ def _hf(name: str, kind: str, repo: str, description: str) -> KnownWeights:
         sha256=None,
         description=description,
         files=_HF_FILES,
+        approx_size=APPROX_SIZE[name],
     )
 
 
+_FB = "facebook/sam2.1-hiera-"
 for _w in (
     _hf("sam2.1_hiera_tiny", "sam2", "facebook/sam2.1-hiera-tiny", "SAM 2.1 Hiera-T (CPU default)"),
     _hf("sam2.1_hiera_small", "sam2", "facebook/sam2.1-hiera-small", "SAM 2.1 Hiera-S"),
-    _hf(
-        "sam2.1_hiera_base_plus",
-        "sam2",
-        "facebook/sam2.1-hiera-base-plus",
-        "SAM 2.1 Hiera-B+ (CUDA default)",
-    ),
+    _hf("sam2.1_hiera_base_plus", "sam2", _FB + "base-plus", "SAM 2.1 Hiera-B+ (CUDA default)"),
     _hf("sam2.1_hiera_large", "sam2", "facebook/sam2.1-hiera-large", "SAM 2.1 Hiera-L"),
     _hf("edgetam", "edgetam", "yonigozlan/EdgeTAM-hf", "EdgeTAM (RepViT-M1 trunk; fastest)"),
     _hf("sam_hq_vit_b", "sam_hq", "syscv-community/sam-hq-vit-base", "HQ-SAM ViT-B"),

@@ -278,6 +278,7 @@ def test_the_first_run_dialog_offers_sam2_tiny_first_on_a_cpu(qtbot, settings_fi
     assert dialog.choose_buttons["sam_vit_b"].text() == "Choose file…"
     first_row = dialog.layout().itemAt(1).layout().itemAtPosition(0, 0).widget().text()
     assert TINY in first_row and "recommended" in first_row
+    assert "(\u2248156 MB)" in first_row  # the estimated size, marked approximate (issue 24)
 
 
 def test_downloading_the_cpu_default_folder_loads_sam2_in_the_window(
