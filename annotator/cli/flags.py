@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annotator.errors import AnnotatorError
-from annotator.spec import ModelSpec
+from annotator.spec import PRECISIONS, ModelSpec
 
 SEGMENTER_FAMILIES = (
     "sam",
@@ -64,6 +64,19 @@ def model_flags() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--cache-dir", type=Path, help="where embeddings and text indexes are cached"
+    )
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="numeric precision of the encoders: auto (default: per model part, what this "
+        "machine runs faster and the project has proven equivalent to fp32), fp32, bf16 or int8",
+    )
+    group.add_argument(
+        "--allow-mixed-precision",
+        dest="mix_precision",
+        action="store_true",
+        default=None,
+        help="let a cached embedding computed in another precision answer (e.g. bf16 for fp32)",
     )
     return parent
 
