@@ -34,8 +34,7 @@ from annotator.io.images import sha256_pixels
 from annotator.models.precision import (
     Plan,
     alternatives,
-    apply_clip,
-    apply_segmenter,
+    apply_plan,
     image_identity,
     plan_for,
 )
@@ -518,7 +517,7 @@ def load_region_model(spec: ModelSpec, device: str = "cpu", plan: Plan | None = 
         device=device,
     )
     plan = plan or plan_for(spec.precision, device)
-    apply_clip(clip, plan["clip"], plan["text"])
+    apply_plan(plan, clip=clip)
     return clip, make_head(spec.region_head or default_head_name(clip), clip)
 
 
@@ -600,7 +599,7 @@ def _load_segmenter(
     else:
         segmenter = load_segmenter(None if checkpoint is None else Path(checkpoint), family, device)
     if plan is not None:
-        apply_segmenter(segmenter, plan["segmenter"])
+        apply_plan(plan, segmenter=segmenter)
     return segmenter
 
 

@@ -75,8 +75,34 @@ def test_auto_only_picks_options_proven_equivalent():
     for row in P.AUTO.values():
         assert set(row) == set(P.PARTS)
         for part, option in row.items():
-            assert option in P.EQUIVALENT[part], (part, option)
-    assert "int8" not in {o for options in P.EQUIVALENT.values() for o in options}
+            proven = {o for options in P.EQUIVALENT[part].values() for o in options}
+            assert option in proven, (part, option)
+    assert "int8" not in {o for t in P.EQUIVALENT.values() for v in t.values() for o in v}
+    from annotator.models.registry import FAMILIES
+
+    assert set(P.EQUIVALENT["segmenter"]) == set(FAMILIES)  # every family has its row
+    # auto applies an option only where it is proven for the loaded kind
+    assert P.allowed("segmenter", "sam", "bf16") and not P.allowed("segmenter", "edgetam", "bf16")
+    assert P.allowed("text", "convnext", "bf16") and not P.allowed("clip", "vit", "bf16")
+
+
+def test_auto_applies_only_proven_options(engine_args):
+    from annotator.engine import load_region_model
+
+    spec = ModelSpec(
+        clip_config=engine_args["clip_config"], clip_weights=engine_args["clip_weights"]
+    )
+    clip, _ = load_region_model(spec)
+    plan = P.resolve("auto", P.Capability("cpu", "AVX512", bf16=True, int8=True))
+    P.apply_plan(plan, clip=clip)
+    assert (clip.image_precision, clip.text_precision) == ("bf16", "fp32")
+
+    class EdgeTam:
+        family, identity, model = "edgetam", "edgetam-x", None
+
+    segmenter = EdgeTam()
+    P.apply_plan(plan, segmenter=segmenter)
+    assert (segmenter.precision, segmenter.identity) == ("fp32", "edgetam-x")
 
 
 def test_auto_without_bf16_is_fp32_everywhere():

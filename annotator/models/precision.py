@@ -45,14 +45,21 @@ OPTIONS = ("fp32", "channels_last", "bf16", "int8")
 # What an option computes in: the cache identity's tag ("" = plain fp32 numbers).
 NUMERICS = {"fp32": "", "channels_last": "", "bf16": "bf16", "int8": "int8"}
 
-# The options tests/test_precision.py proves equivalent to fp32, per part (it enforces this table
-# and that `AUTO` only picks from it). int8 dynamic quantisation fails the feature-cosine bound on
-# every encoder (ADR 25), so it is forced-only.
-EQUIVALENT: dict[str, tuple[str, ...]] = {
-    "segmenter": ("fp32", "bf16"),
-    "clip": ("fp32", "channels_last", "bf16"),
-    "text": ("fp32", "bf16"),
-    "decoder": ("fp32",),
+# The options tests/test_precision_equivalence.py proves equivalent to fp32, per part and kind
+# (segmenter family, CLIP image tower; "*": any), which that test enforces; `auto` applies an
+# option only where it is listed for the loaded kind (`allowed`). int8 dynamic quantisation
+# fails the feature-cosine bound on every encoder, and EdgeTAM's RepViT trunk fails it in bf16
+# (ADR 25): forced-only.
+EQUIVALENT: dict[str, dict[str, tuple[str, ...]]] = {
+    "segmenter": {
+        "sam": ("fp32", "bf16"),
+        "sam2": ("fp32", "bf16"),
+        "sam_hq": ("fp32", "bf16"),
+        "edgetam": ("fp32",),
+    },
+    "clip": {"convnext": ("fp32", "channels_last", "bf16")},
+    "text": {"*": ("fp32", "bf16")},
+    "decoder": {"*": ("fp32",)},
 }
 
 # auto's choice per hardware class, from measurements (ADR 25). "cpu-bf16": AVX512-BF16 or
@@ -206,9 +213,24 @@ def resolve(requested: str | None, capability: Capability) -> Plan:
     return Plan(requested, capability, parts)
 
 
+def allowed(part: str, kind: str, option: str) -> bool:
+    """True when `option` is proven equivalent for `part` of this `kind` (`EQUIVALENT`)."""
+    table = EQUIVALENT[part]
+    return option == "fp32" or option in table.get(kind, table.get("*", ()))
+
+
 def plan_for(requested: str | None, device: str) -> Plan:
     """`resolve` on this machine's `device` (the engine's entry point)."""
     return resolve(requested, probe(device))
+
+
+def apply_plan(plan: Plan, segmenter: Any = None, clip: Any = None) -> None:
+    """`plan` applied to a loaded segmenter and/or CLIP model; `auto` only where proven."""
+    auto = plan.requested == "auto"
+    if segmenter is not None:
+        apply_segmenter(segmenter, plan["segmenter"], proven_only=auto)
+    if clip is not None:
+        apply_clip(clip, plan["clip"], plan["text"], proven_only=auto)
 
 
 # ------------------------------------------------------------------------------------ identities
@@ -359,10 +381,12 @@ def clip_text_modules(clip: Any) -> list[Any]:
     return list(getattr(transformer, "resblocks", []))
 
 
-def apply_segmenter(segmenter: Any, option: str) -> None:
-    """The segmenter's encoder with `option`; its identity tagged (what the cache keys on)."""
-    if option == "channels_last":
-        option = "fp32"  # a vision transformer has no convolutional trunk to relayout
+def apply_segmenter(segmenter: Any, option: str, proven_only: bool = False) -> None:
+    """The segmenter's encoder with `option`; its identity tagged (what the cache keys on).
+    `proven_only` (auto): fp32 unless the option is proven for this family."""
+    family = getattr(segmenter, "family", "")
+    if option == "channels_last" or (proven_only and not allowed("segmenter", family, option)):
+        option = "fp32"
     modules = segmenter_modules(segmenter)
     if option != "fp32" and not modules:
         log.warning("%s: no image encoder found to run in %s; fp32", segmenter.identity, option)
@@ -373,10 +397,14 @@ def apply_segmenter(segmenter: Any, option: str) -> None:
     segmenter.identity = tagged(untagged(segmenter.identity), option)
 
 
-def apply_clip(clip: Any, image: str, text: str) -> None:
+def apply_clip(clip: Any, image: str, text: str, proven_only: bool = False) -> None:
     """The CLIP image trunk with `image`, the text encoder with `text`; records both on the
-    model (`clip.image_precision`, `clip.text_precision`) for the cache identities."""
+    model (`clip.image_precision`, `clip.text_precision`) for the cache identities.
+    `proven_only` (auto): fp32 where an option is not proven for this tower."""
     device_type = _device_type(clip.device)
+    if proven_only:
+        image = image if allowed("clip", clip.tower, image) else "fp32"
+        text = text if allowed("text", clip.tower, text) else "fp32"
     modules = clip_image_modules(clip)
     if image != "fp32" and not modules:
         log.warning("CLIP tower %s: no blocks found to run in %s; fp32", clip.tower, image)
@@ -412,7 +440,9 @@ __all__ = [
     "Capability",
     "Plan",
     "alternatives",
+    "allowed",
     "apply_clip",
+    "apply_plan",
     "apply_segmenter",
     "plan_for",
     "precision_of",
