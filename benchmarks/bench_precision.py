@@ -158,6 +158,36 @@ def _text_part(work: Path, plan, args) -> dict:
     return row
 
 
+def _text_batch_part(work: Path, args) -> dict:
+    """The fp32 text encoder's rows per call on a CPU (`clip._CPU_BATCH`), alternately."""
+    from annotator.models import clip as clip_module
+    from annotator.models.clip import ClipModel
+    from annotator.vocab.index import DEFAULT_TEMPLATES
+    from annotator.vocab.vocabulary import load_vocabulary
+
+    entries = list(load_vocabulary("default"))
+    texts = [DEFAULT_TEMPLATES[0].format(t) for e in entries for t in e.texts]
+    texts = texts[: args.text_count or None]
+    model = ClipModel.load("convnext_base_w", weights=clip_weights(work))
+    shipped = clip_module._CPU_BATCH
+
+    def run(rows):
+        def encode():
+            clip_module._CPU_BATCH = rows
+            try:
+                return [model.encode_text(texts)]
+            finally:
+                clip_module._CPU_BATCH = shipped
+
+        return encode
+
+    sizes = {"fp32": shipped, **{f"rows_{n}": n for n in (16, 32, 128) if n != shipped}}
+    results = _alternate({name: run(n) for name, n in sizes.items()}, args.repeats)
+    row = _report(results, f"rows_{shipped}")
+    row["texts"] = len(texts)
+    return row
+
+
 def _click_part(work: Path, photo: Path, args) -> dict:
     """Engine.segment (mask + top-5 over a vocabulary of the default's first texts) with fp32
     and auto engines, SAM 2.1 tiny + convnext_base_w, alternately, p50 of 20 clicks."""
@@ -253,6 +283,8 @@ def main() -> int:
             row = _segmenter_part(part, args.work, image, plan, args)
         elif part == "text":
             row = _text_part(args.work, plan, args)
+        elif part == "text_batch":
+            row = _text_batch_part(args.work, args)
         elif part == "click":
             row = _click_part(args.work, photo, args)
         else:

@@ -264,3 +264,25 @@ def test_cache_report_shows_the_precision(engine_args, photo_path, tmp_path):
     )
     precisions = {json.loads(line).get("precision") for line in as_json.stdout.splitlines()}
     assert {"fp32", "bf16"} <= precisions
+
+
+def test_eval_commands_take_precision(engine_args, tmp_path, capsys):
+    """`eval clicks` / `eval labels --precision`: a user checks an option with real weights."""
+    from annotator.cli import main
+    from tests.conftest import cli_flags, shared_data
+
+    root = shared_data("grabcut")
+    out = tmp_path / "clicks.json"
+    argv = ["eval", "clicks", "--images", str(root / "images"), "--masks", str(root / "masks")]
+    argv += ["--limit", "1", "--max-clicks", "2", "--json", str(out), "--precision", "bf16"]
+    assert main([*argv, *cli_flags(engine_args), "--cache-dir", str(tmp_path)]) == 0
+    models = json.loads(out.read_text())["models"]
+    assert models["sam"].endswith("@bf16") and "precision bf16" in models["precision"]
+    coco = shared_data("coco_mval80")
+    out = tmp_path / "labels.json"
+    argv = ["eval", "labels", "--images", str(coco / "img"), "--masks", str(coco / "gt")]
+    argv += ["--limit", "1", "--no-click", "--heads", "pool", "--json", str(out)]
+    argv += ["--precision", "int8", "--cache-dir", str(tmp_path)]
+    assert main([*argv, *cli_flags(engine_args)]) == 0
+    assert "precision int8" in json.loads(out.read_text())["models"]["precision"]
+    capsys.readouterr()
