@@ -13,8 +13,8 @@ the CLIP part is the full-size convnext_base_w (both towers, open_clip's init) a
 256 px; SAM 1 is the full ViT-B encoder (768 wide, 12 blocks, 4 global) and SAM 2.1 the full
 Hiera-T (the library's init), all at a 256-px input instead of 1,024 (16x fewer positions; the
 depth, width and kernels that accumulate rounding are the real ones). HQ-SAM is its tiny test
-config. EdgeTAM's bf16 is not listed: its RepViT trunk at full size fails the cosine bound
-(ADR 25). The decoders stay fp32 in every option, so a mask differs only through
+config. Not listed, so not tested here (ADR 25): SAM 2.1 in bf16 (feature cosine 0.99992 but a
+click sequence's masks at IoU 0.989) and EdgeTAM in bf16 (its RepViT trunk at cosine 0.88). The decoders stay fp32 in every option, so a mask differs only through
 the features.
 """
 
@@ -24,7 +24,6 @@ import copy
 
 import numpy as np
 import pytest
-import torch
 
 from annotator.models import precision as P
 
@@ -35,7 +34,7 @@ MASK_IOU = 0.99
 LABELS_AGREE = 0.99
 SIDE = 256  # segmenter input side (the real models: 1,024)
 CLICKS = 3  # simulated clicks per object
-VOCAB_ENTRIES = 300  # entries of the default vocabulary, in its own (priority) order
+VOCAB_ENTRIES = 150  # entries of the default vocabulary, in its own (priority) order
 
 
 def _cases(part: str) -> list[tuple[str, str]]:
@@ -89,35 +88,10 @@ def _sam1(folder):
 
 
 def _hf(family, folder):
-    from transformers import EdgeTamConfig, Sam2Config
-
     from annotator.models.registry import load_segmenter
-    from annotator.models.sam2 import _fix_edgetam_config
     from tests import tiny_hf
 
-    if family == "sam_hq":
-        tiny_hf.save("sam_hq", folder)
-        return load_segmenter(folder, "sam_hq")
-    sizes = {
-        "backbone_feature_sizes": [[SIDE // 4] * 2, [SIDE // 8] * 2, [SIDE // 16] * 2],
-    }
-    if family == "sam2":
-        config = Sam2Config().to_dict()
-        config["vision_config"]["backbone_config"]["image_size"] = [SIDE, SIDE]
-    else:
-        config = _fix_edgetam_config(EdgeTamConfig().to_dict())
-    config["vision_config"].update(sizes)
-    config["prompt_encoder_config"]["image_size"] = SIDE
-    from transformers import EdgeTamModel, Sam2Model
-
-    torch.manual_seed(0)
-    if family == "sam2":
-        model = Sam2Model(Sam2Config.from_dict(config))
-    else:
-        model = EdgeTamModel(EdgeTamConfig.from_dict(config))
-    # the library's own init (its weight scale): re-drawn wider, as the tiny test models are,
-    # the activations leave any trained model's range (EdgeTAM's RepViT then fails in bf16)
-    model.eval().save_pretrained(folder)
+    tiny_hf.save(family, folder)  # HQ-SAM: its tiny test config, weights drawn wide
     return load_segmenter(folder, family)
 
 
@@ -192,7 +166,7 @@ def regions(clip_reference):
     from annotator.evaluation.datasets import load_rgb
 
     out = []
-    for sample in _samples("coco_mval80", 6):
+    for sample in _samples("coco_mval80", 4):
         out.append((load_rgb(sample.image_path), sample.load().mask))
     return out
 
