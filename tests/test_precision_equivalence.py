@@ -9,8 +9,8 @@ Per part and option, against the same weights in fp32 eager:
 - CLIP text encoder: text-vector cosine >= 0.9999 and the same top-1 label for those regions.
 
 Models (random weights, built with the upstream classes; CI time on 2 cores bounds the sizes):
-the CLIP part is the full-size convnext_base_w (both towers, open_clip's init) at its native
-256 px; SAM 1 is the full ViT-B encoder (768 wide, 12 blocks, 4 global) and SAM 2.1 the full
+the CLIP part is the full-size convnext_base_w (both towers, open_clip's init, the ConvNeXt
+blocks' layer scales drawn in a trained model's range instead of 1e-6) at its native 256 px; SAM 1 is the full ViT-B encoder (768 wide, 12 blocks, 4 global) and SAM 2.1 the full
 Hiera-T (the library's init), all at a 256-px input instead of 1,024 (16x fewer positions; the
 depth, width and kernels that accumulate rounding are the real ones). HQ-SAM is its tiny test
 config. Not listed, so not tested here (ADR 25): SAM 2.1 in bf16 (feature cosine 0.99992 but a
@@ -24,6 +24,7 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 
 from annotator.models import precision as P
 
@@ -148,7 +149,20 @@ def _mask(segmenter, embedding, clicks) -> np.ndarray:
 def clip_reference():
     from annotator.models.clip import ClipModel
 
-    return ClipModel.random("convnext_base_w", seed=0)
+    clip = ClipModel.random("convnext_base_w", seed=0)
+    _trained_layer_scales(clip.model.visual.trunk)
+    return clip
+
+
+def _trained_layer_scales(trunk: torch.nn.Module) -> None:
+    """ConvNeXt initialises every block's layer scale (`gamma`) at 1e-6, which makes a random
+    trunk the identity around its stem and downsamplers: any error inside the blocks would be
+    scaled away and the comparison could not fail. Trained models have scales of order 0.1-1."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in trunk.named_parameters():
+            if name.endswith(".gamma"):
+                param.copy_(0.1 + 0.9 * torch.rand(param.shape, generator=generator))
 
 
 @pytest.fixture(scope="module")
