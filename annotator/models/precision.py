@@ -3,9 +3,9 @@
 `--precision auto|fp32|bf16|int8` (`ModelSpec.precision`) is resolved once per engine into a
 `Plan`: one option per part (`PARTS`: the segmenter's image encoder, the CLIP image trunk, the
 CLIP text encoder, the prompt decoders). `auto` looks the machine's `Capability` up in `AUTO`, a
-table written from measurements (docs/adr/0025-precision-by-measurement.md), and every option it may
-pick must be in `EQUIVALENT`, the options `tests/test_precision.py` proves equivalent to fp32 on
-real photos (feature cosine >= 0.9999, masks IoU >= 0.99, the same top-1 label). A forced
+table written from measurements (docs/adr/0025-precision-by-measurement.md), and applies an option
+only where `EQUIVALENT` lists it for the loaded kind: the options
+`tests/test_precision_equivalence.py` proves equivalent to fp32 on real photos (feature cosine >= 0.9999, masks IoU >= 0.99, the same top-1 label). A forced
 `bf16`/`int8` applies to the encoders whatever the hardware (an emulated bf16 runs, slowly, so a
 user can check the cost); the decoders always stay fp32 (a click's decode is milliseconds).
 
@@ -65,7 +65,7 @@ EQUIVALENT: dict[str, dict[str, tuple[str, ...]]] = {
 # auto's choice per hardware class, from measurements (ADR 25). "cpu-bf16": AVX512-BF16 or
 # AMX-BF16 (the Xeon: bf16 autocast 0.46-0.68x on the encoders, 1.44x on the text encoder);
 # "cpu": AVX2/AVX512 without bf16 dot products (the AMD EPYC these tests run on: bf16 is emulated,
-# several times slower; int8 dynamic is faster on some encoders but not equivalent);
+# 10-30x slower; int8 dynamic is 0.6-0.9x on some encoders but not equivalent; channels-last 1.13x);
 # "cuda-bf16": GPUs with bf16 (compute capability >= 8); "cuda": older GPUs; "mps": Apple.
 AUTO: dict[str, dict[str, str]] = {
     "cpu-bf16": {"segmenter": "bf16", "clip": "bf16", "text": "fp32", "decoder": "fp32"},
