@@ -31,6 +31,13 @@ from annotator.index_build import (
     text_index,
 )
 from annotator.io.images import sha256_pixels
+from annotator.models.precision import (
+    Plan,
+    alternatives,
+    apply_plan,
+    image_identity,
+    plan_for,
+)
 from annotator.models.segmenter import Segmenter
 from annotator.spec import ModelSpec
 from annotator.vocab.exemplars import TEXT_CANDIDATES, Exemplars, Suggestion, combine
@@ -109,6 +116,10 @@ class Engine:
         self.device = device
         # The project's accepted objects as visual exemplars (vocab/exemplars.py); None: text only.
         self.exemplars: Exemplars | None = None
+        # What each part computes in (models/precision.py); None: built by hand, all fp32.
+        self.precision: Plan | None = None
+        # A cached half computed in another precision may answer (--allow-mixed-precision).
+        self.mix_precision = False
 
     # ----------------------------------------------------------------------------------------- building
     @classmethod
@@ -141,16 +152,19 @@ class Engine:
         root = check_cache_root(
             Path(spec.cache_dir) if spec.cache_dir is not None else default_cache_dir()
         )
-        sam = None if on_index else _load_segmenter(spec.segmenter, spec.checkpoint, device)
-        clip, head = load_region_model(spec, device)
+        plan = plan_for(spec.precision, device)
+        sam = None if on_index else _load_segmenter(spec.segmenter, spec.checkpoint, device, plan)
+        clip, head = load_region_model(spec, device, plan)
         index = text_index(spec.vocabulary, clip, root / "text")
         if on_index is not None:
             on_index(index)
-            sam = _load_segmenter(spec.segmenter, spec.checkpoint, device)
+            sam = _load_segmenter(spec.segmenter, spec.checkpoint, device, plan)
         if build_index:
             index.build(progress=stage(progress, "text"))
         cache = ArrayCache(root / "embeddings") if use_cache else None
-        return cls(sam, clip, head, index, cache=cache, device=device)
+        engine = cls(sam, clip, head, index, cache=cache, device=device)
+        engine.precision, engine.mix_precision = plan, spec.mix_precision
+        return engine
 
     @classmethod
     def from_paths(
@@ -203,9 +217,11 @@ class Engine:
         """The same models with another region head ('pool' or 'crop'), e.g. to compare them."""
         from annotator.models.region import make_head
 
-        return Engine(
+        engine = Engine(
             self.sam, self.clip, make_head(name, self.clip), self.index, self.cache, self.device
         )
+        engine.precision, engine.mix_precision = self.precision, self.mix_precision
+        return engine
 
     def text_index_for(self, vocabulary, progress: Progress | None = None):
         """A text index over another vocabulary with this engine's CLIP model (shares the disk cache)."""
@@ -238,9 +254,21 @@ class Engine:
             digest = sha256_file(Path(image))
         except OSError:
             return False  # gone or unreadable: `embed` raises the user-facing ImageLoadError
-        return self.cache.contains("sam", self.sam.identity, digest) and self.cache.contains(
-            "clip", self._clip_id(), digest
-        )
+        return any(
+            self.cache.contains("sam", i, digest) for i in self._ids(self.sam.identity)
+        ) and any(self.cache.contains("clip", i, digest) for i in self._ids(self._clip_id()))
+
+    def _ids(self, identity: str) -> list[str]:
+        """The cache identities that may answer for `identity`: itself, and with mixing allowed
+        the same model's output in the other precisions."""
+        return [identity, *alternatives(identity)] if self.mix_precision else [identity]
+
+    def _load(self, cache: ArrayCache, kind: str, identity: str, digest: str):
+        for candidate in self._ids(identity):
+            arrays = cache.load(kind, candidate, digest)
+            if arrays is not None:
+                return arrays
+        return None
 
     def embed(
         self,
@@ -292,7 +320,7 @@ class Engine:
         sam_embedding = known.sam if known is not None else self._sam_half(cache, digest, rgb)
         clip_arrays = known.clip if known is not None else None
         if clip and clip_arrays is None:
-            clip_arrays = cache.load("clip", self._clip_id(), digest) if cache else None
+            clip_arrays = self._load(cache, "clip", self._clip_id(), digest) if cache else None
             if clip_arrays is None:
                 clip_arrays = self.head.prepare(rgb())
                 if cache is not None:
@@ -302,7 +330,7 @@ class Engine:
         )
 
     def _sam_half(self, cache: ArrayCache | None, digest: str | None, rgb) -> object:
-        arrays = cache.load("sam", self.sam.identity, digest) if cache is not None else None
+        arrays = self._load(cache, "sam", self.sam.identity, digest) if cache is not None else None
         if arrays is not None:
             try:
                 return self.sam.from_arrays(arrays)
@@ -479,12 +507,13 @@ class Engine:
 def region_id(clip, head) -> str:
     """Identity of what region vectors depend on: the CLIP model and the head (whose identity
     includes the settings its cached arrays depend on, e.g. pool@1024)."""
-    return f"{clip.identity}|{getattr(head, 'identity', head.name)}"
+    return f"{image_identity(clip)}|{getattr(head, 'identity', head.name)}"
 
 
-def load_region_model(spec: ModelSpec, device: str = "cpu"):
+def load_region_model(spec: ModelSpec, device: str = "cpu", plan: Plan | None = None):
     """(CLIP model, region head) a spec names: what region and image vectors depend on. The
-    engine loads them with its segmenter; a query over stored vectors needs only these."""
+    engine loads them with its segmenter; a query over stored vectors needs only these. The
+    image trunk and text encoder run in the precision `plan` (default: the spec's) gives them."""
     from annotator.models.clip import ClipModel
     from annotator.models.region import default_head_name, make_head
 
@@ -496,6 +525,8 @@ def load_region_model(spec: ModelSpec, device: str = "cpu"):
         config=spec.clip_config,
         device=device,
     )
+    plan = plan or plan_for(spec.precision, device)
+    apply_plan(plan, clip=clip)
     return clip, make_head(spec.region_head or default_head_name(clip), clip)
 
 
@@ -561,18 +592,24 @@ def _weight_files(spec: ModelSpec) -> list[Path]:
     return files
 
 
-def _load_segmenter(family: str | None, checkpoint: Path | None, device: str) -> Segmenter:
+def _load_segmenter(
+    family: str | None, checkpoint: Path | None, device: str, plan: Plan | None = None
+) -> Segmenter:
     """`--segmenter`/`--checkpoint` (or `--sam-checkpoint`, SAM 1); with neither, the device's
-    default of ADR 6 (`weights.default_choice`)."""
+    default of ADR 6 (`weights.default_choice`). Its encoder runs in `plan`'s precision."""
     from annotator.models import weights
     from annotator.models.registry import load_segmenter
 
     if checkpoint is None and family is None:
         name = weights.default_choice(device)
-        return load_segmenter(weights.resolve(name), weights.known(name).kind, device)
-    if checkpoint is None and family == "sam":
-        return load_segmenter(_default_sam_checkpoint(), "sam", device)
-    return load_segmenter(None if checkpoint is None else Path(checkpoint), family, device)
+        segmenter = load_segmenter(weights.resolve(name), weights.known(name).kind, device)
+    elif checkpoint is None and family == "sam":
+        segmenter = load_segmenter(_default_sam_checkpoint(), "sam", device)
+    else:
+        segmenter = load_segmenter(None if checkpoint is None else Path(checkpoint), family, device)
+    if plan is not None:
+        apply_plan(plan, segmenter=segmenter)
+    return segmenter
 
 
 def _default_sam_checkpoint() -> Path:

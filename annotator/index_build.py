@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from annotator.models.precision import text_identity
 from annotator.priority import BACKGROUND_NICE, lower_thread_priority
 from annotator.vocab.index import TextIndex
 from annotator.vocab.vocabulary import Vocabulary, load_vocabulary
@@ -29,7 +30,7 @@ def text_index(
     return TextIndex(
         vocabulary,
         clip.encode_text,
-        clip.identity,
+        text_identity(clip),
         cache_dir=cache_dir,
         logit_scale=clip.logit_scale,
     )

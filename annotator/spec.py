@@ -18,6 +18,9 @@ from typing import Any
 from annotator.errors import AnnotatorError
 
 REGION_HEADS = ("pool", "crop")
+# `--precision`: auto picks per model part from measurements (models/precision.py, ADR 25).
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 # A spec field -> how its text form (a flag value, a settings string, a compare side) becomes a value.
 _PATH_FIELDS = ("checkpoint", "clip_weights", "clip_config", "cache_dir")
@@ -41,11 +44,18 @@ class ModelSpec:
     vocabulary: str | None = None  # a file, or a shipped name (default, coco, lvis, imagenet21k)
     device: str = "auto"
     cache_dir: Path | None = None  # embeddings and text indexes; None: the user cache
+    precision: str | None = None  # auto | fp32 | bf16 | int8; None: auto
+    # a cached embedding computed in another precision may answer (e.g. bf16 for fp32)
+    mix_precision: bool = False
 
     def __post_init__(self) -> None:
         if self.region_head is not None and self.region_head not in REGION_HEADS:
             raise AnnotatorError(
                 f"region head is one of {', '.join(REGION_HEADS)}, not {self.region_head!r}"
+            )
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise AnnotatorError(
+                f"precision is one of {', '.join(PRECISIONS)}, not {self.precision!r}"
             )
 
     # ----------------------------------------------------------------------------------- parsing
@@ -108,6 +118,8 @@ class ModelSpec:
                 continue
             if name in _PATH_FIELDS and value is not None and not isinstance(value, Path):
                 value = Path(str(value))
+            if name == "mix_precision" and not isinstance(value, bool):
+                value = _flag(value)
             converted[name] = value
         return cls(**converted)
 
@@ -138,6 +150,14 @@ class ModelSpec:
         return missing
 
 
+def _flag(value: object) -> bool:
+    """A boolean field's text form (settings store "True"/"False"; a compare side "1"/"yes")."""
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise AnnotatorError(f"expected yes or no, not {str(value)[:40]!r}")
+
+
 # The `compare` side keys (`--a KEY=VALUE,...`): the model flags a side may override.
 SIDE_KEYS: dict[str, str] = {
     "segmenter": "segmenter",
@@ -149,6 +169,7 @@ SIDE_KEYS: dict[str, str] = {
     "clip-config": "clip_config",
     "region-head": "region_head",
     "vocabulary": "vocabulary",
+    "precision": "precision",
 }
 
 
@@ -170,9 +191,11 @@ def parse_side(text: str) -> dict[str, Any]:
             )
         if key == "region-head" and value not in REGION_HEADS:
             raise ValueError(f"region-head is pool or crop, not {value!r}")
+        if key == "precision" and value not in PRECISIONS:
+            raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {value!r}")
         field = SIDE_KEYS[key]
         out[field] = Path(value) if field in _PATH_FIELDS else value
     return out
 
 
-__all__ = ["SIDE_KEYS", "ModelSpec", "parse_side"]
+__all__ = ["PRECISIONS", "SIDE_KEYS", "ModelSpec", "parse_side"]

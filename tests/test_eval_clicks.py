@@ -214,7 +214,7 @@ def test_eval_clicks_command_end_to_end(engine_args, tmp_path, capsys):
     assert document["command"] == "clicks" and document["max_clicks"] == 3
     assert set(document["summary"]) >= {"objects", "NoC@85", "NoC@90", "not_reached@90", "mIoU@1"}
     assert document["summary"]["objects"] == 2 and "meaningless" in document["warning"]
-    assert set(document["models"]) == {"sam", "clip"}
+    assert set(document["models"]) == {"sam", "clip", "precision"}
     for obj in document["objects"]:
         assert len(obj["ious"]) == 3 and 1 <= len(obj["clicks"]) <= 3
         assert all(0.0 <= v <= 1.0 for v in obj["ious"]) and 1 <= obj["NoC@90"] <= 3

@@ -105,7 +105,8 @@ def group_files(files: Iterator[CacheFile]) -> list[CacheGroup]:
     """Files grouped by (kind, model), the full model identity read from one file of each."""
     groups: dict[tuple[str, str], CacheGroup] = {}
     for file in files:
-        key = (file.kind, file.folder)
+        # one row per text index file (model, templates and precision differ between them)
+        key = (file.kind, file.path.name if file.kind == "text" else file.folder)
         group = groups.get(key)
         if group is None:
             group = groups[key] = CacheGroup(file.kind, file.folder, model_identity(file))

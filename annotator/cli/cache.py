@@ -69,14 +69,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     root = _root(args)
     if args.cache_dir and not root.is_dir():
         raise AnnotatorError(f"{root}: no such folder")
+    from annotator.models.precision import precision_of
+
     groups = group_files(iter_files(root))
+    precisions = [precision_of(g.model_id, text=g.kind == "text") for g in groups]
     now = time.time()
     weights = folder_size(root / "weights")
     if args.json:
-        for g in groups:
+        for g, precision in zip(groups, precisions, strict=True):
             row = {
                 "kind": g.kind,
                 "model": g.model_id,
+                "precision": precision,
                 "files": g.count,
                 "bytes": g.size,
                 "oldest": g.oldest,
@@ -86,11 +90,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps({"kind": "weights", "files": weights[0], "bytes": weights[1]}))
         return 0
     print(f"cache: {root}")
-    print(f"{'KIND':<10} {'FILES':>8} {'SIZE':>10} {'OLDEST':>7} {'NEWEST':>7}  MODEL")
-    for g in groups:
+    print(
+        f"{'KIND':<10} {'FILES':>8} {'SIZE':>10} {'OLDEST':>7} {'NEWEST':>7} {'PRECISION':>9}  MODEL"
+    )
+    for g, precision in zip(groups, precisions, strict=True):
         print(
             f"{g.kind:<10} {g.count:>8} {human_size(g.size):>10} {human_age(now - g.oldest):>7} "
-            f"{human_age(now - g.newest):>7}  {g.model_id}"
+            f"{human_age(now - g.newest):>7} {precision:>9}  {g.model_id}"
         )
     total = sum(g.size for g in groups)
     print(f"{'weights':<10} {weights[0]:>8} {human_size(weights[1]):>10}")

@@ -99,7 +99,12 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def _models(engine) -> dict[str, str]:
-    return {"sam": str(engine.sam.identity), "clip": str(engine.clip.identity)}
+    plan = getattr(engine, "precision", None)
+    return {
+        "sam": str(engine.sam.identity),
+        "clip": str(engine.clip.identity),
+        "precision": plan.describe() if plan is not None else "fp32",
+    }
 
 
 def _finish(args, document: dict, table: str, warning: str | None) -> None:

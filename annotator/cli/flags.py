@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from annotator import families
 from annotator.errors import AnnotatorError
-from annotator.spec import ModelSpec
+from annotator.spec import PRECISIONS, ModelSpec
 
 SEGMENTER_FAMILIES = families.NAMES  # the records: annotator/families.py (no torch)
 
@@ -62,6 +62,19 @@ def model_flags() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--cache-dir", type=Path, help="where embeddings and text indexes are cached"
+    )
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="numeric precision of the encoders: auto (default: per model part, what this "
+        "machine runs faster and the project has proven equivalent to fp32), fp32, bf16 or int8",
+    )
+    group.add_argument(
+        "--allow-mixed-precision",
+        dest="mix_precision",
+        action="store_true",
+        default=None,
+        help="let a cached embedding computed in another precision answer (e.g. bf16 for fp32)",
     )
     return parent
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from annotator import families
 from annotator.errors import AnnotatorError
 from annotator.models.registry import FAMILIES, check_family, detect_family
-from annotator.spec import ModelSpec
+from annotator.spec import PRECISIONS, ModelSpec
 
 
 @dataclass
@@ -44,6 +44,7 @@ class ModelConfig:
     region_head: str = ""
     device: str = "auto"
     vocabulary: str = ""  # a file path or a shipped name ("default", "coco"...); "" = default
+    precision: str = "auto"  # auto | fp32 | bf16 | int8 (models/precision.py)
 
     def to_spec(self, cache_dir: str | None = None) -> ModelSpec:
         """The one model description (`annotator.spec`): what the worker builds the engine from.
@@ -249,6 +250,15 @@ class SettingsDialog(QDialog):
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
         self.device.setCurrentText(config.device or "auto")
         form.addRow("Device", self.device)
+        self.precision = QComboBox()
+        self.precision.addItems(list(PRECISIONS))
+        self.precision.setCurrentText(
+            config.precision if config.precision in PRECISIONS else "auto"
+        )
+        self.precision.setToolTip(
+            "auto: per model part, what this machine runs faster and is proven equal to fp32"
+        )
+        form.addRow("Precision", self.precision)
         self._row(form, "vocabulary", config.vocabulary, files["vocabulary"])
         self._edits["vocabulary"].setPlaceholderText("default, coco, lvis, imagenet21k or a file")
         self.budget = QSpinBox()
@@ -330,6 +340,7 @@ class SettingsDialog(QDialog):
         cfg.segmenter = str(self.segmenter.currentData() or "")
         cfg.region_head = self.head.currentText()
         cfg.device = self.device.currentText().strip() or "auto"
+        cfg.precision = self.precision.currentText()
         return cfg, self.budget.value()
 
     def accept(self) -> None:

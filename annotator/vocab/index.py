@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.atomic import atomic_write_with
+from annotator.models.precision import untagged
 from annotator.vocab.vocabulary import Entry, Vocabulary, _shipped_entries
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ ENCODE_CHUNK = 512  # texts per encoder call: progress granularity and the unit 
 def cache_file(cache_dir: Path, model_id: str, templates: Sequence[str]) -> Path:
     """The cache file of one (model id, templates) pair inside `cache_dir`."""
     key = hashlib.sha256("\x1f".join([model_id, *templates]).encode("utf-8")).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)[:60]
+    base = untagged(model_id)  # a precision tag stays readable however long the name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60] + model_id[len(base) :].replace("@", "_")
     return Path(cache_dir) / f"text-{slug}-{key}.npz"
 
 
