@@ -101,7 +101,7 @@ def window(
     app = QApplication.instance() or QApplication([])
     # Where COCO and LVIS end in the default vocabulary's build order: the index's own milestones
     # (a category counts from the first entry naming it, as display name or synonym; tested in
-    # tests/test_index_priority.py). No text is encoded to plan them.
+    # tests/models/test_index_priority.py). No text is encoded to plan them.
     plan = TextIndex(load_vocabulary(None), lambda texts: None, "plan")
     coco_end, lvis_end = plan.plan_milestones()
     folder = work / "cold-folder"

@@ -29,13 +29,13 @@ QUICK = [
     "tests/gui/test_vocabulary.py::test_search_filters_instantly_over_the_default_vocabulary",
     "tests/gui/test_canvas.py",
     "tests/gui/test_worker.py",
-    "tests/test_cache_read.py",
-    "tests/test_discovery_similar.py::test_query_over_100k_objects_is_fast",
-    "tests/test_exemplars.py",
-    "tests/test_vocabulary.py::test_default_loads_well_under_a_second",
-    "tests/test_bad_input_cli.py",
-    "tests/test_clip.py",
-    "tests/test_region.py",
+    "tests/models/test_cache_read.py",
+    "tests/discovery/test_discovery_similar.py::test_query_over_100k_objects_is_fast",
+    "tests/app/test_exemplars.py",
+    "tests/models/test_vocabulary.py::test_default_loads_well_under_a_second",
+    "tests/robustness/test_bad_input_cli.py",
+    "tests/models/test_clip.py",
+    "tests/models/test_region.py",
 ]
 SLOW = [
     "tests/gui/test_long_jobs.py",
@@ -46,7 +46,7 @@ SLOW = [
 def topk_ratio() -> dict:
     """Top-5 over 22k x 512 against one plain pass over the same matrix, best of three runs."""
     from annotator.vocab.index import benchmark_topk
-    from tests.test_text_index import _topk_vs_one_pass
+    from tests.models.test_text_index import _topk_vs_one_pass
 
     runs = [benchmark_topk(rows=22000, dim=512, repeats=200) for _ in range(3)]
     ratios = [_topk_vs_one_pass() for _ in range(3)]

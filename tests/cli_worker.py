@@ -1,4 +1,4 @@
-"""A long-lived process that runs many `annotator` command lines (tests/test_cli_hostile.py).
+"""A long-lived process that runs many `annotator` command lines (tests/robustness/test_cli_hostile.py).
 
 Reads one JSON list of arguments per line on stdin; runs `annotator.cli.main(argv)` with stdout
 and stderr captured; writes one JSON line {"code": ..., "err": ...} on its real stdout. A crash in

@@ -1,4 +1,4 @@
-"""Fork server for the kill -9 test (tests/test_crash_safety.py); not a test module itself.
+"""Fork server for the kill -9 test (tests/robustness/test_crash_safety.py); not a test module itself.
 
 Importing torch and loading models takes seconds, far too long to start a fresh process for each of a
 hundred kills. This process loads everything once (torch limited to one thread, so no thread pool exists at

@@ -1,4 +1,4 @@
-"""Run one annotator command and SIGKILL itself at its N-th file-system step (tests/test_output_targets.py).
+"""Run one annotator command and SIGKILL itself at its N-th file-system step (tests/robustness/test_output_targets.py).
 
 `python -m tests.kill_driver N annotator-args...`: every call of os.replace, os.rename, os.link,
 os.fsync, os.mkdir and shutil.copyfile is a step; on step N the process kills itself with SIGKILL

@@ -1,4 +1,4 @@
-"""A client process for the team-store tests (tests/test_team_store.py); not a test module itself.
+"""A client process for the team-store tests (tests/store/test_team_store.py); not a test module itself.
 
     python tests/team_client.py URL IMAGE_NAME COUNT JOURNAL
 

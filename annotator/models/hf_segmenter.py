@@ -4,7 +4,7 @@ embedding's arrays to tensors once per image, identity, validation of prompts.
 Each family subclass reproduces its library's reference pipeline (the transformers processor ->
 model forward -> `processor.post_process_masks`) step by step with the same tensor operations,
 without the per-click work that depends only on the image (the positional embedding, the
-feature maps' conversion) -- tests/test_segmenters.py checks the two agree.
+feature maps' conversion) -- tests/models/test_segmenters.py checks the two agree.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 CLIP text encoder, the prompt decoders). `auto` looks the machine's `Capability` up in `AUTO`, a
 table written from measurements (docs/adr/0025-precision-by-measurement.md), and applies an option
 only where `EQUIVALENT` lists it for the loaded kind: the options
-`tests/test_precision_equivalence.py` proves equivalent to fp32 on real photos (feature cosine >= 0.9999, masks IoU >= 0.99, the same top-1 label). A forced
+`tests/models/test_precision_equivalence.py` proves equivalent to fp32 on real photos (feature cosine >= 0.9999, masks IoU >= 0.99, the same top-1 label). A forced
 `bf16`/`int8` applies to the encoders whatever the hardware (an emulated bf16 runs, slowly, so a
 user can check the cost); the decoders always stay fp32 (a click's decode is milliseconds).
 
@@ -45,7 +45,7 @@ OPTIONS = ("fp32", "channels_last", "bf16", "int8")
 # What an option computes in: the cache identity's tag ("" = plain fp32 numbers).
 NUMERICS = {"fp32": "", "channels_last": "", "bf16": "bf16", "int8": "int8"}
 
-# The options tests/test_precision_equivalence.py proves equivalent to fp32, per part and kind
+# The options tests/models/test_precision_equivalence.py proves equivalent to fp32, per part and kind
 # (segmenter family, CLIP image tower; "*": any), which that test enforces; `auto` applies an
 # option only where it is listed for the loaded kind (`allowed`). int8 dynamic quantisation
 # fails the feature-cosine bound on every encoder; in bf16 SAM 2.1's masks move (IoU 0.989) and

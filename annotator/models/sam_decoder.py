@@ -6,7 +6,7 @@ first two-way attention block the three projections of the 4096 image tokens (ke
 token-to-image attention, queries of the image-to-token attention). These are 3 of the 10 large matrix
 products of a decode. `DecoderState` holds them for one image; `predict_masks` runs the remaining steps with
 the upstream modules, in the upstream order, so the result is bit-identical to `SamPredictor.predict`
-(`tests/test_sam.py` and `tests/test_engine.py` compare them).
+(`tests/models/test_sam.py` and `tests/models/test_engine.py` compare them).
 """
 
 from __future__ import annotations

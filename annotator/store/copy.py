@@ -44,7 +44,7 @@ NOT_COPIED = {
     "schema_version": "PostgreSQL's version row: the target's own",
     "claims": "PostgreSQL: who has an image open now, only while that process lives",
 }
-"""Tables `copy_project` does not copy row for row, and why (tests/test_project_copy.py checks that
+"""Tables `copy_project` does not copy row for row, and why (tests/store/test_project_copy.py checks that
 every table of a project is in `_TABLES` or here)."""
 
 

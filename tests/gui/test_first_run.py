@@ -1,7 +1,7 @@
 """First start without weights (issue 6): the dialog against a local HTTP server, never the internet.
 
 The registry entry of the default SAM checkpoint is replaced by one that points at a server on
-127.0.0.1 serving the tiny test checkpoint, with its real size and sha256 (as tests/test_weights.py
+127.0.0.1 serving the tiny test checkpoint, with its real size and sha256 (as tests/models/test_weights.py
 fakes registry entries), so a finished download really loads in the window.
 """
 
