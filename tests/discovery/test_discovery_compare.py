@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from annotator.discovery.compare import compare, format_comparison, mask_iou
-from tests.conftest import cli_flags
 from tests.cli.test_discovery_cli import main
+from tests.conftest import cli_flags
 
 CLICKS = [(120.0, 90.0, True), (300.0, 200.0, True), (40.0, 60.0, False)]
 

@@ -14,8 +14,8 @@ from annotator.engine import Engine
 from annotator.errors import PromptError
 from annotator.vocab.index import TextIndex
 from annotator.vocab.vocabulary import Vocabulary
-from tests.conftest import cli_flags
 from tests.cli.test_discovery_cli import run_cli
+from tests.conftest import cli_flags
 
 # Tiny random SAMs predict low IoUs and noisy masks spanning the image (so box NMS would leave
 # one): accept every candidate and switch NMS off to have many regions to tell apart.

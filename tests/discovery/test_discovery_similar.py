@@ -23,8 +23,8 @@ from annotator.errors import AnnotatorError
 from annotator.store import Project
 from annotator.store.embeddings import EmbeddingTable
 from annotator.store.schema import MIGRATIONS, SCHEMA_VERSION
-from tests.conftest import cli_flags
 from tests.cli.test_discovery_cli import main
+from tests.conftest import cli_flags
 from tests.timing import record
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from annotator.discovery.tags import seed_labels, seed_vocabulary, tag_image, tag_images
 from annotator.vocab.vocabulary import Vocabulary
-from tests.conftest import cli_flags, shared_data
 from tests.cli.test_discovery_cli import main
+from tests.conftest import cli_flags, shared_data
 
 
 def test_image_embedding_is_the_models_own(engine, photo):

@@ -68,7 +68,11 @@ def server(engine_args, photo_path, tmp_path):
         "journal": str(journal),
     }
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve().parents[1] / "crash_server.py"), json.dumps(config)],
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[1] / "crash_server.py"),
+            json.dumps(config),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -55,7 +55,9 @@ def test_the_cli_save_is_one_line_and_an_identical_copy_is_the_same_image(tmp_pa
     """`segment --save` goes through `add_image_file`; here without a model, the same call."""
     from annotator.cli.segment import save_mask
 
-    assert callable(save_mask)  # the CLI's save path (tests/robustness/test_bad_input_cli.py runs it whole)
+    assert callable(
+        save_mask
+    )  # the CLI's save path (tests/robustness/test_bad_input_cli.py runs it whole)
     project_folder, other = tmp_path / "P", tmp_path / "Q"
     project_folder.mkdir(), other.mkdir()
     own = _png(project_folder / "a.png", 1)
