@@ -434,8 +434,8 @@ class MainWindow(FileActions, QMainWindow):
         if len(self.vocabulary) != info.get("vocabulary", -1):
             self.worker.set_vocabulary(Vocabulary.loads(self.vocabulary.dumps()))
         self._send_order()
-        if self.canvas.has_prompts():
-            self.controller.prompts_changed()
+        if self.controller.annotate.has_prompts():
+            self.controller.annotate.request_mask()
         if self.canvas.image_size() is not None:
             self.tags.request()
 
@@ -715,10 +715,11 @@ class MainWindow(FileActions, QMainWindow):
 
     def categories_changed(self) -> None:
         """Keep the worker's 'project labels only' restriction and the completer in step."""
+        names = None
         if self.vocab_editor.restrict.isChecked() and self.project is not None:
-            self.worker.set_restrict([c.name for c in self.project.categories()])
-        else:
-            self.worker.set_restrict(None)
+            names = [c.name for c in self.project.categories()]
+        self.controller.annotate.set_restrict(names)  # clicks: sent with each request
+        self.worker.set_restrict(names)  # discovery jobs
         self.update_completer()
 
     # ------------------------------------------------------------------ discovery

@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
+from annotator.app.annotate import DecodeRequest, RelabelRequest
 from annotator.app.first_start import FIRST_NAMES_WAIT_S, WIDE_NAMES_WAIT_S, IndexSchedule
 from annotator.app.jobs import DISCOVERY_JOBS, YIELDED, YIELDING, DiscoveryRequest, JobContext
 from annotator.errors import AnnotatorError
@@ -35,31 +36,6 @@ from annotator.preempt import StepAside, interruptible
 from annotator.priority import WORKER_NICE, lower_thread_priority
 
 log = logging.getLogger(__name__)
-
-Point = tuple[float, float, bool]
-Box = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class DecodeRequest:
-    """One prompt state of one image. `select` asks for another candidate of `proposal` (Tab)."""
-
-    request_id: int
-    image_id: int
-    path: str
-    points: tuple[Point, ...] = ()
-    box: Box | None = None
-    proposal: Any = None  # the engine's Proposal to pick another candidate from
-    select: int | None = None
-
-
-@dataclass(frozen=True)
-class RelabelRequest:
-    request_id: int
-    image_id: int
-    path: str
-    mask: np.ndarray
-    tag: str  # what the labels are for: "ann:<id>" (an annotation) or "proposal"
 
 
 @dataclass
@@ -157,7 +133,8 @@ class EngineWorker(QThread):
             self._cond.notify()
 
     def set_restrict(self, names: Sequence[str] | None) -> None:
-        """Restrict suggestions to these names (project labels only), or None for the vocabulary."""
+        """Restrict discovery jobs' labels to these names (project labels only), or None for the
+        vocabulary; clicks carry their own restriction in their request (`app.annotate`)."""
         with self._cond:
             self._box.restrict = tuple(names) if names is not None else None
 
@@ -432,7 +409,7 @@ class EngineWorker(QThread):
         embedding = self._embedding(request.image_id, request.path)
         if self._superseded():
             return  # the newer prompt's own proposal brings its labels
-        labelled = self._restricted(self._engine.label(embedding, proposal))
+        labelled = self._engine.label(embedding, proposal, restrict=request.restrict)
         self.proposal_ready.emit(request.image_id, request.request_id, labelled)
 
     def _interrupted(self) -> bool:
@@ -441,18 +418,12 @@ class EngineWorker(QThread):
 
     def _propose(self, embedding: Any, request: DecodeRequest) -> Any:
         if request.select is not None and request.proposal is not None:
-            proposal = self._engine.select(embedding, request.proposal, request.select)
-        else:
-            proposal = self._engine.segment(embedding, request.points, request.box)
-        return self._restricted(proposal)
-
-    def _restricted(self, proposal: Any) -> Any:
-        """Labels only from the names the user restricted suggestions to, if any."""
-        with self._cond:
-            restrict = self._box.restrict
-        if restrict is not None and proposal.region is not None:
-            proposal = replace(proposal, labels=self._engine.topk(proposal.region, 5, restrict))
-        return proposal
+            return self._engine.select(
+                embedding, request.proposal, request.select, restrict=request.restrict
+            )
+        return self._engine.segment(
+            embedding, request.points, request.box, restrict=request.restrict
+        )
 
     def _superseded(self) -> bool:
         with self._cond:
@@ -460,9 +431,7 @@ class EngineWorker(QThread):
 
     def _do_relabel(self, request: RelabelRequest) -> None:
         embedding = self._embedding(request.image_id, request.path)
-        with self._cond:
-            restrict = self._box.restrict
-        labels = self._engine.relabel(embedding, request.mask, 5, restrict=restrict)
+        labels = self._engine.relabel(embedding, request.mask, 5, restrict=request.restrict)
         self.labels_ready.emit(request.image_id, request.request_id, request.tag, labels)
 
     def _do_discover(self, request: DiscoveryRequest) -> None:
