@@ -406,8 +406,13 @@ class MainWindow(FileActions, QMainWindow):
             self.model_label.setToolTip(problem)
             self.show_error(f"Could not load the models: {problem}")
             return
+        try:
+            spec = config.to_spec(self.cache_dir)
+        except AnnotatorError as error:  # a value the spec refuses (an unknown region head)
+            self._engine_failed(str(error))
+            return
         self.model_label.setText("loading models…")
-        self.worker.load(config, self.cache_dir)
+        self.worker.load(spec)
 
     def offer_downloads(self) -> FirstRunDialog | None:
         """Open the first-run dialog for the missing default weights (non-modal); None if none are."""
