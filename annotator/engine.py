@@ -365,6 +365,7 @@ class Engine:
         top_k: int = 5,
         multimask: bool | None = None,
         mask_input: np.ndarray | None = None,
+        restrict: Sequence[str] | None = None,
     ) -> Proposal:
         """Mask + labels for a prompt set.
 
@@ -372,6 +373,7 @@ class Engine:
         as the SAM authors recommend; the candidate with the best predicted IoU is chosen.
         `mask_input`: the previous answer's low-res logits (`Candidate.low_res_logits`) as a mask
         prompt, as SAM's interactive evaluation feeds refinement clicks.
+        `restrict`: score only these names (the project's labels), once.
         """
         coords, labels = _points_arrays(points)
         box_array = _box_array(box)
@@ -399,21 +401,28 @@ class Engine:
             for s, logits, mask in zip(masks.scores, masks.low_res_logits, full, strict=True)
         )
         chosen = int(np.argmax(masks.scores))
-        return self._finish(embedding, candidates, chosen, top_k)
+        return self._finish(embedding, candidates, chosen, top_k, restrict)
 
     def select(
-        self, embedding: ImageEmbedding, proposal: Proposal, index: int, top_k: int = 5
+        self,
+        embedding: ImageEmbedding,
+        proposal: Proposal,
+        index: int,
+        top_k: int = 5,
+        restrict: Sequence[str] | None = None,
     ) -> Proposal:
         """Another of SAM's candidates (Tab), upscaled and labelled."""
         index %= len(proposal.candidates)
-        return self._finish(embedding, proposal.candidates, index, top_k)
+        return self._finish(embedding, proposal.candidates, index, top_k, restrict)
 
-    def _finish(self, embedding, candidates, chosen: int, top_k: int) -> Proposal:
+    def _finish(self, embedding, candidates, chosen: int, top_k: int, restrict=None) -> Proposal:
         mask = candidates[chosen].mask
         if mask is None:
             mask = self.sam.upscale(embedding.sam, candidates[chosen].low_res_logits)
         pending = embedding.clip is None and top_k > 0
-        region, suggestions = (None, []) if pending else self._label(embedding, mask, top_k)
+        region, suggestions = (
+            (None, []) if pending else self._label(embedding, mask, top_k, restrict)
+        )
         return Proposal(
             mask=mask,
             score=candidates[chosen].score,
@@ -425,10 +434,16 @@ class Engine:
             labels_pending=pending and bool(mask.any()),
         )
 
-    def label(self, embedding: ImageEmbedding, proposal: Proposal, top_k: int = 5) -> Proposal:
+    def label(
+        self,
+        embedding: ImageEmbedding,
+        proposal: Proposal,
+        top_k: int = 5,
+        restrict: Sequence[str] | None = None,
+    ) -> Proposal:
         """`proposal` (made while `embedding` had only its segmenter half) with its labels, now
         that `embedding` is complete."""
-        region, suggestions = self._label(embedding, proposal.mask, top_k)
+        region, suggestions = self._label(embedding, proposal.mask, top_k, restrict)
         return dataclasses.replace(
             proposal,
             labels=[(s.name, s.score) for s in suggestions],

@@ -104,7 +104,7 @@ def main() -> None:
     worker.proposal_ready.connect(lambda _i, req, _p: got.setdefault(req, time.perf_counter()))
     worker.discovered.connect(lambda _k, _i, req, result: found.__setitem__(req, result))
     worker.start()
-    worker.load(config, str(tmp / "cache"))
+    worker.load(config.to_spec(str(tmp / "cache")))
 
     def wait(condition, seconds: float = 3600) -> None:
         end = time.monotonic() + seconds

@@ -206,7 +206,7 @@ def run_similar(context: JobContext, request: DiscoveryRequest) -> SimilarResult
 # ------------------------------------------------------------------------------------- compare
 @dataclass(frozen=True)
 class CompareParams:
-    config_b: Any  # model B, in the form the worker's `other_engine` takes
+    config_b: Any  # model B's `spec.ModelSpec` (the worker's `other_engine` builds it)
     points: tuple[tuple[float, float, bool], ...]
     box: tuple[float, float, float, float] | None = None
 

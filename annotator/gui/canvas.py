@@ -228,6 +228,15 @@ class Canvas(QGraphicsView):
         self.polygon = []
         self._redraw_prompts()
 
+    def show_prompts(self, points, box) -> None:
+        """Draw the session's prompts (`app.annotate` owns them); none left also drops an
+        unfinished polygon, as accepting or Esc always did."""
+        self.points = list(points)
+        self.box = box
+        if not self.points and box is None:
+            self.polygon = []
+        self._redraw_prompts()
+
     def add_point(self, x: float, y: float, positive: bool) -> None:
         self.points.append((x, y, positive))
         self._redraw_prompts()

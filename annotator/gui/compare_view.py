@@ -239,8 +239,13 @@ class CompareView(QWidget):
         if not self.session.engine_ready:
             self.iou.setText("The models are not loaded")
             return
+        try:
+            spec_b = self.config_b.to_spec()  # the worker's cache folder is used for it
+        except AnnotatorError as error:
+            self.iou.setText(f"Model B: {error}")
+            return
         self._req = self.session.next_id()
-        params = CompareParams(self.config_b, tuple(self.points), self.box)
+        params = CompareParams(spec_b, tuple(self.points), self.box)
         self.worker.discover(DiscoveryRequest(self._req, self.image_id, self.path, COMPARE, params))
         self.iou.setText("Comparing… (model B loads and encodes the image the first time)")
 

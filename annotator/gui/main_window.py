@@ -406,8 +406,13 @@ class MainWindow(FileActions, QMainWindow):
             self.model_label.setToolTip(problem)
             self.show_error(f"Could not load the models: {problem}")
             return
+        try:
+            spec = config.to_spec(self.cache_dir)
+        except AnnotatorError as error:  # a value the spec refuses (an unknown region head)
+            self._engine_failed(str(error))
+            return
         self.model_label.setText("loading models…")
-        self.worker.load(config, self.cache_dir)
+        self.worker.load(spec)
 
     def offer_downloads(self) -> FirstRunDialog | None:
         """Open the first-run dialog for the missing default weights (non-modal); None if none are."""
@@ -434,8 +439,8 @@ class MainWindow(FileActions, QMainWindow):
         if len(self.vocabulary) != info.get("vocabulary", -1):
             self.worker.set_vocabulary(Vocabulary.loads(self.vocabulary.dumps()))
         self._send_order()
-        if self.canvas.has_prompts():
-            self.controller.prompts_changed()
+        if self.controller.annotate.has_prompts():
+            self.controller.annotate.request_mask()
         if self.canvas.image_size() is not None:
             self.tags.request()
 
@@ -715,10 +720,11 @@ class MainWindow(FileActions, QMainWindow):
 
     def categories_changed(self) -> None:
         """Keep the worker's 'project labels only' restriction and the completer in step."""
+        names = None
         if self.vocab_editor.restrict.isChecked() and self.project is not None:
-            self.worker.set_restrict([c.name for c in self.project.categories()])
-        else:
-            self.worker.set_restrict(None)
+            names = [c.name for c in self.project.categories()]
+        self.controller.annotate.set_restrict(names)  # clicks: sent with each request
+        self.worker.set_restrict(names)  # discovery jobs
         self.update_completer()
 
     # ------------------------------------------------------------------ discovery

@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +27,21 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
 
+from annotator.app.annotate import DecodeRequest, RelabelRequest
 from annotator.app.first_start import FIRST_NAMES_WAIT_S, WIDE_NAMES_WAIT_S, IndexSchedule
 from annotator.app.jobs import DISCOVERY_JOBS, YIELDED, YIELDING, DiscoveryRequest, JobContext
 from annotator.errors import AnnotatorError
-from annotator.gui.settings import ModelConfig
+from annotator.gui.settings import FAMILY_NAMES
 from annotator.preempt import StepAside, interruptible
 from annotator.priority import WORKER_NICE, lower_thread_priority
+from annotator.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-
-Point = tuple[float, float, bool]
-Box = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class DecodeRequest:
-    """One prompt state of one image. `select` asks for another candidate of `proposal` (Tab)."""
-
-    request_id: int
-    image_id: int
-    path: str
-    points: tuple[Point, ...] = ()
-    box: Box | None = None
-    proposal: Any = None  # the engine's Proposal to pick another candidate from
-    select: int | None = None
-
-
-@dataclass(frozen=True)
-class RelabelRequest:
-    request_id: int
-    image_id: int
-    path: str
-    mask: np.ndarray
-    tag: str  # what the labels are for: "ann:<id>" (an annotation) or "proposal"
 
 
 @dataclass
 class _Mailbox:
-    load: tuple[ModelConfig, str | None] | None = None
+    load: ModelSpec | None = None
     vocabulary: Any = None
     decode: DecodeRequest | None = None
     relabels: dict[str, RelabelRequest] = field(default_factory=dict)
@@ -113,20 +90,19 @@ class EngineWorker(QThread):
         self._cache: OrderedDict[int, Any] = OrderedDict()  # image id -> ImageEmbedding
         self._done: set[int] = set()  # image ids encoded (in memory or on disk)
         self._failed_encode: set[int] = set()
-        self.engine_factory = None  # tests: callable(config, cache_dir, progress, on_index=None)
-        self._cache_dir: str | None = None
-        self._config: ModelConfig | None = None
-        self._others: dict[str, Any] = {}  # repr(ModelConfig) -> Engine (the compare view's B)
+        self.engine_factory = None  # tests: callable(spec, progress, on_index=None)
+        self._spec: ModelSpec | None = None
+        self._others: dict[ModelSpec, Any] = {}  # the compare view's B engines
         self._job_state: dict = {}
         self._schedule = IndexSchedule(self._cond)  # the text index building in the background
         self._priority: tuple[str, ...] = ()  # names whose text rows are encoded first
         self._exemplars: Any = None  # the project's accepted objects (vocab/exemplars.Exemplars)
 
     # ------------------------------------------------------------------ requests (GUI thread)
-    def load(self, config: ModelConfig, cache_dir: str | None = None) -> None:
-        """(Re)build the engine from `config`; embeddings already computed are forgotten."""
+    def load(self, spec: ModelSpec) -> None:
+        """(Re)build the engine from `spec`; embeddings already computed are forgotten."""
         with self._cond:
-            self._box.load = (config, cache_dir)
+            self._box.load = spec
             self._cond.notify()
 
     def labels_complete(self) -> bool:
@@ -157,7 +133,8 @@ class EngineWorker(QThread):
             self._cond.notify()
 
     def set_restrict(self, names: Sequence[str] | None) -> None:
-        """Restrict suggestions to these names (project labels only), or None for the vocabulary."""
+        """Restrict discovery jobs' labels to these names (project labels only), or None for the
+        vocabulary; clicks carry their own restriction in their request (`app.annotate`)."""
         with self._cond:
             self._box.restrict = tuple(names) if names is not None else None
 
@@ -286,22 +263,21 @@ class EngineWorker(QThread):
         else:
             self.failed.emit(kind, -1, -1, message)
 
-    def _do_load(self, payload: tuple[ModelConfig, str | None]) -> None:
-        config, cache_dir = payload
+    def _do_load(self, spec: ModelSpec) -> None:
         self._engine = None
         self._cache.clear()
         self._done.clear()
         self._failed_encode.clear()
         self._others.clear()
         self._job_state = {}
-        self._cache_dir, self._config = cache_dir, config
-        self.engine_loading.emit(config.segmenter_name())
+        self._spec = spec
+        self.engine_loading.emit(segmenter_name(spec))
         self._cancel_index_build()
         factory = self.engine_factory or _build_engine
         gc.unfreeze()  # the previous engine's objects may be collected again
         try:
             # the text index starts as soon as it exists, while the segmenter still loads
-            self._engine = factory(config, cache_dir, self.progress.emit, self._start_index_build)
+            self._engine = factory(spec, self.progress.emit, self._start_index_build)
         except BaseException:
             self._cancel_index_build()
             raise
@@ -311,7 +287,7 @@ class EngineWorker(QThread):
         gc.freeze()
         if hasattr(self._engine, "exemplars"):
             self._engine.exemplars = self._exemplars
-        self.engine_ready.emit(self._engine_info(config))
+        self.engine_ready.emit(self._engine_info(spec))
         if self._schedule.build is None:  # an engine without `on_index` (a test double)
             self._start_index_build()
 
@@ -346,13 +322,14 @@ class EngineWorker(QThread):
     def _cancel_index_build(self) -> None:
         self._schedule.cancel()
 
-    def _engine_info(self, config: ModelConfig) -> dict:
+    def _engine_info(self, spec: ModelSpec) -> dict:
         engine = self._engine
         vocabulary = getattr(engine, "vocabulary", None)
-        clip_name = config.clip_model or Path(config.clip_config).stem or "default CLIP"
+        clip_config = Path(spec.clip_config).stem if spec.clip_config else ""
+        clip_name = spec.clip_model or clip_config or "default CLIP"
         return {
             "device": str(getattr(engine, "device", "?")),
-            "sam": config.segmenter_name(),  # the key keeps its historical name
+            "sam": segmenter_name(spec),  # the key keeps its historical name
             "clip": clip_name,
             "vocabulary": len(vocabulary) if vocabulary is not None else 0,
             "region_model_id": str(getattr(engine, "region_model_id", "")),
@@ -432,7 +409,7 @@ class EngineWorker(QThread):
         embedding = self._embedding(request.image_id, request.path)
         if self._superseded():
             return  # the newer prompt's own proposal brings its labels
-        labelled = self._restricted(self._engine.label(embedding, proposal))
+        labelled = self._engine.label(embedding, proposal, restrict=request.restrict)
         self.proposal_ready.emit(request.image_id, request.request_id, labelled)
 
     def _interrupted(self) -> bool:
@@ -441,18 +418,12 @@ class EngineWorker(QThread):
 
     def _propose(self, embedding: Any, request: DecodeRequest) -> Any:
         if request.select is not None and request.proposal is not None:
-            proposal = self._engine.select(embedding, request.proposal, request.select)
-        else:
-            proposal = self._engine.segment(embedding, request.points, request.box)
-        return self._restricted(proposal)
-
-    def _restricted(self, proposal: Any) -> Any:
-        """Labels only from the names the user restricted suggestions to, if any."""
-        with self._cond:
-            restrict = self._box.restrict
-        if restrict is not None and proposal.region is not None:
-            proposal = replace(proposal, labels=self._engine.topk(proposal.region, 5, restrict))
-        return proposal
+            return self._engine.select(
+                embedding, request.proposal, request.select, restrict=request.restrict
+            )
+        return self._engine.segment(
+            embedding, request.points, request.box, restrict=request.restrict
+        )
 
     def _superseded(self) -> bool:
         with self._cond:
@@ -460,9 +431,7 @@ class EngineWorker(QThread):
 
     def _do_relabel(self, request: RelabelRequest) -> None:
         embedding = self._embedding(request.image_id, request.path)
-        with self._cond:
-            restrict = self._box.restrict
-        labels = self._engine.relabel(embedding, request.mask, 5, restrict=restrict)
+        labels = self._engine.relabel(embedding, request.mask, 5, restrict=request.restrict)
         self.labels_ready.emit(request.image_id, request.request_id, request.tag, labels)
 
     def _do_discover(self, request: DiscoveryRequest) -> None:
@@ -498,19 +467,22 @@ class EngineWorker(QThread):
             result = job(context, request)
         self.discovered.emit(request.kind, request.image_id, request.request_id, result)
 
-    def _other_engine(self, config: ModelConfig) -> Any:
-        """An engine for another model choice, built once and kept (at most two besides ours)."""
-        key = repr(config)
+    def _other_engine(self, spec: ModelSpec) -> Any:
+        """An engine for another model choice, built once and kept (at most two besides ours);
+        without a cache folder of its own it shares ours."""
+        if spec.cache_dir is None and self._spec is not None:
+            spec = spec.replace(cache_dir=self._spec.cache_dir)
+        key = spec
         engine = self._others.get(key)
-        if engine is None and self._config is not None and hasattr(self._engine, "with_head"):
-            if self._config.to_spec().differs_only_in_head(config.to_spec()):
+        if engine is None and self._spec is not None and hasattr(self._engine, "with_head"):
+            if self._spec.differs_only_in_head(spec):
                 from annotator.models.region import default_head_name
 
-                head = config.region_head or default_head_name(self._engine.clip)
+                head = spec.region_head or default_head_name(self._engine.clip)
                 engine = self._engine.with_head(head)  # only the head differs: share the models
         if engine is None:
             factory = self.engine_factory or _build_engine
-            engine = factory(config, self._cache_dir, self.progress.emit)
+            engine = factory(spec, self.progress.emit)
         if key not in self._others:
             while len(self._others) >= 2:
                 self._others.pop(next(iter(self._others)))
@@ -518,14 +490,21 @@ class EngineWorker(QThread):
         return engine
 
 
-def _build_engine(
-    config: ModelConfig, cache_dir: str | None, progress, on_index: Any = None
-) -> Any:
-    """The settings' `ModelSpec` -> `annotator.engine.build_engine`, imported (and with it torch)
-    only here, inside the worker thread."""
+def segmenter_name(spec: ModelSpec) -> str:
+    """What the window calls the segmenter: the checkpoint's file or folder name, else the
+    chosen family's readable name, else "default segmenter"."""
+    if spec.checkpoint:
+        return Path(spec.checkpoint).name or str(spec.checkpoint)
+    if spec.segmenter:
+        return FAMILY_NAMES.get(spec.segmenter, spec.segmenter).split(" (")[0]
+    return "default segmenter"
+
+
+def _build_engine(spec: ModelSpec, progress, on_index: Any = None) -> Any:
+    """`annotator.engine.build_engine`, imported (and with it torch) only here, inside the worker
+    thread."""
     from annotator.engine import build_engine
 
-    spec = config.to_spec(cache_dir)
     return build_engine(spec, progress=progress, build_index=False, on_index=on_index)
 
 

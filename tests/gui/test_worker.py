@@ -21,7 +21,7 @@ def worker(qtbot, model_config, tmp_path):
     worker = EngineWorker()
     worker.start()
     with qtbot.waitSignal(worker.engine_ready, timeout=60_000):
-        worker.load(model_config, str(tmp_path / "cache"))
+        worker.load(model_config.to_spec(str(tmp_path / "cache")))
     yield worker
     worker.stop()
 
@@ -174,7 +174,7 @@ def _slowed_first_start(tmp_path, model_config, per_text_s: float = 0.003):
     log: list[tuple[str, float, float, int]] = []
     holder = {}
 
-    def factory(cfg, cache_dir, progress, on_index=None):
+    def factory(spec, progress, on_index=None):
         def slowed(index):  # the index starts to build before the segmenter loads
             encode = index.encode
 
@@ -188,7 +188,7 @@ def _slowed_first_start(tmp_path, model_config, per_text_s: float = 0.003):
             index.encode = slow_encode
             on_index(index)
 
-        engine = worker_module._build_engine(cfg, cache_dir, progress, slowed)
+        engine = worker_module._build_engine(spec, progress, slowed)
         holder["engine"] = engine
         embed = engine.embed
 
@@ -220,7 +220,7 @@ def test_first_start_schedule_coco_names_then_the_mask_then_lvis_then_prefetch(
         encoded = []
         worker.encoded.connect(encoded.append)
         with qtbot.waitSignal(worker.engine_ready, timeout=60_000):
-            worker.load(config, str(tmp_path / "cache"))
+            worker.load(config.to_spec(str(tmp_path / "cache")))
         worker.set_order([(i, str(p)) for i, p in enumerate(paths)])
         qtbot.waitUntil(lambda: len(encoded) == 3, timeout=60_000)
         qtbot.waitUntil(worker.labels_complete, timeout=60_000)
@@ -254,7 +254,7 @@ def test_a_click_at_first_start_gets_its_mask_at_once_and_its_labels_after_the_c
     worker.proposal_ready.connect(lambda image_id, request_id, p: proposals.append(p))
     try:
         with qtbot.waitSignal(worker.engine_ready, timeout=60_000):
-            worker.load(config, str(tmp_path / "cache"))
+            worker.load(config.to_spec(str(tmp_path / "cache")))
         worker.set_order([(0, str(paths[0]))])
         worker.decode(DecodeRequest(0, 1, str(paths[0]), ((40.0, 30.0, True),)))
         qtbot.waitUntil(lambda: len(proposals) == 2, timeout=60_000)
