@@ -52,6 +52,8 @@ REGISTRY: dict[str, Loader] = {
 
 # Family of a transformers folder, by config.json's model_type.
 MODEL_TYPES = {"sam2": "sam2", "edgetam": "edgetam", "sam_hq": "sam_hq"}
+# A video folder (Sam2VideoModel / EdgeTamVideoModel) serves single images too (models/tracking.py).
+MODEL_TYPES.update({"sam2_video": "sam2", "edgetam_video": "edgetam"})
 
 
 def detect_family(path: Path) -> str:
