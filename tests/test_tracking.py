@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from annotator.models.registry import load_segmenter
-from annotator.models.tracking import LazyFrames, ObjectPrompt, VideoTracker
+from annotator.models.tracking import LazyFrames, VideoTracker
+from annotator.track_prompts import ObjectPrompt
 from tests import clips, tiny_video
 from tests.track_reference import iou, reference_track
 

@@ -23,6 +23,7 @@ from annotator.cli import (
     project_copy,
     refine,
     segment,
+    track,  # issue 25: videos and frame sequences
     vocab,
     weights,
 )
@@ -42,6 +43,7 @@ GROUPS = (
     discovery,
     autolabel,
     refine,
+    track,
 )
 
 COMMANDS = (
@@ -61,6 +63,7 @@ COMMANDS = (
     "autolabel",
     "review",
     "refine",
+    "track",
 )
 
 

@@ -22,10 +22,9 @@ Both are exact: tests/test_track_parity.py checks the masks equal the reference 
 
 from __future__ import annotations
 
-import math
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,29 +33,10 @@ import torch
 from annotator.errors import CheckpointError, PromptError
 from annotator.models.hf_checkpoint import load_model, read_config
 from annotator.models.hf_segmenter import check_prompts, folder_digest, resolve_device
+from annotator.track_prompts import FrameMasks, ObjectPrompt
 
 VIDEO_MODEL_TYPES = {"sam2": "sam2_video", "edgetam": "edgetam_video"}
 DIRECTIONS = ("forward", "backward", "both")
-
-
-@dataclass(frozen=True)
-class ObjectPrompt:
-    """Clicks and/or a box for one object on one frame (frame index within the tracked range)."""
-
-    object_id: int
-    frame: int
-    points: np.ndarray | None = None  # (N, 2) image pixels
-    labels: np.ndarray | None = None  # (N,) 1 object, 0 background
-    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1
-
-
-@dataclass
-class FrameMasks:
-    """Every tracked object's mask on one frame: bool (H, W) and a score in [0, 1]."""
-
-    frame: int
-    masks: dict[int, np.ndarray] = field(default_factory=dict)
-    scores: dict[int, float] = field(default_factory=dict)
 
 
 class LazyFrames:
@@ -141,6 +121,8 @@ def make_processor(side: int, low: int):
 
 class VideoTracker:
     """A family's video model and processor; `track` runs one tracking job over a frame source."""
+
+    mode = "video-memory"
 
     def __init__(self, model, family: str, identity: str, device: str = "cpu") -> None:
         self.device = resolve_device(device)
@@ -309,6 +291,14 @@ class VideoTracker:
         }
         return {"pass": number, "frame": frame, "outputs": outputs, "tracked": tracked}
 
+    @staticmethod
+    def save_state(path: Path, state: dict) -> None:
+        save_state(path, state)
+
+    @staticmethod
+    def load_state(path: Path) -> dict | None:
+        return load_state(path)
+
 
 def restore(session, state: dict) -> tuple[int, int]:
     """Put a checkpoint's non-conditioning outputs back into a session whose prompted frames
@@ -325,5 +315,19 @@ def restore(session, state: dict) -> tuple[int, int]:
     return int(state["pass"]), int(state["frame"])
 
 
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+def save_state(path: Path, state: dict) -> None:
+    """A checkpoint to `path`, atomically (a kill mid-write leaves the previous one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def load_state(path: Path) -> dict | None:
+    """A checkpoint written by `save_state`, or None when missing or unreadable (tensors,
+    numbers and dicts only: `weights_only` loading runs no code from the file)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError):
+        return None
+    return state if isinstance(state, dict) and {"pass", "frame"} <= set(state) else None
