@@ -22,6 +22,9 @@ from annotator.store.project import Project
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
 # Detection order: the folder layouts with a marker file first, labelme's loose JSON last.
 _DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
+# ---- track formats (issue 25): sequences with their tracks (io/formats/_tracks.py) ----------
+FORMATS += ("mots", "mot", "davis")
+_DETECT_ORDER = ("davis", "mots", "mot", *_DETECT_ORDER)
 
 __all__ = ["FORMATS", "FormatWarning", "Progress", "detect", "export", "format_module", "import_"]
 
