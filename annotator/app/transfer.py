@@ -39,6 +39,9 @@ TITLES = {
     "labelme": "labelme JSON",
     "masks": "PNG masks",
 }
+# ---- track formats (issue 25) ---------------------------------------------------------------
+FORMATS += ("mots", "mot", "davis")
+TITLES.update({"mots": "MOTS tracks", "mot": "MOT 1.1 boxes", "davis": "DAVIS masks"})
 SINGLE_FILE = {"coco": ".json", "cvat": ".xml"}  # exported as one file; the others as a folder
 YOLO_TASKS = ("segment", "detect")
 
