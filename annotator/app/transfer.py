@@ -40,7 +40,7 @@ TITLES = {
     "masks": "PNG masks",
 }
 # ---- track formats (issue 25) ---------------------------------------------------------------
-FORMATS += ("mots", "mot", "davis")
+TRACK_FORMATS = ("mots", "mot", "davis")  # = annotator.io.formats.TRACK_FORMATS
 TITLES.update({"mots": "MOTS tracks", "mot": "MOT 1.1 boxes", "davis": "DAVIS masks"})
 SINGLE_FILE = {"coco": ".json", "cvat": ".xml"}  # exported as one file; the others as a folder
 YOLO_TASKS = ("segment", "detect")
@@ -76,8 +76,8 @@ def export_problem(name: str, out: str | os.PathLike) -> str | None:
     from annotator.io.files import show_path
     from annotator.store.files import export_target_problem
 
-    if name not in FORMATS:
-        return f"unknown format {name!r} (one of: {', '.join(FORMATS)})"
+    if name not in FORMATS + TRACK_FORMATS:
+        return f"unknown format {name!r} (one of: {', '.join(FORMATS + TRACK_FORMATS)})"
     problem = export_target_problem(out, single_file=name == "coco")
     return None if problem is None else f"{show_path(out)}: {problem}"
 

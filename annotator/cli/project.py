@@ -8,7 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from annotator.app.transfer import FORMATS, YOLO_TASKS  # light: the format code loads on use
+from annotator.app.transfer import (
+    FORMATS,
+    TRACK_FORMATS,
+    YOLO_TASKS,
+)  # light: the format code loads on use
 from annotator.cli.flags import open_project, project_location
 
 
@@ -26,7 +30,10 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="coco: the JSON file; cvat: the XML file or a folder; others: the dataset folder",
     )
     p.add_argument(
-        "--format", choices=FORMATS, default="coco", help="dataset format (default: coco)"
+        "--format",
+        choices=FORMATS + TRACK_FORMATS,
+        default="coco",
+        help="dataset format (default: coco)",
     )
     p.add_argument(
         "--polygons",
@@ -68,7 +75,9 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="project folder, .db file or postgresql:// URL (created if new)",
     )
     p.add_argument(
-        "--format", choices=FORMATS, help="dataset format (default: detected from the files)"
+        "--format",
+        choices=FORMATS + TRACK_FORMATS,
+        help="dataset format (default: detected from the files)",
     )
     p.set_defaults(handler=cmd_import)
 

@@ -22,17 +22,29 @@ from annotator.store.project import Project
 FORMATS = ("coco", "yolo", "voc", "cvat", "labelme", "masks")
 # Detection order: the folder layouts with a marker file first, labelme's loose JSON last.
 _DETECT_ORDER = ("yolo", "voc", "masks", "cvat", "coco", "labelme")
-# ---- track formats (issue 25): sequences with their tracks (io/formats/_tracks.py) ----------
-FORMATS += ("mots", "mot", "davis")
+# ---- track formats (issue 25): sequences with their tracks (io/formats/_tracks.py); kept apart
+# from FORMATS, the image dataset formats every image project exports to -------------------------
+TRACK_FORMATS = ("mots", "mot", "davis")
 _DETECT_ORDER = ("davis", "mots", "mot", *_DETECT_ORDER)
 
-__all__ = ["FORMATS", "FormatWarning", "Progress", "detect", "export", "format_module", "import_"]
+__all__ = [
+    "FORMATS",
+    "TRACK_FORMATS",
+    "FormatWarning",
+    "Progress",
+    "detect",
+    "export",
+    "format_module",
+    "import_",
+]
 
 
 def format_module(name: str) -> ModuleType:
     """The module of a format (imported on first use: a CLI run pays only for its own format)."""
-    if name not in FORMATS:
-        raise DatasetFormatError(f"unknown format {name!r} (one of: {', '.join(FORMATS)})")
+    if name not in FORMATS + TRACK_FORMATS:
+        raise DatasetFormatError(
+            f"unknown format {name!r} (one of: {', '.join(FORMATS + TRACK_FORMATS)})"
+        )
     return importlib.import_module(f"annotator.io.formats.{name}")
 
 

@@ -71,7 +71,11 @@ def export(
 
 
 def detect(path: Path) -> bool:
-    return (Path(path) / "Annotations").is_dir() and (Path(path) / "JPEGImages").is_dir()
+    """Annotations/<resolution>/<sequence>/*.png beside JPEGImages/ (VOC has Annotations/*.xml)."""
+    path = Path(path)
+    if not ((path / "Annotations").is_dir() and (path / "JPEGImages").is_dir()):
+        return False
+    return next((path / "Annotations").glob("*/*/*.png"), None) is not None
 
 
 def _read(folder: Path):
