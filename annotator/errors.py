@@ -55,3 +55,7 @@ class CacheError(AnnotatorError):
 
 class DatasetFormatError(AnnotatorError):
     """A dataset file (YOLO, VOC, CVAT, labelme, PNG masks) is malformed; nothing was imported."""
+
+
+class SequenceError(AnnotatorError):
+    """A video or a folder of frames cannot be used as a sequence (no frames, corrupt, mixed sizes)."""

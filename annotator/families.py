@@ -28,7 +28,8 @@ class SegmenterFamily:
     loader_kwargs: dict[str, Any] = field(default_factory=dict)
     folder: bool = True  # weights are a transformers folder (config.json + model.safetensors)
     model_type: str | None = None  # config.json's model_type that names this family
-    video: bool = False  # the model has a memory for video (SAM 2 style); images only here
+    video: bool = False  # the model has a memory for video (SAM 2 style): `annotator track`
+    video_model_type: str | None = None  # a folder saved from the video class (serves images too)
 
     def load(self, path: Path, device: str) -> Any:
         """Build the family's segmenter from `path` (imports the model code, torch, now)."""
@@ -68,6 +69,7 @@ register(
         loader_kwargs={"family": "sam2"},
         model_type="sam2",
         video=True,
+        video_model_type="sam2_video",
     )
 )
 register(
@@ -80,6 +82,7 @@ register(
         loader_kwargs={"family": "edgetam"},
         model_type="edgetam",
         video=True,
+        video_model_type="edgetam_video",
     )
 )
 register(

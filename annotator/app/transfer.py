@@ -34,7 +34,8 @@ from annotator.io import formats
 # Views of the format registry (`annotator.io.formats.REGISTRY`, light to import), kept under
 # the names the window and the CLI read; a new format appears here by its registry entry alone.
 FORMATS = formats.FORMATS  # the formats that import
-EXPORT_FORMATS = formats.EXPORT_FORMATS  # every format (GeoJSON is export only)
+EXPORT_FORMATS = formats.EXPORT_FORMATS  # every image format (GeoJSON is export only)
+TRACK_FORMATS = formats.TRACK_FORMATS  # sequence formats with tracks (issue 25)
 TITLES = {name: f.title for name, f in formats.REGISTRY.items()}
 SINGLE_FILE = {name: f.suffix for name, f in formats.REGISTRY.items() if f.suffix}  # else a folder
 OPTIONS = {name: frozenset(f.options.values()) for name, f in formats.REGISTRY.items()}

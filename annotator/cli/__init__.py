@@ -23,6 +23,7 @@ from annotator.cli import (
     project_copy,
     refine,
     segment,
+    track,  # issue 25: videos and frame sequences
     vocab,
     weights,
 )
@@ -49,6 +50,7 @@ GROUPS = (
     discovery,
     autolabel,
     refine,
+    track,
 )
 
 COMMANDS = (
@@ -68,6 +70,7 @@ COMMANDS = (
     "autolabel",
     "review",
     "refine",
+    "track",
 )
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 # light: the format code loads on use
-from annotator.app.transfer import EXPORT_FORMATS, FORMATS, YOLO_TASKS
+from annotator.app.transfer import EXPORT_FORMATS, FORMATS, TRACK_FORMATS, YOLO_TASKS
 from annotator.cli.flags import open_project, project_location
 
 
@@ -28,7 +28,10 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="coco: the JSON file; cvat: the XML file or a folder; others: the dataset folder",
     )
     p.add_argument(
-        "--format", choices=EXPORT_FORMATS, default="coco", help="dataset format (default: coco)"
+        "--format",
+        choices=EXPORT_FORMATS + TRACK_FORMATS,
+        default="coco",
+        help="dataset format (default: coco)",
     )
     p.add_argument(
         "--polygons",
@@ -70,7 +73,9 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         help="project folder, .db file or postgresql:// URL (created if new)",
     )
     p.add_argument(
-        "--format", choices=FORMATS, help="dataset format (default: detected from the files)"
+        "--format",
+        choices=FORMATS + TRACK_FORMATS,
+        help="dataset format (default: detected from the files)",
     )
     p.set_defaults(handler=cmd_import)
 

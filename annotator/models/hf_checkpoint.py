@@ -163,8 +163,10 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]
     return out
 
 
-def compare_with_model(model, header: dict, where: Path) -> None:
-    """Keys and shapes of the file against the (meta-device) model the config describes."""
+def compare_with_model(model, header: dict, where: Path, extra_allowed: bool = False) -> None:
+    """Keys and shapes of the file against the (meta-device) model the config describes
+    (`extra_allowed`: tensors the model lacks are ignored, as a video folder's memory is by the
+    image class)."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     missing = [k for k in expected if k not in header and k not in tied]
@@ -175,7 +177,7 @@ def compare_with_model(model, header: dict, where: Path) -> None:
             "in config.json"
         )
     unexpected = [k for k in header if k not in expected]
-    if unexpected:
+    if unexpected and not extra_allowed:
         more = f" (+{len(unexpected) - 3} more)" if len(unexpected) > 3 else ""
         raise CheckpointError(
             f"checkpoint {where}: unexpected tensors {', '.join(unexpected[:3])}{more} for the "
@@ -190,19 +192,28 @@ def compare_with_model(model, header: dict, where: Path) -> None:
 
 
 def load_model(
-    path: Path, model_type: str, config_class, model_class, fix_config=None, check_config=None
+    path: Path,
+    model_type: str,
+    config_class,
+    model_class,
+    fix_config=None,
+    check_config=None,
+    superset_types: tuple[str, ...] = (),
 ):
     """(model, folder, weights file) after every check above; float32, eval mode, on the CPU.
 
     `fix_config(dict) -> dict` repairs known config quirks; `check_config(config, where)` bounds
-    the family's geometry before the model is built.
+    the family's geometry before the model is built. `superset_types`: model types whose folders
+    hold this model plus more (a `sam2_video` folder holds `Sam2Model`'s weights and a memory):
+    loaded as `from_pretrained` does, the extra tensors unused.
     """
     import torch
     from transformers.utils import logging as hf_logging
 
     folder, weights = resolve_folder(path)
     config_dict = read_config(folder)
-    if config_dict.get("model_type") != model_type:
+    superset = config_dict.get("model_type") in superset_types
+    if config_dict.get("model_type") != model_type and not superset:
         raise CheckpointError(
             f"checkpoint {folder / 'config.json'}: model_type {config_dict.get('model_type')!r}, "
             f"expected {model_type!r}"
@@ -232,7 +243,7 @@ def load_model(
                 f"checkpoint {folder / 'config.json'}: cannot build the model it describes "
                 f"({_one_line(error)})"
             ) from None
-        compare_with_model(skeleton, header, weights)
+        compare_with_model(skeleton, header, weights, extra_allowed=superset)
         del skeleton
         try:
             model = model_class.from_pretrained(folder, config=config, dtype=torch.float32)

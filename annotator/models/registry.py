@@ -23,6 +23,10 @@ REGISTRY: dict[str, Loader] = {name: f.load for name, f in families.FAMILIES.ite
 
 # Family of a transformers folder, by config.json's model_type.
 MODEL_TYPES = {f.model_type: name for name, f in families.FAMILIES.items() if f.model_type}
+# A video folder (Sam2VideoModel / EdgeTamVideoModel) serves single images too (models/tracking.py).
+MODEL_TYPES.update(
+    {f.video_model_type: name for name, f in families.FAMILIES.items() if f.video_model_type}
+)
 
 
 def detect_family(path: Path) -> str:

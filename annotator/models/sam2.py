@@ -114,7 +114,13 @@ class Sam2Segmenter(TransformersSegmenter):
             raise ValueError(f"Sam2Segmenter serves sam2 and edgetam, not {family!r}")
 
         model, folder, weights = load_model(
-            Path(path), family, config_class, model_class, fix, _check_geometry
+            Path(path),
+            family,
+            config_class,
+            model_class,
+            fix,
+            _check_geometry,
+            superset_types=(f"{family}_video",),  # one folder serves images and video
         )
         side = model.config.prompt_encoder_config.image_size
         identity = f"{family}-i{side}-{folder_digest(folder, weights)[:16]}"

@@ -264,6 +264,58 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # ---- sequences and tracks (issue 25): schema.py's step 7 ------------------------------
+    (
+        """
+        CREATE TABLE sequences (
+            id BIGINT PRIMARY KEY,
+            source TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('video', 'folder')),
+            frame_count BIGINT NOT NULL CHECK (frame_count > 0),
+            width INTEGER NOT NULL CHECK (width > 0),
+            height INTEGER NOT NULL CHECK (height > 0),
+            fps DOUBLE PRECISION,
+            added TEXT NOT NULL
+        )
+        """,
+        *_ids("sequences"),
+        """
+        CREATE TABLE sequence_frames (
+            image_id BIGINT PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+            sequence_id BIGINT NOT NULL REFERENCES sequences (id) ON DELETE CASCADE,
+            frame_index BIGINT NOT NULL CHECK (frame_index >= 0),
+            UNIQUE (sequence_id, frame_index)
+        )
+        """,
+        """
+        CREATE TABLE tracks (
+            id BIGINT PRIMARY KEY,
+            sequence_id BIGINT NOT NULL REFERENCES sequences (id) ON DELETE CASCADE,
+            object_id BIGINT NOT NULL,
+            category TEXT NOT NULL CHECK (length(category) > 0),
+            prompts TEXT NOT NULL,
+            UNIQUE (sequence_id, object_id)
+        )
+        """,
+        *_ids("tracks"),
+        """
+        CREATE TABLE track_proposals (
+            proposal_id BIGINT PRIMARY KEY REFERENCES proposals (id) ON DELETE CASCADE,
+            track_id BIGINT NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
+            frame_index BIGINT NOT NULL
+        )
+        """,
+        "CREATE INDEX track_proposals_by_track ON track_proposals (track_id)",
+        """
+        CREATE TABLE track_annotations (
+            annotation_id BIGINT PRIMARY KEY REFERENCES annotations (id) ON DELETE CASCADE,
+            track_id BIGINT NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
+            frame_index BIGINT NOT NULL
+        )
+        """,
+        "CREATE INDEX track_annotations_by_track ON track_annotations (track_id)",
+    ),
+    # ---- end of sequences and tracks -------------------------------------------------------
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -291,6 +291,61 @@ MIGRATIONS: list[tuple[str | Callable[[sqlite3.Connection], None], ...]] = [
         )
         """,
     ),
+    # ---- sequences and tracks (issue 25; store/tracks.py) ---------------------------------
+    # 6 -> 7 (additive: new tables only). A sequence is a video file or a folder of frames; each
+    # frame is a project image (`sequence_frames` gives its sequence and index). A track is one
+    # object of a sequence (the user's object id, its category, the prompts that started it);
+    # its pending masks are proposals (`track_proposals`) and its accepted ones annotations
+    # (`track_annotations`), each row dropped with what it points at.
+    (
+        """
+        CREATE TABLE IF NOT EXISTS sequences (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL UNIQUE,         -- the video file or frame folder
+            kind TEXT NOT NULL CHECK (kind IN ('video', 'folder')),
+            frame_count INTEGER NOT NULL CHECK (frame_count > 0),
+            width INTEGER NOT NULL CHECK (width > 0),
+            height INTEGER NOT NULL CHECK (height > 0),
+            fps REAL,
+            added TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS sequence_frames (
+            image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+            sequence_id INTEGER NOT NULL REFERENCES sequences (id) ON DELETE CASCADE,
+            frame_index INTEGER NOT NULL CHECK (frame_index >= 0),
+            UNIQUE (sequence_id, frame_index)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS tracks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sequence_id INTEGER NOT NULL REFERENCES sequences (id) ON DELETE CASCADE,
+            object_id INTEGER NOT NULL,          -- the user's --object id within the sequence
+            category TEXT NOT NULL CHECK (length(category) > 0),
+            prompts TEXT NOT NULL,               -- JSON: {frame: {points, labels, box}}
+            UNIQUE (sequence_id, object_id)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS track_proposals (
+            proposal_id INTEGER PRIMARY KEY REFERENCES proposals (id) ON DELETE CASCADE,
+            track_id INTEGER NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
+            frame_index INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS track_proposals_by_track ON track_proposals (track_id)",
+        """
+        CREATE TABLE IF NOT EXISTS track_annotations (
+            annotation_id INTEGER PRIMARY KEY REFERENCES annotations (id) ON DELETE CASCADE,
+            track_id INTEGER NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
+            frame_index INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS track_annotations_by_track ON track_annotations (track_id)",
+    ),
+    # ---- end of sequences and tracks -------------------------------------------------------
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -45,6 +45,7 @@ class DatasetFormat:
     mask_word: str = "masks"  # what a mask is written as without `polygons` (the job's title)
     module: str = ""  # defaults to `name`
     importable: bool = True  # False: export only (GeoJSON)
+    track: bool = False  # a sequence format with tracks (issue 25): MOTS, MOT, DAVIS
 
     def load(self) -> ModuleType:
         """The format's module (imported on first use)."""
@@ -76,15 +77,18 @@ def register(fmt: DatasetFormat) -> DatasetFormat:
 
 def _refresh() -> None:
     """The tuples older callers read, recomputed from the registry."""
-    global FORMATS, EXPORT_FORMATS, FOLDER_FORMATS, _DETECT_ORDER
-    EXPORT_FORMATS = tuple(REGISTRY)
-    FORMATS = tuple(n for n, f in REGISTRY.items() if f.importable)
+    global FORMATS, EXPORT_FORMATS, TRACK_FORMATS, FOLDER_FORMATS, _DETECT_ORDER
+    EXPORT_FORMATS = tuple(n for n, f in REGISTRY.items() if not f.track)
+    FORMATS = tuple(n for n, f in REGISTRY.items() if f.importable and not f.track)
+    TRACK_FORMATS = tuple(n for n, f in REGISTRY.items() if f.track)
     FOLDER_FORMATS = tuple(n for n, f in REGISTRY.items() if f.suffix is None)
-    _DETECT_ORDER = tuple(sorted(FORMATS, key=lambda n: REGISTRY[n].detect_rank))
+    readable = [n for n, f in REGISTRY.items() if f.importable]
+    _DETECT_ORDER = tuple(sorted(readable, key=lambda n: REGISTRY[n].detect_rank))
 
 
-FORMATS: tuple[str, ...] = ()  # the formats that import
-EXPORT_FORMATS: tuple[str, ...] = ()  # every format (all export)
+FORMATS: tuple[str, ...] = ()  # the image dataset formats that import
+EXPORT_FORMATS: tuple[str, ...] = ()  # every image dataset format (all export)
+TRACK_FORMATS: tuple[str, ...] = ()  # the sequence formats with tracks (import and export)
 FOLDER_FORMATS: tuple[str, ...] = ()  # cvat too when `out` does not end in .xml
 _DETECT_ORDER: tuple[str, ...] = ()
 
@@ -118,9 +122,15 @@ register(DatasetFormat("masks", "PNG masks", images="", detect_rank=2))
 register(
     DatasetFormat("geojson", "GeoJSON (polygons; a GeoTIFF's CRS)", importable=False, detect_rank=9)
 )
+# Issue 25: sequences with their tracks (io/formats/_tracks.py), kept apart from the image formats
+# every image project exports to (FORMATS); their layouts are asked first.
+register(DatasetFormat("mots", "MOTS tracks", track=True, detect_rank=-2))
+register(DatasetFormat("mot", "MOT 1.1 boxes", track=True, detect_rank=-1))
+register(DatasetFormat("davis", "DAVIS masks", track=True, detect_rank=-3))
 
 __all__ = [
     "EXPORT_FORMATS",
+    "TRACK_FORMATS",
     "FOLDER_FORMATS",
     "EXPORT_FORMATS",
     "FORMATS",
@@ -175,7 +185,8 @@ def detect(path: str | os.PathLike) -> str:
             f"give --format {matches[0]} (or one of the others)"
         )
     raise DatasetFormatError(
-        f"{show_path(p)}: cannot tell the dataset format (give --format: {', '.join(FORMATS)})"
+        f"{show_path(p)}: cannot tell the dataset format "
+        f"(give --format: {', '.join(FORMATS + TRACK_FORMATS)})"
     )
 
 

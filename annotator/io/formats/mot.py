@@ -1,0 +1,68 @@
+"""MOT 1.1 boxes (MOTChallenge ground truth, datumaro's `mot_seq`): per sequence
+OUT/<seq>/img1/<frame>.jpg (frames from 1), OUT/<seq>/gt/gt.txt with
+`frame,track,x,y,w,h,1,class,1` per tracked object (the box of its accepted mask), OUT/<seq>/gt/labels.txt
+(class = line number from 1) and OUT/<seq>/seqinfo.ini. Masks are not kept (boxes only, warned);
+import is not offered (a MOT file has no masks to bring back).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annotator.io.formats import _common as c
+from annotator.io.formats import _tracks as t
+from annotator.store.project import Project
+
+NAME = "mot"
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def export(
+    project: Project, out: str | os.PathLike, progress: c.Progress | None = None, **_: Any
+) -> dict:
+    root = Path(out)
+    summary: dict[str, Any] = {"path": str(root), "format": NAME, "sequences": 0, "boxes": 0}
+    for seq in t.sequences(project):
+        labels = seq.categories
+        folder = root / seq.name
+        t.write_frames(project, seq.record, folder / "img1", "%06d.jpg", start=1)
+        rows = []
+        for f in sorted(seq.frames):
+            for track_id, mask in sorted(seq.frames[f], key=lambda x: x[0]):
+                object_id, category = seq.tracks[track_id]
+                x, y, w, h = _box(mask)
+                rows.append(f"{f + 1},{object_id},{x},{y},{w},{h},1,{labels.index(category) + 1},1")
+        c.write_atomic(folder / "gt" / "gt.txt", ("\n".join(rows) + "\n").encode())
+        c.write_atomic(folder / "gt" / "labels.txt", "\n".join(labels).encode())
+        r = seq.record
+        info = (
+            f"[Sequence]\nname={seq.name}\nimDir=img1\nframeRate={round(r.fps or 30)}\n"
+            f"seqLength={r.frame_count}\nimWidth={r.width}\nimHeight={r.height}\nimExt=.jpg\n"
+        )
+        c.write_atomic(folder / "seqinfo.ini", info.encode())
+        summary["boxes"] += len(rows)
+        summary["sequences"] += 1
+    c.warn(summary, "mot: boxes only; the masks are not written")
+    return summary
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and any(
+        (d / "gt" / "gt.txt").is_file() for d in [path, *path.iterdir()] if d.is_dir()
+    )
+
+
+def import_(
+    path: Any, images_dir: Any, project: Project, progress: c.Progress | None = None
+) -> dict:
+    from annotator.errors import DatasetFormatError
+
+    raise DatasetFormatError("mot: boxes without masks; import a mask format (mots, davis) instead")
