@@ -17,7 +17,7 @@ reference pipeline (`init_video_session(video)` -> `add_inputs_to_inference_sess
   frames; so outputs within `window` frames of the current frame or of a conditioning frame (which
   the backward pass of `both` reads) are kept and the rest removed.
 
-Both are exact: tests/test_track_parity.py checks the masks equal the reference pipeline's.
+Both are exact: tests/models/test_track_parity.py checks the masks equal the reference pipeline's.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from annotator.store.tracks import TrackStore
 from tests import clips, tiny_video
 from tests.track_reference import iou, reference_track
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VIDEO = clips.frames(12)
 
 
