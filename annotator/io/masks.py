@@ -186,9 +186,6 @@ def mask_box_xywh(mask: np.ndarray) -> XYWH:
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
-mask_bbox = mask_box_xywh  # the old name (XYWH), kept so callers on other branches still work
-
-
 def mask_area(mask: np.ndarray) -> int:
     """Number of pixels in the mask: COCO's `area`, never the box's area."""
     return int(np.count_nonzero(_check_mask(mask)))

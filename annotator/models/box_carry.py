@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from annotator.errors import PromptError
+from annotator.io.masks import mask_box
 from annotator.models.tracking import DIRECTIONS, load_state, save_state
 from annotator.track_prompts import FrameMasks, ObjectPrompt
 
 
 def _box(mask: np.ndarray) -> np.ndarray | None:
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return None
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
+    """The mask's box as the prompt array SAM takes (XYXY, `io.masks.mask_box`), or None."""
+    box = mask_box(mask)
+    return None if box is None else np.array(box, dtype=np.float64)
 
 
 class BoxCarryTracker:

@@ -156,11 +156,6 @@ class Connection:
             except self._db_error as error:
                 raise ProjectError(self._explain(error, "cannot read")) from error
 
-    # The names before ADR 0027, for branches written against them; new code uses the public ones.
-    _read = read
-    _write = write
-    _write_many = write_many
-
     def close(self) -> None:
         """Close the connection (SQLite: the last one to close checkpoints the WAL into the file)."""
         with self._lock:

@@ -65,38 +65,38 @@ def copy_project(source: Project, target: Project, batch: int = 2000) -> dict:
         )
     with source.snapshot():
         rows = {
-            table: source._read(f"SELECT {columns} FROM {table} ORDER BY {_ORDER.get(table, 'id')}")
+            table: source.read(f"SELECT {columns} FROM {table} ORDER BY {_ORDER.get(table, 'id')}")
             for table, columns in _TABLES.items()
         }
-        meta = source._read("SELECT key, value FROM meta ORDER BY key")
-        sequences = source._read("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+        meta = source.read("SELECT key, value FROM meta ORDER BY key")
+        sequences = source.read("SELECT name, seq FROM sqlite_sequence ORDER BY name")
     if source.folder is not None and "folder" not in {key for key, _ in meta}:
         meta.append(("folder", str(source.folder.resolve())))
     rows["images"] = [(r[0], name_bytes(r[1]), *r[2:]) for r in rows["images"]]
     with target.transaction():
         for table in ("images", "categories", "annotations"):
-            if target._read(f"SELECT count(*) FROM {table}")[0][0]:
+            if target.read(f"SELECT count(*) FROM {table}")[0][0]:
                 raise ProjectError(
                     f"{target.path}: the target project is not empty (it has {table});"
                     " copy only into a new project"
                 )
         for key, value in meta:
-            target._write(
+            target.write(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
         for table in _TABLES:
             if table in _TRIGGER_FILLED:
-                target._write(f"DELETE FROM {table}")
+                target.write(f"DELETE FROM {table}")
             sql = _insert(table)
             for start in range(0, len(rows[table]), batch):
-                target._write_many(sql, [tuple(r) for r in rows[table][start : start + batch]])
+                target.write_many(sql, [tuple(r) for r in rows[table][start : start + batch]])
         for name, seq in sequences:  # ids are never reused: not even those the source deleted
             if seq and name in _TABLES:
                 _bump(target, name, int(seq))
         for table in _TABLES:
-            copied = target._read(f"SELECT count(*) FROM {table}")[0][0]
+            copied = target.read(f"SELECT count(*) FROM {table}")[0][0]
             if copied != len(rows[table]):  # pragma: no cover - a bug, never a user's input
                 raise ProjectError(f"{target.path}: copied {copied} of {len(rows[table])} {table}")
     return {table: len(found) for table, found in rows.items()}
@@ -105,10 +105,10 @@ def copy_project(source: Project, target: Project, batch: int = 2000) -> dict:
 def _bump(target: Project, name: str, seq: int) -> None:
     if name == "annotations":  # box ids share it: a later mask never takes one
         extras._bump_sequence(target, seq)
-    elif target._read("SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)):
-        target._write("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name))
+    elif target.read("SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)):
+        target.write("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name))
     else:
-        target._write("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq))
+        target.write("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq))
 
 
 __all__ = ["NOT_COPIED", "copy_project"]

@@ -22,7 +22,8 @@ import numpy as np
 from annotator.errors import ProjectError
 from annotator.io.masks import mask_to_rle, rle_area, rle_bbox
 from annotator.io.sequences import Sequence
-from annotator.store.project import Project, _now
+from annotator.store.connection import utc_now
+from annotator.store.project import Project
 from annotator.store.proposals import PENDING, ProposalStore
 
 SOURCE = "track"  # proposals.source of a tracked mask
@@ -85,16 +86,16 @@ class TrackStore:
                         f"{info.width}x{info.height}"
                     )
                 return found.id
-            cursor = self.project._write(
+            cursor = self.project.write(
                 "INSERT INTO sequences (source, kind, frame_count, width, height, fps, added)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (source, info.kind, info.frame_count, info.width, info.height, info.fps, _now()),
+                (source, info.kind, info.frame_count, info.width, info.height, info.fps, utc_now()),
             )
             sequence_id = int(cursor.lastrowid)
             base = source
             if Path(source).is_absolute():  # outside the project folder: named by its base name
                 base = Path(source).name
-                if self.project._read(
+                if self.project.read(
                     "SELECT 1 FROM images WHERE file_name LIKE ? LIMIT 1", (base + "%",)
                 ):
                     base = f"{sequence_id}-{base}"
@@ -106,14 +107,14 @@ class TrackStore:
                     name = f"{base}#{index:06d}"
                 image_id = self.project.add_image(name, info.width, info.height)
                 rows.append((image_id, sequence_id, index))
-            self.project._write_many(
+            self.project.write_many(
                 "INSERT INTO sequence_frames (image_id, sequence_id, frame_index) VALUES (?, ?, ?)",
                 rows,
             )
             return sequence_id
 
     def sequence_by_source(self, source: str) -> SequenceRecord | None:
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT id, source, kind, frame_count, width, height, fps FROM sequences"
             " WHERE source = ?",
             (source,),
@@ -121,13 +122,13 @@ class TrackStore:
         return SequenceRecord(*rows[0]) if rows else None
 
     def sequences(self) -> list[SequenceRecord]:
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT id, source, kind, frame_count, width, height, fps FROM sequences ORDER BY id"
         )
         return [SequenceRecord(*r) for r in rows]
 
     def sequence(self, sequence_id: int) -> SequenceRecord:
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT id, source, kind, frame_count, width, height, fps FROM sequences WHERE id = ?",
             (sequence_id,),
         )
@@ -137,7 +138,7 @@ class TrackStore:
 
     def frame_images(self, sequence_id: int) -> list[int]:
         """Image id of every frame, in frame order."""
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT image_id FROM sequence_frames WHERE sequence_id = ? ORDER BY frame_index",
             (sequence_id,),
         )
@@ -145,7 +146,7 @@ class TrackStore:
 
     def frame_of_image(self) -> dict[int, tuple[int, int]]:
         """image id -> (sequence id, frame index) for every frame of every sequence."""
-        rows = self.project._read("SELECT image_id, sequence_id, frame_index FROM sequence_frames")
+        rows = self.project.read("SELECT image_id, sequence_id, frame_index FROM sequence_frames")
         return {int(i): (int(s), int(f)) for i, s, f in rows}
 
     # ----------------------------------------------------------------------------- tracks
@@ -156,18 +157,18 @@ class TrackStore:
             raise ValueError("a track's category cannot be empty")
         text = json.dumps(prompts, sort_keys=True)
         with self.project.transaction():
-            rows = self.project._read(
+            rows = self.project.read(
                 "SELECT id FROM tracks WHERE sequence_id = ? AND object_id = ?",
                 (sequence_id, int(object_id)),
             )
             if rows:
                 track_id = int(rows[0][0])
-                self.project._write(
+                self.project.write(
                     "UPDATE tracks SET category = ?, prompts = ? WHERE id = ?",
                     (name, text, track_id),
                 )
                 return track_id
-            cursor = self.project._write(
+            cursor = self.project.write(
                 "INSERT INTO tracks (sequence_id, object_id, category, prompts) VALUES (?, ?, ?, ?)",
                 (sequence_id, int(object_id), name, text),
             )
@@ -179,7 +180,7 @@ class TrackStore:
         if sequence_id is not None:
             sql += " WHERE sequence_id = ?"
             params = (sequence_id,)
-        rows = self.project._read(sql + " ORDER BY id", params)
+        rows = self.project.read(sql + " ORDER BY id", params)
         return [Track(int(a), int(b), int(c), d, json.loads(e)) for a, b, c, d, e in rows]
 
     def track_by_object(self, sequence_id: int, object_id: int) -> Track | None:
@@ -195,19 +196,19 @@ class TrackStore:
             return 0
         marks = ", ".join("?" for _ in ids)
         with self.project.transaction():
-            rows = self.project._read(
+            rows = self.project.read(
                 "SELECT p.id FROM proposals p JOIN track_proposals t ON t.proposal_id = p.id"
                 f" WHERE t.track_id IN ({marks}) AND p.status = ? AND p.run <> ?",
                 (*ids, PENDING, keep_run),
             )
             for (pid,) in rows:
-                self.project._write("DELETE FROM track_proposals WHERE proposal_id = ?", (pid,))
-                self.project._write("DELETE FROM proposals WHERE id = ?", (pid,))
+                self.project.write("DELETE FROM track_proposals WHERE proposal_id = ?", (pid,))
+                self.project.write("DELETE FROM proposals WHERE id = ?", (pid,))
         return len(rows)
 
     def done_frames(self, run: str, sequence_id: int) -> set[int]:
         """Frame indices this run has stored."""
-        rows = self.project._read(
+        rows = self.project.read(
             "SELECT f.frame_index FROM autolabel_done d JOIN sequence_frames f"
             " ON f.image_id = d.image_id WHERE d.run = ? AND f.sequence_id = ?",
             (run, sequence_id),
@@ -234,12 +235,12 @@ class TrackStore:
             area = rle_area(rle)
             if area:
                 rows.append((int(track_id), category, rle, rle_bbox(rle), int(area), float(score)))
-        now = _now()
+        now = utc_now()
         with self.project.transaction():
             if self.proposals.is_done(image_id, run):
                 return None
             for track_id, category, rle, bbox, area, score in rows:
-                cursor = self.project._write(
+                cursor = self.project.write(
                     "INSERT INTO proposals (image_id, run, source, category, score, rle, height,"
                     " width, bbox_x, bbox_y, bbox_w, bbox_h, area, status, created)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -257,12 +258,12 @@ class TrackStore:
                         now,
                     ),
                 )
-                self.project._write(
+                self.project.write(
                     "INSERT INTO track_proposals (proposal_id, track_id, frame_index)"
                     " VALUES (?, ?, ?)",
                     (int(cursor.lastrowid), track_id, int(frame_index)),
                 )
-            self.project._write(
+            self.project.write(
                 "INSERT INTO autolabel_done (image_id, run, proposals, finished) VALUES (?, ?, ?, ?)",
                 (image_id, run, len(rows), now),
             )
@@ -278,7 +279,7 @@ class TrackStore:
         if status is not None:
             sql += " AND p.status = ?"
             params = (track_id, status)
-        rows = self.project._read(sql + " ORDER BY t.frame_index, p.id", params)
+        rows = self.project.read(sql + " ORDER BY t.frame_index, p.id", params)
         return [(int(f), int(p)) for f, p in rows]
 
     def accept_track(self, track_id: int) -> list[int]:
@@ -287,7 +288,7 @@ class TrackStore:
             out = []
             for frame, proposal_id in self.track_proposals(track_id):
                 annotation_id = self.proposals.accept(proposal_id)
-                self.project._write(
+                self.project.write(
                     "INSERT INTO track_annotations (annotation_id, track_id, frame_index)"
                     " VALUES (?, ?, ?) ON CONFLICT (annotation_id) DO NOTHING",
                     (annotation_id, track_id, frame),
@@ -297,7 +298,7 @@ class TrackStore:
 
     def add_track_annotation(self, annotation_id: int, track_id: int, frame_index: int) -> None:
         """Mark an annotation as one frame of a track (imports of track formats)."""
-        self.project._write(
+        self.project.write(
             "INSERT INTO track_annotations (annotation_id, track_id, frame_index) VALUES (?, ?, ?)",
             (int(annotation_id), int(track_id), int(frame_index)),
         )
@@ -307,11 +308,11 @@ class TrackStore:
         track's proposal by `review` (which knows nothing of tracks)."""
         out = {
             int(a): (int(t), int(f))
-            for a, t, f in self.project._read(
+            for a, t, f in self.project.read(
                 "SELECT annotation_id, track_id, frame_index FROM track_annotations"
             )
         }
-        for a, t, f in self.project._read(
+        for a, t, f in self.project.read(
             "SELECT p.annotation_id, t.track_id, t.frame_index FROM proposals p"
             " JOIN track_proposals t ON t.proposal_id = p.id"
             " WHERE p.annotation_id IS NOT NULL"

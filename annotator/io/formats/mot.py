@@ -11,18 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from annotator.io.formats import _common as c
 from annotator.io.formats import _tracks as t
+from annotator.io.masks import mask_box
 from annotator.store.project import Project
 
 NAME = "mot"
-
-
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
 
 def export(
@@ -38,7 +32,10 @@ def export(
         for f in sorted(seq.frames):
             for track_id, mask in sorted(seq.frames[f], key=lambda x: x[0]):
                 object_id, category = seq.tracks[track_id]
-                x, y, w, h = _box(mask)
+                box = mask_box(mask)  # the one mask-box helper: XYXY, exclusive ends
+                if box is None:
+                    continue
+                x, y, w, h = box[0], box[1], box[2] - box[0], box[3] - box[1]
                 rows.append(f"{f + 1},{object_id},{x},{y},{w},{h},1,{labels.index(category) + 1},1")
         c.write_atomic(folder / "gt" / "gt.txt", ("\n".join(rows) + "\n").encode())
         c.write_atomic(folder / "gt" / "labels.txt", "\n".join(labels).encode())
