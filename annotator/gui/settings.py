@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
-from annotator import families
+import annotator.families as families
 from annotator.errors import AnnotatorError
 from annotator.models.registry import FAMILIES, check_family, detect_family
 from annotator.spec import PRECISIONS, ModelSpec

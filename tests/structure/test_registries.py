@@ -17,8 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_format_record_names_a_module_with_its_functions() -> None:
-    assert formats.EXPORT_FORMATS == tuple(formats.REGISTRY)
-    assert formats.FORMATS == tuple(n for n, f in formats.REGISTRY.items() if f.importable)
+    assert formats.EXPORT_FORMATS == tuple(n for n, f in formats.REGISTRY.items() if not f.track)
+    assert formats.FORMATS == tuple(
+        n for n, f in formats.REGISTRY.items() if f.importable and not f.track
+    )
+    assert formats.TRACK_FORMATS == ("mots", "mot", "davis")
     for name, fmt in formats.REGISTRY.items():
         module = fmt.load()
         assert module.NAME == name
