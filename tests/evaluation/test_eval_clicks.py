@@ -230,5 +230,7 @@ def test_eval_clicks_command_rejects_bad_input(engine_args, tmp_path, capsys):
     argv = ["eval", "clicks", "--images", str(tmp_path / "none"), "--masks", str(tmp_path)]
     assert main([*argv, *cli_flags(engine_args)]) == 2
     assert "none: not a folder (--images)" in capsys.readouterr().err
-    assert main([*argv, "--max-clicks", "0", *cli_flags(engine_args)]) == 2
-    assert "--max-clicks must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # bounded at parse time since issue 22 (cli/flags.py)
+        main([*argv, "--max-clicks", "0", *cli_flags(engine_args)])
+    assert exit_.value.code == 2
+    assert "--max-clicks must be between 1 and 1000, not '0'" in capsys.readouterr().err
