@@ -26,6 +26,12 @@ _TABLES = {
     "proposals": "id, image_id, run, source, category, score, rle, height, width, bbox_x, bbox_y,"
     " bbox_w, bbox_h, area, status, annotation_id, created",
     "autolabel_done": "image_id, run, proposals, finished",
+    # sequences and tracks (issue 25): frames are images, pending track masks proposals
+    "sequences": "id, source, kind, frame_count, width, height, fps, added",
+    "sequence_frames": "image_id, sequence_id, frame_index",
+    "tracks": "id, sequence_id, object_id, category, prompts",
+    "track_proposals": "proposal_id, track_id, frame_index",
+    "track_annotations": "annotation_id, track_id, frame_index",
     # filled by triggers while the rows above go in: replaced by the source's rows afterwards, so
     # the change log and the embedding change counters are the source's
     "changes": "id, annotation_id, image_id, op",
@@ -35,6 +41,9 @@ _ORDER = {
     "extras": "kind, ref_id",
     "embeddings": "kind, model_id, ref_id",
     "autolabel_done": "image_id, run",
+    "sequence_frames": "image_id",
+    "track_proposals": "proposal_id",
+    "track_annotations": "annotation_id",
     "embedding_versions": "kind, model_id",
 }
 _TRIGGER_FILLED = ("changes", "embedding_versions")

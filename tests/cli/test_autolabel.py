@@ -116,7 +116,12 @@ def _done(db: Path) -> int:
 
 def _interrupt_mid_run(folder: Path, cache: Path, engine_args: dict, sig: int):
     """Run `autolabel` in a subprocess, send `sig` once 3 images are done; (process, stderr, done)."""
-    code = "import sys; from annotator import cli; sys.exit(cli.main(sys.argv[1:]))"
+    # SIGINT's default handler first: a shell that starts a job in the background without job
+    # control (`cmd &` in a script) makes it ignore SIGINT, and an ignored signal is inherited
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from annotator import cli; sys.exit(cli.main(sys.argv[1:]))"
+    )
     args = ["autolabel", str(folder), "--classes", CLASSES, *LOOSE]
     args += [*cli_flags(engine_args), "--cache-dir", str(cache)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -46,6 +46,35 @@ def _full_project(folder: Path) -> Path:
         queue.finish_image(images[1], "run-a", "proposals", [])
         pending = queue.proposals()
         queue.accept(pending[0].id)
+        # a sequence whose frames are the three images, one track with a pending and an accepted
+        # mask (issue 25's tables; rows written directly: the copy must carry them verbatim)
+        with project.transaction():
+            project.write(
+                "INSERT INTO sequences (source, kind, frame_count, width, height, fps, added)"
+                " VALUES ('clip.mp4', 'video', 3, 32, 24, 25.0, '2026-12-06T00:00:00Z')"
+            )
+            (seq,) = project.read("SELECT id FROM sequences")[0]
+            for k, image in enumerate(images):
+                project.write(
+                    "INSERT INTO sequence_frames (image_id, sequence_id, frame_index)"
+                    " VALUES (?, ?, ?)",
+                    (image, seq, k),
+                )
+            project.write(
+                "INSERT INTO tracks (sequence_id, object_id, category, prompts)"
+                " VALUES (?, 1, 'dog', '{}')",
+                (seq,),
+            )
+            (track,) = project.read("SELECT id FROM tracks")[0]
+            project.write(
+                "INSERT INTO track_proposals (proposal_id, track_id, frame_index) VALUES (?, ?, 0)",
+                (pending[1].id, track),
+            )
+            project.write(
+                "INSERT INTO track_annotations (annotation_id, track_id, frame_index)"
+                " VALUES (?, ?, 1)",
+                (anns[1], track),
+            )
         path = project.path
     return Path(path)
 
