@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.errors import PromptError
 from annotator.io.masks import mask_box
-from annotator.models.tracking import DIRECTIONS, load_state, save_state
+from annotator.models.tracking import check_track_request, load_state, save_state
 from annotator.track_prompts import FrameMasks, ObjectPrompt
 
 
@@ -49,10 +48,7 @@ class BoxCarryTracker:
         direction: str = "forward",
         state: dict | None = None,
     ) -> Iterator[FrameMasks]:
-        if direction not in DIRECTIONS:
-            raise PromptError(f"direction must be one of {', '.join(DIRECTIONS)}")
-        if not prompts:
-            raise PromptError("tracking needs a click or a box on a frame")
+        check_track_request(direction, prompts)
         by_frame: dict[int, dict[int, ObjectPrompt]] = {}
         for p in prompts:
             by_frame.setdefault(p.frame, {})[p.object_id] = p

@@ -22,7 +22,6 @@ Both are exact: tests/models/test_track_parity.py checks the masks equal the ref
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annotator.atomic import atomic_write_with
 from annotator.errors import CheckpointError, PromptError
 from annotator.models.hf_checkpoint import load_model, read_config
 from annotator.models.hf_segmenter import check_prompts, folder_digest, resolve_device
@@ -37,6 +37,14 @@ from annotator.track_prompts import FrameMasks, ObjectPrompt
 
 VIDEO_MODEL_TYPES = {"sam2": "sam2_video", "edgetam": "edgetam_video"}
 DIRECTIONS = ("forward", "backward", "both")
+
+
+def check_track_request(direction: str, prompts: list[ObjectPrompt]) -> None:
+    """What every tracker refuses before it touches a frame: an unknown direction, no prompt."""
+    if direction not in DIRECTIONS:
+        raise PromptError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    if not prompts:
+        raise PromptError("tracking needs a click or a box on a frame")
 
 
 class LazyFrames:
@@ -240,10 +248,7 @@ class VideoTracker:
 
         `state` (from `checkpoint`) resumes a run: the memory is put back as it was after frame
         `state["frame"]` of pass `state["pass"]`, and tracking goes on with the next frame."""
-        if direction not in DIRECTIONS:
-            raise PromptError(f"direction must be one of {', '.join(DIRECTIONS)}")
-        if not prompts:
-            raise PromptError("tracking needs a click or a box on a frame")
+        check_track_request(direction, prompts)
         session = self.session(count, size, frame)
         self._session = session
         frames = sorted({p.frame for p in prompts})
@@ -316,11 +321,10 @@ def restore(session, state: dict) -> tuple[int, int]:
 
 
 def save_state(path: Path, state: dict) -> None:
-    """A checkpoint to `path`, atomically (a kill mid-write leaves the previous one)."""
+    """A checkpoint to `path`, atomically (`atomic.atomic_write_with`, ADR 8: a kill mid-write
+    leaves the previous one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    atomic_write_with(path, lambda handle: torch.save(state, handle))
 
 
 def load_state(path: Path) -> dict | None:
