@@ -89,6 +89,16 @@ def _bump_sequence(project: Project, ref_id: int) -> None:
         )
 
 
+def held_keys(project: Project, image_ids) -> tuple[set[tuple], set[tuple]]:
+    """What a project already holds on these images, as importers compare it: (image id,
+    category id, RLE counts) per mask and (image id, category id, bbox) per box, so that an
+    import of the same dataset twice adds nothing the second time."""
+    ids = set(image_ids)
+    masks = {(a.image_id, a.category_id, a.counts) for i in ids for a in project.annotations(i)}
+    held_boxes = {(b.image_id, b.category_id, b.bbox) for i in ids for b in boxes(project, i)}
+    return masks, held_boxes
+
+
 def boxes(project: Project, image_id: int | None = None) -> list[Box]:
     """Box-only annotations of one image (or all), in id order."""
     sql = (

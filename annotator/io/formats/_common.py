@@ -334,16 +334,7 @@ def apply_plan(project: Project, plan: Plan) -> dict:
             image_ids[name] = project.add_image(name, image.width, image.height)
             if image.extra:
                 store_extras.set_extra(project, "image", image_ids[name], image.extra)
-        existing = {
-            (a.image_id, a.category_id, a.counts)
-            for image_id in set(image_ids.values())
-            for a in project.annotations(image_id)
-        }
-        existing_boxes = {
-            (b.image_id, b.category_id, b.bbox)
-            for image_id in set(image_ids.values())
-            for b in store_extras.boxes(project, image_id)
-        }
+        existing, existing_boxes = store_extras.held_keys(project, image_ids.values())
         for a in plan.annotations:
             image = plan.images[a.image]
             image_id, category_id = image_ids[a.image], category_ids[a.category]

@@ -287,16 +287,7 @@ def import_coco(
             for doc_id, extra in kept.items():
                 if extra:
                     store_extras.set_extra(project, kind, id_map[doc_id], extra)
-        existing = {
-            (a.image_id, a.category_id, a.counts)
-            for image_id in set(image_map.values())
-            for a in project.annotations(image_id)
-        }
-        existing_boxes = {
-            (b.image_id, b.category_id, b.bbox)
-            for image_id in set(image_map.values())
-            for b in store_extras.boxes(project, image_id)
-        }
+        existing, existing_boxes = store_extras.held_keys(project, image_map.values())
         for a in annotations:
             image = images[a.image_id]
             if a.counts is None:
