@@ -161,9 +161,9 @@ def remove_partials(out: Path) -> None:
 def _reporter(control: JobControl, text: str) -> Progress:
     """A format's per-image progress as the job's progress, with a cancel check at each image."""
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, stage: str | None = None) -> None:
         control.check()
-        control.progress(done, total, text)
+        control.progress(done, total, stage or text)
 
     return progress
 

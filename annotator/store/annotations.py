@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -317,6 +318,29 @@ class Annotations(Claims, Categories):
         else:
             rows = self.read(sql + " WHERE a.image_id = ? ORDER BY a.id", (image_id,))
         return [annotation_from_row(row) for row in rows]
+
+    def annotation_pages(self, size: int = 2000) -> Iterator[list[Annotation]]:
+        """All annotations in id order, `size` rows at a time (keyset pages), so a reader of a big
+        project can report how far it got; inside `snapshot()` the pages are one consistent read."""
+        if size < 1:
+            raise ValueError(f"page size must be at least 1, got {size}")
+        sql = (
+            f"SELECT {ANNOTATION_COLUMNS} FROM annotations a JOIN categories c ON c.id = a.category_id"
+            " WHERE a.id > ? ORDER BY a.id LIMIT ?"
+        )
+        last = 0
+        while True:
+            page = [annotation_from_row(row) for row in self.read(sql, (last, size))]
+            if not page:
+                return
+            yield page
+            if len(page) < size:
+                return
+            last = page[-1].id
+
+    def annotation_count(self) -> int:
+        """How many annotations the project holds (the total a paged read reports against)."""
+        return int(self.read("SELECT count(*) FROM annotations")[0][0])
 
     def annotation(self, annotation_id: int) -> Annotation:
         """The annotation with this id (KeyError if none)."""

@@ -160,11 +160,38 @@ def test_a_cancelled_export_leaves_the_old_file(tmp_path):
         ops.accept(project, image_id, _mask(), "cat", None, None)
     out = tmp_path / "out.json"
     out.write_text('{"old": true}')
-    calls = iter([False, True])  # cancel arrives after the export is written, before the rename
-    control = JobControl(lambda: next(calls, True))
+    # cancel arrives once the export is written to its staging file, before the rename
+    control = JobControl(lambda: (tmp_path / ".out.json.partial").exists())
     with pytest.raises(Cancelled):
         export_coco_file(control, str(tmp_path / "p.db"), str(out), False)
     assert json.loads(out.read_text()) == {"old": True}
     assert not list(tmp_path.glob(".out.json.partial*"))
     summary = run_here(export_coco_job(str(tmp_path / "p.db"), out, False))
     assert summary["annotations"] == 1 and len(json.loads(out.read_text())["annotations"]) == 1
+
+
+def test_an_export_reports_reading_the_project_before_writing_and_cancels_there(tmp_path):
+    """Issue 24: a big export showed "reading the project" without a percentage for minutes."""
+    from annotator.app.transfer import export_file
+    from annotator.io.formats._common import READING
+
+    with Project(tmp_path / "p.db") as project:
+        image_id = project.add_image("a.png", 8, 6)
+        for _ in range(5):
+            ops.accept(project, image_id, _mask(), "cat", None, None)
+    steps: list[tuple[int, int, str]] = []
+    control = JobControl(lambda: False, lambda *s: steps.append(s), interval_s=0)
+    export_file(control, str(tmp_path / "p.db"), "yolo", str(tmp_path / "yolo"))
+    assert steps[0] == (0, 0, READING)  # the job's first line, before the project is open
+    reading = [s for s in steps[1:] if s[2] == READING]
+    assert reading[0][:2] == (0, 5) and reading[-1][:2] == (5, 5)
+    first_write = next(i for i, s in enumerate(steps) if s[2].startswith("writing"))
+    assert all(s[2] != READING for s in steps[first_write:])  # reading ends before writing
+    assert (tmp_path / "yolo" / "data.yaml").is_file()
+
+    seen: list[tuple] = []
+    stop = JobControl(lambda: bool(seen), lambda *s: seen.append(s), interval_s=0)
+    with pytest.raises(Cancelled):
+        export_file(stop, str(tmp_path / "p.db"), "yolo", str(tmp_path / "yolo2"))
+    assert seen and all(s[2] in ("reading the project", READING) for s in seen)
+    assert not (tmp_path / "yolo2").exists()

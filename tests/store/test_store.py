@@ -690,3 +690,18 @@ def test_a_read_only_database_even_for_root_is_one_line_and_keeps_its_data(tmp_p
     monkeypatch.undo()
     with Project.open_folder(tmp_path) as p:
         assert [a.category for a in p.annotations()] == ["cat"] and p.integrity_ok()
+
+
+def test_annotation_pages_read_everything_once_in_id_order(project):
+    image_id = project.add_image("a.png", 8, 6)
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 2:5] = True
+    ids = [project.add_annotation(image_id, mask, "cat") for _ in range(7)]
+    project.delete_annotation(ids[3])  # a gap in the ids: keyset pages step over it
+    pages = list(project.annotation_pages(size=2))
+    assert [len(p) for p in pages] == [2, 2, 2]
+    assert [a.id for p in pages for a in p] == [a.id for a in project.annotations()]
+    assert project.annotation_count() == 6
+    assert list(project.annotation_pages(size=6))[0] == project.annotations()
+    with pytest.raises(ValueError, match="page size"):
+        list(project.annotation_pages(size=0))

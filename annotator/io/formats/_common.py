@@ -41,15 +41,23 @@ class FormatWarning(UserWarning):
     """Something a format cannot hold was exported with a stated fallback, or an import dropped data."""
 
 
-Progress = Callable[[int, int], None]
+Progress = Callable[..., None]
 """`progress(done, total)`: an export or import reports each image it reaches (the window's progress
-dialog; its callback may raise to cancel, between two images)."""
+dialog; its callback may raise to cancel, between two images). A stage other than the format's main
+loop (reading the project) is reported as `progress(done, total, stage)`."""
+
+READING = "reading the project"
 
 
-def report(progress: Progress | None, done: int, total: int) -> None:
-    """Call `progress` when there is one (the CLI passes none)."""
-    if progress is not None:
+def report(progress: Progress | None, done: int, total: int, stage: str | None = None) -> None:
+    """Call `progress` when there is one (the CLI passes none); `stage` names a stage other than
+    the main loop, so the window shows "reading the project 40%" before "writing YOLO 0%"."""
+    if progress is None:
+        return
+    if stage is None:
         progress(done, total)
+    else:
+        progress(done, total, stage)
 
 
 def warn(summary: dict, message: str, stacklevel: int = 3) -> None:
@@ -97,13 +105,22 @@ class Snapshot:
         return out
 
 
-def read_project(project: Project) -> Snapshot:
+def read_project(project: Project, progress: Progress | None = None) -> Snapshot:
+    """One consistent read of the project; the annotations (most of the bytes: their masks) are
+    read in pages, reported as the READING stage so a big export shows a percentage from the
+    start (issue 24) and can be cancelled between pages."""
     with project.snapshot():
+        total = project.annotation_count() if progress is not None else 0
+        report(progress, 0, total, READING)
+        annotations: list[Annotation] = []
+        for page in project.annotation_pages():
+            annotations.extend(page)
+            report(progress, len(annotations), total, READING)
         return Snapshot(
             folder=project.folder,
             images=project.images(),
             categories=project.categories(),
-            annotations=project.annotations(),
+            annotations=annotations,
             boxes=store_extras.boxes(project),
             extras={kind: store_extras.extras(project, kind) for kind in store_extras.KINDS},
         )

@@ -34,10 +34,13 @@ def export(
     out: str | os.PathLike,
     polygons: bool = False,
     upright_dir: str | os.PathLike | None = None,
+    progress: Any = None,
     **_: Any,
 ) -> dict:
     """Write a COCO instances JSON at `out` (a file path)."""
-    summary = export_coco(project, out, polygons=polygons, upright_dir=upright_dir)
+    summary = export_coco(
+        project, out, polygons=polygons, upright_dir=upright_dir, progress=progress
+    )
     summary["format"] = NAME
     return summary
 

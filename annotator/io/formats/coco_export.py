@@ -67,20 +67,24 @@ def export_coco(
     out_path: str | os.PathLike,
     polygons: bool = False,
     upright_dir: str | os.PathLike | None = None,
+    progress: formats_common.Progress | None = None,
 ) -> dict:
-    """Write the project as a COCO file at `out_path` (atomically); returns a summary dict."""
+    """Write the project as a COCO file at `out_path` (atomically); returns a summary dict.
+    `progress(done, total)` counts annotations (the document is written once, at the end)."""
     out = Path(out_path)
     _refuse_project_paths(out)
     inputs = project_inputs(project)
     check_output(out, False, *inputs)
     if upright_dir is not None:  # never the images folder: the copies would replace the originals
         check_output(upright_dir, True, *inputs)
-    snap = formats_common.read_project(project)
+    snap = formats_common.read_project(project, progress)
     images, annotations, categories = snap.images, snap.annotations, snap.categories
     kept = snap.extras
     doc_annotations = []
     n_polygons = n_fallback = n_bad_score = 0
-    for a in annotations:
+    for done, a in enumerate(annotations):
+        if done % 256 == 0:
+            formats_common.report(progress, done, len(annotations))
         segmentation: Any = a.rle
         try:  # pure-Python validation first: pycocotools' C decoder trusts its input
             rle_runs(a.rle)

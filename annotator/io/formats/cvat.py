@@ -94,7 +94,7 @@ def export(
     """Write the project as a CVAT for images 1.1 XML; `copy_images` also writes the images (upright)
     to images/ beside it, the layout of CVAT's own export with images."""
     path = _xml_path(Path(out))
-    snap = c.read_project(project)
+    snap = c.read_project(project, progress)
     summary: dict[str, Any] = {"path": str(path), "format": NAME}
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"

@@ -56,7 +56,7 @@ def export(
 ) -> dict:
     """Write one `.geojson` per image with annotations into the folder `out`."""
     root = Path(out)
-    snap = c.read_project(project)
+    snap = c.read_project(project, progress)
     root.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"path": str(root), "format": NAME, "images": 0, "features": 0}
     groups = snap.by_image()

@@ -69,7 +69,7 @@ def export(
 ) -> dict:
     """Write one labelme JSON per image under the folder `out`."""
     root = Path(out)
-    snap = c.read_project(project)
+    snap = c.read_project(project, progress)
     if snap.folder is None:
         raise DatasetFormatError("labelme export needs the project's image folder (imagePath)")
     summary: dict[str, Any] = {"path": str(root), "format": NAME}

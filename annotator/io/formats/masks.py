@@ -41,7 +41,7 @@ def export(
 ) -> dict:
     """Write instance and semantic PNG masks with a class table under the folder `out`."""
     root = Path(out)
-    snap = c.read_project(project)
+    snap = c.read_project(project, progress)
     summary: dict[str, Any] = {"path": str(root), "format": NAME}
     class_index = {cat.id: k + 1 for k, cat in enumerate(snap.categories)}
     if len(snap.categories) > 65535:

@@ -75,7 +75,7 @@ def export(
 ) -> dict:
     """Write the project as a VOC folder at `out`."""
     root = Path(out)
-    snap = c.read_project(project)
+    snap = c.read_project(project, progress)
     summary: dict[str, Any] = {"path": str(root), "format": NAME}
     if len(snap.categories) > MAX_INDEX:
         raise DatasetFormatError(

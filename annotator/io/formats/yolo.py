@@ -80,7 +80,7 @@ def export(
     if task not in ("segment", "detect"):
         raise ValueError(f"YOLO task must be 'segment' or 'detect', got {task!r}")
     root = Path(out)
-    snap = c.read_project(project)
+    snap = c.read_project(project, progress)
     index = {cat.id: k for k, cat in enumerate(snap.categories)}
     summary: dict[str, Any] = {"path": str(root), "format": NAME, "task": task}
     inexact = boxes_as_rect = scores = missing = 0
