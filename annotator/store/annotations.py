@@ -8,9 +8,9 @@ never from the prompts. Each write checks the image's claim (claims.py) and reco
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
