@@ -38,6 +38,9 @@ def ray_cluster():
         object_store_memory=80 * 1024 * 1024,
         log_to_driver=False,
         logging_level=logging.WARNING,
+        # as cluster.farm.ray_session starts its local cluster: workers at the driver's niceness,
+        # or a loaded machine starves them (Ray's default is 15)
+        _system_config={"worker_niceness": 0},
     )
     yield
     ray.shutdown()
