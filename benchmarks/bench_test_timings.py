@@ -35,6 +35,7 @@ QUICK = [
     "tests/models/test_vocabulary.py::test_default_loads_well_under_a_second",
     "tests/robustness/test_bad_input_cli.py",
     "tests/models/test_clip.py",
+    "tests/structure/test_structure.py::test_help_starts_fast",
     "tests/models/test_region.py",
 ]
 SLOW = [

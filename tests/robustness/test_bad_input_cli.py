@@ -563,7 +563,7 @@ def test_a_crafted_clip_config_through_the_cli_is_one_line(cli, flags, tmp_path)
         cli("segment", image, "--point", "5,5", *_set(flags, "--clip-config", crafted)),
         "text_cfg.layers = 1000000 is outside",
     )
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 90  # never builds a million layers (minutes, or OOM)
 
 
 def test_dot_annotator_as_a_file_through_save_is_one_line(cli, flags, tmp_path):
@@ -718,7 +718,7 @@ def test_postscript_named_jpg_through_segment_and_embed(cli, flags, fake_gs, tmp
         code, _, err = cli("embed", folder, *flags)
     assert code == 1 and "1 embedded, 0 already cached, 2 failed" in err
     assert "skipped loops.jpg:" in err and "skipped writes.jpg:" in err
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 110  # under _hard_limit(120): nothing waits on `gs`
     assert not marker.exists() and not fake_gs.exists()
 
 

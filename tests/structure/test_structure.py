@@ -11,10 +11,11 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.timing import record
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "annotator"
@@ -193,18 +194,30 @@ def test_export_and_import_import_no_torch(tmp_path):
     assert json.loads(result.stderr.strip().splitlines()[-1]) == [0, 0, False], result.stderr
 
 
+HEAVY = ("torch", "PySide6", "cv2", "transformers", "open_clip", "segment_anything", "ray")
+
+
 def test_help_starts_fast():
-    """`annotator --help`: median wall time of the real interpreter under 0.5 s (3.7 s when the
-    parser imported torch)."""
+    """`annotator --help` imports none of the heavy libraries (it took 3.7 s when the parser
+    imported torch; 0.3 s without). The check is structural, so a busy machine cannot fail it;
+    the wall time is recorded for benchmarks/bench_test_timings.py."""
+    code = (
+        "import sys, time\n"
+        "start = time.perf_counter()\n"
+        "from annotator.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), time.perf_counter() - start,"
+        " file=sys.stderr)\n"
+    )
     times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "annotator", "--help"],
-            capture_output=True,
-            cwd=ROOT,
-            timeout=60,
-            check=True,
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
         )
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) <= 0.5, times
+        heavy, seconds = result.stderr.strip().splitlines()[-1].rsplit(" ", 1)
+        assert heavy == "[]", result.stderr
+        times.append(float(seconds))
+    record("help_starts_fast", seconds=statistics.median(times), bound_was=0.5)
