@@ -12,8 +12,23 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
+from pytestqt.qtbot import QtBot  # noqa: E402
 
 from annotator.gui.settings import AppSettings, ModelConfig  # noqa: E402
+
+# pytest-qt waits 5 s by default; a model call on a busy 2-core CI machine can take longer, and a
+# test must not fail because the machine is slow (issue 24). Every wait here is for something that
+# does happen, so a wide default costs nothing when things work.
+WAIT_MS = 60_000
+for _name in (
+    "waitUntil",
+    "waitSignal",
+    "waitSignals",
+    "waitCallback",
+    "waitExposed",
+    "waitActive",
+):
+    getattr(QtBot, _name).__kwdefaults__["timeout"] = WAIT_MS
 
 
 def make_images(folder: Path, n: int = 3, size: tuple[int, int] = (320, 240)) -> list[Path]:
@@ -62,7 +77,7 @@ def open_window(qtbot, tmp_path, config: ModelConfig, folder: Path | None, wait_
     window.show()
     if folder is not None:
         assert window.open_folder(folder)
-        qtbot.waitUntil(lambda: window.canvas.image_size() is not None, timeout=10_000)
+        qtbot.waitUntil(lambda: window.canvas.image_size() is not None, timeout=60_000)
     if wait_engine:  # the models, and the labels' text index (it builds after them: ADR 0010/13)
         qtbot.waitUntil(lambda: window.engine_ready, timeout=60_000)
         qtbot.waitUntil(window.worker.labels_complete, timeout=60_000)

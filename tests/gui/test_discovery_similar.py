@@ -23,7 +23,7 @@ def _annotate(qtbot, window, row: int, boxes, label: str) -> list[int]:
     window.go_to(row)
     qtbot.waitUntil(
         lambda: window.canvas.image_size() is not None and window.current_image is not None,
-        timeout=10_000,
+        timeout=60_000,
     )
     ids = []
     for box in boxes:
@@ -43,7 +43,7 @@ def test_similar_objects_jump_and_propagate_label(qtbot, window, engine):
     first = _annotate(qtbot, window, 0, [(80, 60, 200, 160), (10, 10, 60, 50)], "dog")
     other = _annotate(qtbot, window, 1, [(80, 70, 210, 160)], "horse")
     _annotate(qtbot, window, 0, [], "")
-    qtbot.waitUntil(lambda: first[0] in window.controller.records, timeout=10_000)
+    qtbot.waitUntil(lambda: first[0] in window.controller.records, timeout=60_000)
     window.controller.select(first[0])
 
     rows = _find(qtbot, window, ANNOTATION)
@@ -60,11 +60,11 @@ def test_similar_objects_jump_and_propagate_label(qtbot, window, engine):
     # Clicking the object on the other image goes there and selects it.
     index = next(i for i, r in enumerate(rows) if r.ref_id == other[0])
     window.similar_dock.raise_()
-    qtbot.waitUntil(window.similar.list.isVisible, timeout=5_000)
+    qtbot.waitUntil(window.similar.list.isVisible, timeout=60_000)
     item = window.similar.list.item(index)
     rect = window.similar.list.visualItemRect(item)
     qtbot.mouseClick(window.similar.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    qtbot.waitUntil(lambda: window.controller.selected == other[0], timeout=10_000)
+    qtbot.waitUntil(lambda: window.controller.selected == other[0], timeout=60_000)
     assert window.image_id == rows[index].image_id
     assert window.canvas.selected == other[0]
 
@@ -86,7 +86,7 @@ def test_similar_images_lists_the_image_first(qtbot, window):
     assert abs(rows[0].score - 1.0) < 1e-4 and sorted(r.ref_id for r in rows) == sorted(ids)
     # Jumping to an image result shows it.
     window.similar.jump(1)
-    qtbot.waitUntil(lambda: window.image_id == rows[1].ref_id, timeout=10_000)
+    qtbot.waitUntil(lambda: window.image_id == rows[1].ref_id, timeout=60_000)
 
 
 def test_an_accepted_click_stores_its_vector_at_once(qtbot, window, engine):

@@ -145,7 +145,7 @@ def test_opening_20000_images_never_stalls_and_uses_one_transaction(qtbot, tmp_p
         )
         with qtbot.waitSignal(window.jobs.finished, timeout=300_000):
             assert window.open_folder(folder)
-        qtbot.waitUntil(lambda: window.canvas.image_size() is not None, timeout=10_000)
+        qtbot.waitUntil(lambda: window.canvas.image_size() is not None, timeout=60_000)
     meter.report("open")
     assert meter.seconds > 0.5, "the folder opened too quickly to prove anything"
     assert meter.kept_ticking(), f"the GUI thread waited for the folder: {len(meter.gaps)} ticks"

@@ -27,8 +27,8 @@ def test_two_windows_share_a_postgresql_project(
     (ann,) = alice.project.annotations(first)
     assert ann.created_by == "alice"
     # bob sees alice's accepted mask without a restart (the window polls the change feed)
-    qtbot.waitUntil(lambda: bob.images.model_.rows[0].annotations == 1, timeout=10_000)
-    qtbot.waitUntil(lambda: len(bob.canvas.masks) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: bob.images.model_.rows[0].annotations == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: len(bob.canvas.masks) == 1, timeout=60_000)
 
     # alice moves on: the image is free; bob deletes her mask; alice's undo must not bring
     # back or remove anything of bob's doing

@@ -130,7 +130,7 @@ def test_importing_a_yolo_folder_shows_its_annotations(qtbot, tmp_path):
     window = open_window(qtbot, tmp_path, ModelConfig(vocabulary="coco"), dst, False)
     row = next(i for i, r in enumerate(window.images.model_.rows) if r.name == "a.png")
     window.go_to(row)
-    qtbot.waitUntil(lambda: window.canvas.image_size() == (48, 64), timeout=10_000)
+    qtbot.waitUntil(lambda: window.canvas.image_size() == (48, 64), timeout=60_000)
     assert window.canvas.masks == {}
     # YOLO's own images/ are outside this project folder: the window needs the images folder
     assert not window.import_dataset(tmp_path / "yolo")
@@ -152,7 +152,7 @@ def test_the_import_dialog_detects_labelme_and_the_window_shows_it(qtbot, tmp_pa
     window = open_window(qtbot, tmp_path, ModelConfig(vocabulary="coco"), dst, False)
     row = next(i for i, r in enumerate(window.images.model_.rows) if r.name == "a.png")
     window.go_to(row)
-    qtbot.waitUntil(lambda: window.canvas.image_size() == (48, 64), timeout=10_000)
+    qtbot.waitUntil(lambda: window.canvas.image_size() == (48, 64), timeout=60_000)
     seen = {}
 
     def fill() -> None:
