@@ -18,7 +18,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,8 +40,9 @@ TILE = 512
 DEFAULT_SIDE = 1024
 """The segmenter's input side when the view is not told another."""
 
-TILE_CACHE_BYTES = 192 * 2**20
-"""Decoded display tiles kept: 192 MiB (~250 RGB tiles of 512 px: several screens of a 4K view)."""
+TILE_CACHE_BYTES = 128 * 2**20
+"""Decoded display tiles kept: 128 MiB (170 RGB tiles of 512 px). A view needs at most 4x its
+screen pixels at the level that fits its zoom: ~100 MiB for a 4K screen, ~20 MiB for 1,600 x 1,000."""
 
 MAX_OVERLAY_PIXELS = 4_000_000
 """An annotation's overlay is decoded from its RLE at most this large (a stride beyond it)."""
@@ -129,6 +130,9 @@ class LargeView:
         self.levels = [LevelInfo(i, w, h, width / w, height / h) for i, (w, h) in enumerate(levels)]
         self.view_box: Box = (0.0, 0.0, float(width), float(height))
         self.zoom = 1.0
+        # the view's current (view_box, zoom), read before a click's window is taken (the canvas
+        # sets it: a click right after a pan or zoom must not use the last painted view)
+        self.source: Callable[[], tuple[Box, float]] | None = None
 
     @classmethod
     def of(cls, path: str, pyramid: Any, side: int = DEFAULT_SIDE) -> LargeView:
@@ -175,6 +179,8 @@ class LargeView:
     # ------------------------------------------------------------------ clicking
     def window_for(self, points: Sequence[Point], box: Box | None = None) -> Window:
         """The working window of a click with the view as it is now."""
+        if self.source is not None:
+            self.view_box, self.zoom = self.source()
         return click_window(self, self.view_box, points, box, self.side)
 
 

@@ -89,10 +89,13 @@ class TileLoader(QObject):
             self._pyramid = None
         try:
             self._pyramid = open_pyramid(path, cache_dir)
-        except Exception as error:  # noqa: BLE001 - one line for the user, the window goes on
-            self.opened.emit(request_id, None, str(error))
-            return
-        self.opened.emit(request_id, self._pyramid, None)
+            error = None
+        except Exception as failure:  # noqa: BLE001 - one line for the user, the window goes on
+            error = str(failure)
+        try:
+            self.opened.emit(request_id, self._pyramid, error)
+        except RuntimeError:  # the window is gone (closing)
+            self._closing = True
 
     def _do_tile(self, request_id: int, tile: Any) -> None:
         key = (request_id, *tile.key)
@@ -105,7 +108,10 @@ class TileLoader(QObject):
         h, w = rgb.shape[:2]
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         self.cache.put(key, image, image.sizeInBytes())
-        self.tile_ready.emit(request_id, tile.key)
+        try:
+            self.tile_ready.emit(request_id, tile.key)
+        except RuntimeError:  # the window is gone (closing): nothing to tell
+            self._closing = True
 
 
 class PyramidItem(QGraphicsObject):
@@ -115,19 +121,23 @@ class PyramidItem(QGraphicsObject):
         super().__init__()
         self.view, self.request_id, self.loader = view, request_id, loader
         self.setZValue(-10)
+        self.setFlag(QGraphicsObject.GraphicsItemFlag.ItemUsesExtendedStyleOption)
         self.drawn: set = set()  # tile keys painted at least once (tests look)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt naming
         return QRectF(0, 0, self.view.width, self.view.height)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:  # noqa: D401 - Qt override
-        canvas = widget.parent() if widget is not None else None
-        if canvas is not None and hasattr(canvas, "mapToScene"):
-            seen = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
-            self.view.view_box = (seen.left(), seen.top(), seen.right(), seen.bottom())
-            self.view.zoom = float(canvas.transform().m11())
-        exposed = option.exposedRect
-        box = (exposed.left(), exposed.top(), exposed.right(), exposed.bottom())
+        if self.view.source is not None:
+            self.view.view_box, self.view.zoom = self.view.source()
+        exposed = option.exposedRect  # (with ItemUsesExtendedStyleOption: the part to redraw)
+        vx0, vy0, vx1, vy1 = self.view.view_box
+        box = (
+            max(exposed.left(), vx0),
+            max(exposed.top(), vy0),
+            min(exposed.right(), vx1),
+            min(exposed.bottom(), vy1),
+        )
         coarsest = len(self.view.levels) - 1
         level = self.view.level_for(self.view.zoom)
         layers = [self.view.tiles_at(coarsest, box)]
@@ -198,6 +208,7 @@ class LargeDisplay(QObject):
             w.show_error(error)
             return
         view = LargeView.of(path, pyramid)
+        view.source = lambda canvas=w.canvas: shown_box(canvas)
         self.item = PyramidItem(view, request_id, self.loader)
         self.loader.tile_ready.connect(self.item.tile_ready)
         w.canvas.set_large_image(self.item, view.width, view.height)
@@ -241,6 +252,12 @@ class LargeDisplay(QObject):
 
     def overlay(self, ann_id: int) -> MaskItem | None:
         return self._overlays.get(ann_id)
+
+
+def shown_box(canvas: Any) -> tuple[tuple[float, float, float, float], float]:
+    """(the box the canvas shows in level-0 pixels, its zoom)."""
+    seen = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    return (seen.left(), seen.top(), seen.right(), seen.bottom()), float(canvas.transform().m11())
 
 
 def place(item: MaskItem, x0: float, y0: float, sx: float, sy: float) -> None:
