@@ -38,6 +38,11 @@ from benchmarks.bench_large_image import CLICKS, make_images  # noqa: E402
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process (VmHWM: unlike ru_maxrss it is not inherited across exec from the
+    parent, which has built the models and imported torch)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -68,7 +73,10 @@ def _config(kind: str, work: Path) -> dict:
 
 
 def child(kind: str, work: Path, out: Path, screenshot: Path | None) -> None:
+    result: dict = {"rss_mb_python": _rss_mb()}
     import torch
+
+    result["rss_mb_torch"] = _rss_mb()
     from PySide6.QtCore import QPointF, Qt
     from PySide6.QtGui import QTransform
     from PySide6.QtTest import QTest
@@ -85,7 +93,7 @@ def child(kind: str, work: Path, out: Path, screenshot: Path | None) -> None:
     shutil.rmtree(run, ignore_errors=True)
     (run / "images").mkdir(parents=True)
     os.link(pyramidal, run / "images" / pyramidal.name)
-    result: dict = {"models": kind, "rss_mb_start": _rss_mb()}
+    result.update(models=kind, rss_mb_start=_rss_mb())  # imports (torch, Qt, the window's modules)
 
     def wait(condition, seconds: float) -> float:
         start = time.perf_counter()
