@@ -38,6 +38,16 @@ def test_a_large_tiff_is_shown_by_tiles_clicked_in_a_window_and_stored_as_rle(
     assert display.cache.nbytes <= display.cache.max_bytes
     assert display.loader._thread.is_alive()  # tiles are decoded on the loader's thread
 
+    # a click on the whole image (fitted): a downsampled window from a pyramid level
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=view_pos(window, *DISC[:2]))
+    qtbot.waitUntil(lambda: session.pending is not None, timeout=60_000)
+    coarse = session.pending.proposal
+    assert coarse.window.level > 0 and coarse.window.width > 1024
+    assert max(coarse.mask.shape) <= 1024  # the model saw the level's pixels, not 6,000 px
+    assert canvas.preview_item().fill.transform().m11() > 1  # drawn scaled up to its place
+    window.controller.clear()
+    qtbot.waitUntil(lambda: session.pending is None and not session.points, timeout=5_000)
+
     # zoom to the disc: finer tiles are drawn, the view is what the click's window is taken from
     for _ in range(12):
         canvas.zoom_by(1.25)
