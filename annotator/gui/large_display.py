@@ -153,6 +153,12 @@ class PyramidItem(QGraphicsObject):
                 x0, y0, x1, y1 = tile.rect
                 painter.drawImage(QRectF(x0, y0, x1 - x0, y1 - y0), image)
                 self.drawn.add(tile.key)
+        # then the ring of tiles around the view at the same level (a pan finds them decoded)
+        info = self.view.levels[level]
+        mx, my = self.view.tile * info.sx, self.view.tile * info.sy
+        ring = self.view.tiles_at(level, (vx0 - mx, vy0 - my, vx1 + mx, vy1 + my))
+        cache = self.loader.cache
+        missing += [t for t in ring if (self.request_id, *t.key) not in cache and t not in missing]
         self.loader.want(missing)
 
     def tile_ready(self, request_id: int, key: tuple) -> None:
