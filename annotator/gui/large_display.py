@@ -27,8 +27,12 @@ from annotator.app.large_view import (
     read_tile,
 )
 from annotator.gui.annotation_panel import AnnotationRow
+from annotator.gui.canvas import Tool
 from annotator.gui.colors import category_rgb
 from annotator.gui.overlays import MaskItem
+
+FULL_MASK_TOOLS = (Tool.RECT, Tool.POLYGON, Tool.BRUSH, Tool.ERASER)
+"""Tools that make a full-image mask: off while a large image is shown (clicks and boxes work)."""
 
 
 class TileLoader(QObject):
@@ -203,6 +207,15 @@ class LargeDisplay(QObject):
             self.cache.clear()
         self.window.session.large = None
         self._pending = None
+        self._full_mask_tools(True)
+
+    def _full_mask_tools(self, enabled: bool) -> None:
+        actions = getattr(self.window, "tool_actions", {})
+        for tool in FULL_MASK_TOOLS:
+            if tool in actions:
+                actions[tool].setEnabled(enabled)
+        if not enabled and self.window.canvas.tool in FULL_MASK_TOOLS:
+            self.window.set_tool(Tool.POINT)
 
     def _opened(self, request_id: int, pyramid: Any, error: str | None) -> None:
         if self._pending is None or self._pending[1] != request_id:
@@ -219,6 +232,7 @@ class LargeDisplay(QObject):
         self.loader.tile_ready.connect(self.item.tile_ready)
         w.canvas.set_large_image(self.item, view.width, view.height)
         w.session.large = view
+        self._full_mask_tools(False)
         w.session.display_image = None
         w.clear_status()
         w.controller.refresh(image_id)

@@ -37,6 +37,10 @@ def test_a_large_tiff_is_shown_by_tiles_clicked_in_a_window_and_stored_as_rle(
     assert drawn_levels <= set(range(len(session.large.levels)))
     assert display.cache.nbytes <= display.cache.max_bytes
     assert display.loader._thread.is_alive()  # tiles are decoded on the loader's thread
+    from annotator.gui.canvas import Tool
+
+    assert not window.tool_actions[Tool.BRUSH].isEnabled()  # no full-image mask tools here
+    assert window.tool_actions[Tool.BOX].isEnabled()
 
     # a click on the whole image (fitted): a downsampled window from a pyramid level
     qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=view_pos(window, *DISC[:2]))
