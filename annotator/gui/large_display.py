@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, QRectF, Signal
-from PySide6.QtGui import QImage, QPainter, QTransform
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsObject, QLineEdit
 
 from annotator.app.large_view import (
@@ -260,7 +260,7 @@ class LargeDisplay(QObject):
             selected = r.id == session.selected
             rgb = category_rgb(r.category)
             item.show_mask(crop, rgb, 115 if selected else 80, 3.0 if selected else 1.5)
-            place(item, x0, y0, step, step)
+            item.place(x0, y0, step, step)
             item.set_visible(r.id not in controller._hidden)
             score = float(r.score) if r.score is not None else 1.0
             rows.append(
@@ -280,19 +280,12 @@ def shown_box(canvas: Any) -> tuple[tuple[float, float, float, float], float]:
     return (seen.left(), seen.top(), seen.right(), seen.bottom()), float(canvas.transform().m11())
 
 
-def place(item: MaskItem, x0: float, y0: float, sx: float, sy: float) -> None:
-    """Put a mask item's pixel (i, j) at level-0 (x0 + sx * j, y0 + sy * i)."""
-    transform = QTransform(sx, 0, 0, sy, x0, y0)
-    item.fill.setTransform(transform)
-    item.outline.setTransform(transform)
-
-
 def place_preview(canvas: Any, pending: Any) -> None:
     """The pending mask where its working window lies (identity for an ordinary image)."""
     placement = getattr(getattr(pending, "proposal", None), "placement", None)
     if pending is None or placement is None or pending.mask is not pending.proposal.mask:
         placement = (0.0, 0.0, 1.0, 1.0)
-    place(canvas.preview_item(), *placement)
+    canvas.preview_item().place(*placement)
 
 
 def for_window(window: Any) -> LargeDisplay:
@@ -303,4 +296,4 @@ def for_window(window: Any) -> LargeDisplay:
     return display
 
 
-__all__ = ["LargeDisplay", "PyramidItem", "TileLoader", "for_window", "place", "place_preview"]
+__all__ = ["LargeDisplay", "PyramidItem", "TileLoader", "for_window", "place_preview"]
