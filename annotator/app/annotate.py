@@ -122,8 +122,16 @@ class Annotating:
             s.status("No SAM model loaded: use the rectangle (R) or polygon (O) tools", 5000)
             return
         self.decode_sent = s.next_id()
+        # a large image (issue 26) is segmented in the working window its view shows
+        window = s.large.window_for(s.points, s.box) if s.large is not None else None
         request = DecodeRequest(
-            self.decode_sent, s.image_id, s.image_path(), s.points, s.box, restrict=self.restrict
+            self.decode_sent,
+            s.image_id,
+            s.image_path(),
+            s.points,
+            s.box,
+            restrict=self.restrict,
+            window=window,
         )
         self.model.decode(request)
         if not self.model.is_encoded(s.image_id):
@@ -426,8 +434,9 @@ class Annotating:
         return f"Annotation {ann_id}: {record.category}" if record else "Suggestions"
 
     def show_selected_labels(self) -> None:
-        """The selection's labels (asked for once per annotation) unless a mask is pending."""
-        if self.pending is not None:
+        """The selection's labels (asked for once per annotation) unless a mask is pending; not on
+        a large image (its stored masks are never decoded at full size, issue 26)."""
+        if self.pending is not None or self.session.large is not None:
             return
         ann_id = self.session.selected
         if ann_id is None:

@@ -56,7 +56,8 @@ def open_location(location: str | Path) -> tuple[Any, Path]:
 
 def scan_folder(control: JobControl, location: str | Path) -> OpenedFolder:
     """Open (or create) the folder's project, bring its image list up to date, close it."""
-    from annotator.io.images import image_size, list_images
+    from annotator.io.images import list_images
+    from annotator.io.pyramid import image_size_any  # a large TIFF too (issue 26): its header
 
     project, folder = open_location(location)
     try:
@@ -73,11 +74,11 @@ def scan_folder(control: JobControl, location: str | Path) -> OpenedFolder:
             record = known.get(name)
             if record is None:
                 try:
-                    size = image_size(path)
+                    size = image_size_any(path)
                 except AnnotatorError as error:
                     unreadable.append(str(error))
                     continue
-                entries.append((name, path, (size.width, size.height)))
+                entries.append((name, path, size))
             else:
                 entries.append((name, path, record))
             control.progress(done, total, "reading image sizes")

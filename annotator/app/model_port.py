@@ -29,6 +29,7 @@ class DecodeRequest:
     proposal: Proposal | None = None  # the proposal to pick another candidate from
     select: int | None = None
     restrict: tuple[str, ...] | None = None  # score only these names (None: the vocabulary)
+    window: Any = None  # a large image (issue 26): the `working_window.Window` to segment in
 
 
 @dataclass(frozen=True)

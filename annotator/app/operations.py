@@ -42,16 +42,19 @@ def check_acceptable(mask: np.ndarray, category: str | None) -> None:
 def accept(
     project: Any,
     image_id: int,
-    mask: np.ndarray,
+    mask: np.ndarray | dict,
     category: str,
     score: float | None,
     prompts: dict | None,
     vector: Vector | None = None,
 ) -> int:
-    """Store an accepted mask (and the CLIP vector the click computed, for "similar") in one
+    """Store an accepted mask (a bool array, or a COCO RLE dict) (and the CLIP vector the click computed, for "similar") in one
     transaction; returns the new annotation id."""
     with project.transaction():
-        ann_id = project.add_annotation(image_id, mask, category, score, prompts)
+        if isinstance(mask, dict):  # a full-image RLE (a large image's working window)
+            ann_id = project.add_annotation_rle(image_id, mask, category, score, prompts)
+        else:
+            ann_id = project.add_annotation(image_id, mask, category, score, prompts)
         if vector is not None:
             EmbeddingTable(project).put(ANNOTATION, ann_id, vector[0], vector[1])
     return ann_id

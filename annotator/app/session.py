@@ -85,6 +85,7 @@ class Session:
         self.engine_ready = False
         self.engine_info: dict = {}
         self.busy: str | None = None
+        self.large: Any = None  # app.large_view.LargeView while the shown image is large (issue 26)
         self._req = 0
 
     # ------------------------------------------------------------------ ids and paths

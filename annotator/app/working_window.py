@@ -20,7 +20,7 @@ import numpy as np
 
 from annotator.engine import Box, Engine, ImageEmbedding, Point, Proposal
 from annotator.errors import PromptError
-from annotator.io.masks import runs_to_rle
+from annotator.io.masks import rle_area, rle_bbox, runs_to_rle
 from annotator.io.pyramid import Pyramid
 
 DEFAULT_SIDE = 1024  # when a segmenter names no input size
@@ -51,38 +51,62 @@ class Window:
 
 @dataclass(frozen=True)
 class WindowProposal:
-    """A proposal made in `window`: `proposal.mask` covers the window (at its level's pixels)."""
+    """A proposal made in `window`. `proposal.mask` covers the window at its level's pixels: the
+    window itself at level 0, a downsampled copy of it at a coarser level (issue 26: a click on a
+    zoomed-out view). Every other attribute is the engine's `Proposal`'s (labels, score, candidates),
+    so the annotating session treats it like any proposal; `placement` says where its mask goes."""
 
     proposal: Proposal
     window: Window
     image_size: tuple[int, int]  # (H, W) of level 0
 
+    def __getattr__(self, name: str):  # labels, score, candidates, chosen, vector ...
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.proposal, name)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The mask over the window's pixels at its level (small: at most the model's input)."""
+        return self.proposal.mask
+
+    @property
+    def placement(self) -> tuple[float, float, float, float]:
+        """(x0, y0, sx, sy): level-0 pixel (x0 + sx * j, y0 + sy * i) is the mask's pixel (i, j)."""
+        h, w = self.proposal.mask.shape[:2]
+        return (
+            float(self.window.x0),
+            float(self.window.y0),
+            self.window.width / w,
+            self.window.height / h,
+        )
+
     def rle(self) -> dict:
-        """COCO RLE of the mask at full-image resolution."""
+        """COCO RLE of the mask at full-image resolution (a downsampled window's mask resized by
+        nearest neighbour to the window's level-0 size, without allocating that size)."""
         return placed_rle(
-            self.full_mask_in_window(), self.window.x0, self.window.y0, *self.image_size
+            self.proposal.mask,
+            self.window.x0,
+            self.window.y0,
+            *self.image_size,
+            size=(self.window.width, self.window.height),
         )
 
     def full_mask_in_window(self) -> np.ndarray:
-        """The mask over the window's pixels (level 0)."""
-        return self.proposal.mask
+        """The mask over the window's level-0 pixels (allocates the window's level-0 size)."""
+        mask = self.proposal.mask
+        h, w = mask.shape[:2]
+        if (h, w) == (self.window.height, self.window.width):
+            return mask
+        rows, cols = _nearest(h, self.window.height), _nearest(w, self.window.width)
+        return mask[rows][:, cols]
 
     def bbox(self) -> tuple[float, float, float, float]:
         """COCO XYWH box at full-image coordinates (zeros when the mask is empty)."""
-        mask = self.full_mask_in_window()
-        ys, xs = np.nonzero(mask)
-        if xs.size == 0:
-            return (0.0, 0.0, 0.0, 0.0)
-        x0, y0 = self.window.x0 + xs.min(), self.window.y0 + ys.min()
-        return (
-            float(x0),
-            float(y0),
-            float(xs.max() - xs.min() + 1),
-            float(ys.max() - ys.min() + 1),
-        )
+        return rle_bbox(self.rle())
 
     def area(self) -> int:
-        return int(self.full_mask_in_window().sum())
+        return int(rle_area(self.rle()))
 
 
 def input_side(engine: Engine) -> int:
@@ -165,38 +189,83 @@ def segment_in_window(
     top_k: int = 5,
     multimask: bool | None = None,
     embedding: ImageEmbedding | None = None,
+    restrict: Sequence[str] | None = None,
 ) -> WindowProposal:
-    """Mask + labels for prompts in full-image coordinates, answered in `window`; labels from the
-    region head on the same window (the CLIP half is cached with the segmenter half)."""
+    """Mask + labels for prompts in full-image coordinates, answered in `window` (at level 0, or
+    downsampled from a pyramid level); labels from the region head on the same window (the CLIP
+    half is cached with the segmenter half)."""
     window = check_window(window, image.width, image.height)
-    if window.level != 0:
-        raise PromptError("a click is segmented at full resolution (level 0)")
-    scale = 1.0
-    shifted = [((p[0] - window.x0) / scale, (p[1] - window.y0) / scale, *p[2:]) for p in points]
+    if not 0 <= window.level < len(image.levels):
+        raise PromptError(f"no pyramid level {window.level} (the image has {len(image.levels)})")
+    # A window at a coarser level is encoded from that level's pixels (downsampled): the prompts
+    # are moved into its pixels by the window's own scale in x and y.
+    lx0, ly0, lx1, ly1 = level_box(image, window)
+    sx, sy = window.width / (lx1 - lx0), window.height / (ly1 - ly0)
+    shifted = [((p[0] - window.x0) / sx, (p[1] - window.y0) / sy, *p[2:]) for p in points]
     local_box = None
     if box is not None:
-        local_box = tuple(
-            (v - (window.x0 if i % 2 == 0 else window.y0)) / scale for i, v in enumerate(box)
+        local_box = (
+            (box[0] - window.x0) / sx,
+            (box[1] - window.y0) / sy,
+            (box[2] - window.x0) / sx,
+            (box[3] - window.y0) / sy,
         )
     if embedding is None:
         embedding = window_embedding(engine, image, window, clip=top_k > 0)
-    proposal = engine.segment(embedding, shifted, local_box, top_k=top_k, multimask=multimask)
+    proposal = engine.segment(
+        embedding, shifted, local_box, top_k=top_k, multimask=multimask, restrict=restrict
+    )
     return WindowProposal(proposal, window, (image.height, image.width))
 
 
-def placed_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict:
+def placed_rle(
+    mask: np.ndarray,
+    x0: int,
+    y0: int,
+    height: int,
+    width: int,
+    size: tuple[int, int] | None = None,
+) -> dict:
     """COCO RLE (column-major runs) of an (H, W) = (`height`, `width`) image that is `mask` at
-    (x0, y0) and background elsewhere, computed from the mask's own transitions."""
+    (x0, y0) and background elsewhere, computed from the mask's own transitions. With `size`
+    = (w, h) the mask is first resized to that size by nearest neighbour (pixel i of the output
+    takes pixel i * n // size of the mask, n its side), still from the transitions alone: a
+    downsampled window's mask is placed at full resolution without allocating it there."""
     mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape
-    if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
-        raise ValueError(f"a {w}x{h} mask at ({x0}, {y0}) does not fit a {width}x{height} image")
+    out_w, out_h = (w, h) if size is None else (int(size[0]), int(size[1]))
+    if x0 < 0 or y0 < 0 or x0 + out_w > width or y0 + out_h > height:
+        raise ValueError(
+            f"a {out_w}x{out_h} mask at ({x0}, {y0}) does not fit a {width}x{height} image"
+        )
     padded = np.zeros((w, h + 2), dtype=np.int8)  # column-major: one row per image column
     padded[:, 1:-1] = mask.T
     change = np.diff(padded, axis=1)  # +1 where a run starts, -1 one past where it ends
     cols, rows = np.nonzero(change)  # in column-major order: column, then row
     kinds = change[cols, rows]
-    positions = (x0 + cols.astype(np.int64)) * height + y0 + rows.astype(np.int64)
+    cols, rows = cols.astype(np.int64), rows.astype(np.int64)
+    if (out_w, out_h) != (w, h):
+        # Mask row r covers output rows [ceil(r * out_h / h), ceil((r + 1) * out_h / h)); mask
+        # column c is repeated for every output column that maps to it.
+        rows = -(-rows * out_h // h)
+        first = -(-np.arange(w + 1, dtype=np.int64) * out_w // w)  # first output column of c
+        copies = first[1:] - first[:-1]
+        repeat = copies[cols]
+        offsets = np.arange(int(repeat.sum()), dtype=np.int64) - np.repeat(
+            np.cumsum(repeat) - repeat, repeat
+        )
+        cols = np.repeat(first[cols], repeat) + offsets
+        rows, kinds = np.repeat(rows, repeat), np.repeat(kinds, repeat)
+    positions = (x0 + cols) * height + y0 + rows
+    if (out_w, out_h) != (w, h):
+        # Runs of one column stay disjoint after the mapping; a run that maps to no output row
+        # (shrinking) has its start and end at one position: the net change there is what counts.
+        order = np.argsort(positions, kind="stable")
+        positions, kinds = positions[order], kinds[order].astype(np.int64)
+        if positions.size:
+            positions, first = np.unique(positions, return_index=True)
+            net = np.add.reduceat(kinds, first)
+            positions, kinds = positions[net != 0], net[net != 0]
     starts, ends = positions[kinds == 1], positions[kinds == -1]
     runs: list[int] = []
     previous = 0
@@ -205,6 +274,11 @@ def placed_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> d
         previous = end
     runs.append(height * width - previous)
     return runs_to_rle(runs, height, width)
+
+
+def _nearest(n: int, size: int) -> np.ndarray:
+    """Source index of each of `size` outputs resized from `n` by nearest neighbour."""
+    return np.arange(size, dtype=np.int64) * n // size
 
 
 __all__ = [

@@ -220,6 +220,19 @@ class Canvas(QGraphicsView):
             if key is not None and key in self._overlays:
                 self._render(key)
 
+    # ------------------------------------------------------------------ issue 26: large images
+    def set_large_image(self, item: QGraphicsItem, width: int, height: int) -> None:
+        """Show a large image drawn by `item` (gui/large_display.PyramidItem, tiles of its
+        pyramid) instead of one pixmap; the caller removes the item when another image comes."""
+        self.clear_image()
+        self._scene.addItem(item)
+        self._size = (height, width)
+        self._scene.setSceneRect(QRectF(0, 0, width, height))
+        self.fit()
+
+    def preview_item(self) -> MaskItem:
+        return self._preview
+
     # ------------------------------------------------------------------ prompts
     def clear_prompts(self) -> None:
         """Forget points, box and an unfinished polygon (Esc)."""

@@ -31,6 +31,7 @@ from annotator.gui.commands import (
     RelabelCommand,
     VocabularyCommand,
 )
+from annotator.gui.large_display import for_window, place_preview
 from annotator.gui.suggestions import SuggestionPanel
 from annotator.gui.worker import EngineWorker
 from annotator.vocab.vocabulary import Entry
@@ -51,11 +52,14 @@ class QtEdits:
 
     def accept(self, p: Pending, category: str, vector: tuple[str, np.ndarray] | None) -> int:
         s = self.session
+        mask = p.mask
+        if hasattr(p.proposal, "window") and p.mask is p.proposal.mask:
+            mask = p.proposal.rle()  # issue 26: a working window's mask, as a full-image RLE
         command = AcceptCommand(
             s.project,
             s.annotations_changed,
             p.image_id,
-            p.mask,
+            mask,
             category,
             p.score,
             p.prompts,
@@ -108,7 +112,7 @@ class Controller(QObject):
         session.events.selection.connect(self._selection_changed)
         session.events.prompts.connect(self._show_prompts)
         a = self.annotate.events
-        a.preview.connect(canvas.set_preview)
+        a.preview.connect(self._preview)
         a.suggestions.connect(suggestions.set_suggestions)
         a.typing.connect(lambda: suggestions.start_typing())
         a.accepted.connect(lambda _ann_id: canvas.setFocus())
@@ -137,6 +141,10 @@ class Controller(QObject):
     @property
     def _decode_done(self) -> int:
         return self.annotate.decode_done
+
+    def _preview(self, mask: np.ndarray | None) -> None:
+        self.canvas.set_preview(mask)
+        place_preview(self.canvas, self.session.pending)  # issue 26: a working window's place
 
     # ------------------------------------------------------------------ canvas -> session
     def prompts_changed(self) -> None:
@@ -219,6 +227,10 @@ class Controller(QObject):
         if self.session.project is None or image_id is None or image_id != self.session.image_id:
             return
         if self.canvas.image_size() is None:
+            return
+        if self.session.large is not None:  # issue 26: overlays from each RLE's box
+            for_window(self.parent()).redraw(self)
+            self.annotate.show_selected_labels()
             return
         records = list(self.session.records.values())
         for ann_id in set(self.canvas.masks) - set(self.records):

@@ -616,7 +616,10 @@ class MainWindow(FileActions, QMainWindow):
         self.canvas.clear_image()
         self.annotations.set_annotations([])
         self._image_req += 1
-        self.loader.request(self.image_id, self._image_req, rows[row].path)
+        from annotator.gui import large_display  # issue 26: a large TIFF, shown by its pyramid
+
+        if not large_display.for_window(self).show(self.image_id, self._image_req, rows[row].path):
+            self.loader.request(self.image_id, self._image_req, rows[row].path)
         self._send_order()
         self.show_status(f"{rows[row].name} ({row + 1} / {len(rows)})", 3000)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPixmap, QPolygonF, qRgba
+from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPixmap, QPolygonF, QTransform, qRgba
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene
 
 from annotator.app.masks import mask_box
@@ -98,6 +98,13 @@ class MaskItem:
             pen.setStyle(Qt.PenStyle.DashLine)
         self.outline.setPen(pen)
         self.outline.setPath(outline_path(crop, x0, y0, contours) if as_path else QPainterPath())
+
+    def place(self, x0: float = 0.0, y0: float = 0.0, sx: float = 1.0, sy: float = 1.0) -> None:
+        """Draw the shown mask's pixel (i, j) at image (x0 + sx * j, y0 + sy * i): a crop or a
+        downsampled mask of a large image (issue 26); the defaults put a full-image mask back."""
+        transform = QTransform(sx, 0, 0, sy, x0, y0)
+        self.fill.setTransform(transform)
+        self.outline.setTransform(transform)
 
     def set_visible(self, visible: bool) -> None:
         self.fill.setVisible(visible)

@@ -42,6 +42,7 @@ from annotator.app.jobs import (
     RefineParams,
 )
 from annotator.app.keys import ACTIONS, TYPE
+from annotator.app.large_view import annotation_crop
 from annotator.app.progress import BatchStatus
 from annotator.app.refine import store_image, waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue, typed_classes
@@ -264,7 +265,10 @@ class ReviewPanel(QWidget):
             return
         if self._overlay is None:
             self._overlay = MaskItem(self._scene, 14)
-        self._overlay.show_mask(p.mask(), PROPOSAL_RGB, 90, 2.0, dashed=True)
+        # from the RLE's box (strided past a few MP): never a full-image mask of a large image
+        x0, y0, step, crop = annotation_crop(p)
+        self._overlay.show_mask(crop, PROPOSAL_RGB, 90, 2.0, dashed=True)
+        self._overlay.place(x0, y0, step, step)
         self._overlay.set_visible(True)
 
     def _order_changed(self, order: str) -> None:

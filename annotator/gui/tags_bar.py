@@ -63,6 +63,9 @@ class TagsBar(QWidget):
         self.set_tags([])
         if s.image_id is None or not s.engine_ready:
             return
+        if s.large is not None:  # issue 26: a large image is never encoded whole
+            self.title.setText("Tags: (not for a large image)")
+            return
         self._req = s.next_id()
         self.worker.discover(DiscoveryRequest(self._req, s.image_id, s.image_path(), TAGS, self.k))
         self.title.setText("Tags: …")

@@ -30,6 +30,7 @@ from PySide6.QtGui import QImage
 from annotator.app.annotate import DecodeRequest, RelabelRequest
 from annotator.app.first_start import FIRST_NAMES_WAIT_S, WIDE_NAMES_WAIT_S, IndexSchedule
 from annotator.app.jobs import DISCOVERY_JOBS, YIELDED, YIELDING, DiscoveryRequest, JobContext
+from annotator.app.large_view import is_large_path, window_proposal  # issue 26
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import FAMILY_NAMES
 from annotator.preempt import StepAside, interruptible
@@ -387,6 +388,9 @@ class EngineWorker(QThread):
         """The segmenter half first; when a click is waiting by then, it goes first (its mask
         needs nothing more) and this job comes back for the CLIP half."""
         image_id, path = payload
+        if is_large_path(path):  # issue 26: a large image is encoded per working window, on a click
+            self._failed_encode.add(image_id)  # (never as a whole: not asked for again)
+            return
         if image_id not in self._cache:
             self._embedding(image_id, path, clip=False)
             with self._cond:
@@ -398,6 +402,10 @@ class EngineWorker(QThread):
         """The mask as soon as the segmenter half exists; where the CLIP half did not exist yet,
         the same request's proposal is sent again with its labels once it does (masks before
         labels: the window shows the mask first, then fills in the names)."""
+        if request.window is not None or hasattr(request.proposal, "window"):  # issue 26
+            proposal = window_proposal(self._engine, request)  # app/large_view: its working window
+            self.proposal_ready.emit(request.image_id, request.request_id, proposal)
+            return
         embedding = self._embedding(request.image_id, request.path, clip=False)
         if self._superseded():
             return  # a newer prompt state arrived while the image was being encoded
