@@ -1,0 +1,159 @@
+"""The window's sequence state without Qt (issue 25): a video in a folder is one row, frames are
+files, a click becomes an object request, Propagate runs `annotator track`'s code with a real tiny
+video model, a correction adds a conditioning frame, Cancel stops at the current frame, accepting a
+track is one undoable command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotator.app.folder import open_folder_job
+from annotator.app.longjob import run_here
+from annotator.app.propagate import AcceptTrack, Timeline, tracking_note
+from annotator.app.sequences import coverage, pending_masks
+from annotator.spec import ModelSpec
+from annotator.store import Project
+from annotator.store.proposals import ACCEPTED, PENDING
+from annotator.store.tracks import TrackStore
+from tests import clips, tiny_video
+
+FRAMES = 10
+
+
+@pytest.fixture(scope="module")
+def video_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sam2_video")
+    tiny_video.save("sam2", folder)
+    return folder
+
+
+@pytest.fixture
+def clip_folder(tmp_path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    clips.write_video(folder / "clip.mp4", clips.frames(FRAMES))
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(folder / "photo.png")
+    return folder
+
+
+def _open(folder: Path):
+    opened = run_here(open_folder_job(folder))
+    project = Project.open_folder(folder)
+    timeline = Timeline()
+    timeline.set_project(project, folder)
+    return opened, project, timeline
+
+
+def test_a_video_is_one_row_with_its_first_frame_as_a_file(clip_folder):
+    opened, project, timeline = _open(clip_folder)
+    try:
+        names = [r.name for r in opened.image_rows]
+        assert len(names) == 2 and names[0] == "photo.png"
+        assert "clip.mp4" in names[1] and f"{FRAMES} frames" in names[1]
+        row = opened.image_rows[1]
+        found = timeline.sequence_of(row.image_id)
+        assert found is not None and found[1] == 0
+        assert np.asarray(Image.open(row.path)).shape == (96, 128, 3)
+        assert timeline.sequence_of(opened.image_rows[0].image_id) is None
+        # opening again finds the stored sequence: still one row, no new images
+        again = run_here(open_folder_job(clip_folder))
+        assert [r.image_id for r in again.image_rows] == [r.image_id for r in opened.image_rows]
+        assert len(project.images()) == 1 + FRAMES
+    finally:
+        project.close()
+
+
+def test_propagate_correct_cancel_accept_undo(clip_folder, video_model, tmp_path):
+    opened, project, timeline = _open(clip_folder)
+    spec = ModelSpec(segmenter="sam2", checkpoint=video_model, device="cpu")
+    assert tracking_note(spec) == ""
+    state = tmp_path / "state"
+    try:
+        sequence_id, _ = timeline.sequence_of(opened.image_rows[1].image_id)
+        timeline.open(sequence_id, row=1)
+        timeline.set_index(2)
+        from annotator.io.sequences import open_sequence
+
+        with open_sequence(timeline.source()) as sequence:
+            path = timeline.frame_path(2, sequence)  # the PNG holds the decoded frame exactly
+            assert np.array_equal(np.asarray(Image.open(path)), sequence.frame(2))
+        # two objects tracked together: a click on the red disc, a box on the blue one
+        first = timeline.request(((44.0, 38.0, True),), None, "ball")
+        assert first.object_id == 1 and first.frame == 2
+        timeline.queue(first)
+        second = timeline.request((), (80.0, 10.0, 105.0, 45.0), None)
+        assert second.object_id == 2 and second.category == "object"
+        requests = timeline.take(second)
+        assert [r.object_id for r in requests] == [1, 2] and timeline.queued == []
+        timeline.direction = "both"
+        result = run_here(timeline.job(str(project.path), spec, state, requests))
+        assert not result.cancelled and result.summary["objects"] == [1, 2]
+        timeline.refresh()
+        tracks = {t.object_id: t for t in timeline.tracks}
+        assert tracks[1].category == "ball" and tracks[1].prompted == {2}
+        for t in tracks.values():  # every frame has a mask or is marked lost
+            assert t.pending | t.lost == set(range(FRAMES)) and t.pending
+        frame_masks = pending_masks(project, timeline.frames[5])
+        assert {o for o, _, _ in frame_masks} <= {1, 2} and frame_masks
+        assert all(m.shape == (96, 128) and m.any() for *_, m in frame_masks)
+
+        # a correction on frame 7 for object 1: a second conditioning frame, object 2 untouched
+        before2 = {f: p for f, p in TrackStore(project).track_proposals(tracks[2].track_id)}
+        timeline.select(1)
+        timeline.set_index(7)
+        fix = timeline.request(((70.0, 38.0, True),), None, None)
+        assert fix.object_id == 1 and fix.frame == 7 and fix.category is None
+        result = run_here(timeline.job(str(project.path), spec, state, timeline.take(fix)))
+        timeline.refresh()
+        assert timeline.track(1).prompted == {2, 7} and timeline.track(1).category == "ball"
+        assert dict(TrackStore(project).track_proposals(tracks[2].track_id)) == before2
+
+        # Cancel stops at the current frame; the same request goes on from there later
+        timeline.select(None)
+        timeline.set_index(0)
+        third = timeline.request(((100.0, 80.0, True),), None, "box")
+        calls = []
+
+        def cancelled() -> bool:
+            calls.append(1)
+            return len(calls) > 3
+
+        timeline.direction = "forward"
+        job = timeline.job(str(project.path), spec, state, [third])
+        stopped = run_here(job, cancelled)
+        assert stopped.cancelled and stopped.summary["frames"] < FRAMES
+        done = run_here(timeline.job(str(project.path), spec, state, [third]))
+        assert done.summary["frames"] == FRAMES and not done.cancelled
+
+        # accept a track: all its pending frames in one command; undo makes them pending again
+        timeline.refresh()
+        ball = timeline.track(1)
+        command = AcceptTrack(project, ball.track_id, "ball")
+        command.do()
+        timeline.refresh()
+        assert timeline.track(1).accepted == ball.pending and not timeline.track(1).pending
+        assert len(command.annotation_ids) == len(ball.pending)
+        assert {a.category for i in command.image_ids() for a in project.annotations(i)} >= {"ball"}
+        command.undo()
+        timeline.refresh()
+        assert timeline.track(1).pending == ball.pending and not timeline.track(1).accepted
+        assert {p.status for p in project_proposals(project, ball.track_id)} == {PENDING}
+        command.do()  # redo
+        assert {c.object_id for c in coverage(project, sequence_id) if c.accepted} == {1}
+        assert {p.status for p in project_proposals(project, ball.track_id)} == {ACCEPTED}
+    finally:
+        project.close()
+
+
+def project_proposals(project, track_id: int):
+    store = TrackStore(project)
+    return [store.proposals.get(p) for _, p in store.track_proposals(track_id, None)]
+
+
+def test_sam1_sequences_say_they_carry_boxes(tiny_sam_path):
+    note = tracking_note(ModelSpec(segmenter="sam", checkpoint=tiny_sam_path, device="cpu"))
+    assert "previous frame's mask box" in note and "sam" in note
