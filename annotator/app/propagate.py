@@ -22,7 +22,14 @@ from typing import Any
 from annotator.app.events import Event
 from annotator.app.longjob import JobControl, LongJob
 from annotator.app.review import ReviewCommand
-from annotator.app.sequences import TrackCoverage, coverage, frame_file, write_frame
+from annotator.app.sequences import (
+    FrameFiles,
+    TrackCoverage,
+    coverage,
+    frame_file,
+    source_path,
+    write_frame,
+)
 from annotator.app.tracking import DEFAULT_CATEGORY, ObjectRequest
 from annotator.store.tracks import SequenceRecord, TrackStore
 
@@ -99,8 +106,6 @@ class Timeline:
 
     # ------------------------------------------------------------------ frames
     def source(self) -> Path:
-        from annotator.app.sequences import source_path
-
         assert self.record is not None and self.folder is not None
         return source_path(self.folder, self.record)
 
@@ -113,6 +118,35 @@ class Timeline:
         if self.record.kind == "video" and sequence is not None:
             write_frame(path, sequence, index)
         return path
+
+    def frame_names(self) -> list[str]:
+        """The stored file name of every frame (one query; a frame folder's files)."""
+        assert self.record is not None
+        rows = self.project.read(
+            "SELECT i.file_name FROM sequence_frames f JOIN images i ON i.id = f.image_id"
+            " WHERE f.sequence_id = ? ORDER BY f.frame_index",
+            (self.record.id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    def files(self) -> FrameFiles:
+        """The current sequence's frames as files, for a loader thread (no project inside)."""
+        assert self.record is not None and self.folder is not None
+        return FrameFiles(self.folder, self.record, self.frame_names())
+
+    def row_of_source(self, rows: list[Any], source: str | Path) -> int | None:
+        """The image-list row of the sequence read from `source` (a video file), if listed."""
+        if self.project is None or self.folder is None:
+            return None
+        wanted = Path(source).resolve()
+        store = TrackStore(self.project)
+        for position, row in enumerate(rows):
+            found = self._frame_of.get(row.image_id)
+            if found is not None:
+                record = store.sequence(found[0])
+                if source_path(self.folder, record).resolve() == wanted:
+                    return position
+        return None
 
     def set_index(self, index: int) -> bool:
         """Make frame `index` current (clamped); False when it already is."""
@@ -183,6 +217,14 @@ class Timeline:
             propagate,
             (location, spec, str(self.source()), requests, self.direction, state_dir),
         )
+
+
+def state_dir(spec: Any) -> Path:
+    """Where a propagation keeps its checkpoint (as `annotator track` does: the cache's
+    `tracking/`), so a cancelled or killed run goes on from where it stopped."""
+    from annotator.cache import default_cache_dir
+
+    return Path(spec.cache_dir or default_cache_dir()) / "tracking"
 
 
 @dataclass
@@ -308,5 +350,6 @@ __all__ = [
     "Timeline",
     "load_tracker",
     "propagate",
+    "state_dir",
     "tracking_note",
 ]

@@ -70,6 +70,28 @@ def write_frame(path: Path, sequence: Any, index: int) -> Path:
     return path
 
 
+class FrameFiles:
+    """The frames of one sequence as files, for a thread of the window: a video stays open, so
+    stepping forward decodes each frame once; only frames asked for are written."""
+
+    def __init__(self, folder: Path, record: SequenceRecord, names: list[str]) -> None:
+        self.folder, self.record, self.names = Path(folder), record, names
+        self._sequence: Any = None
+
+    def path(self, index: int) -> Path:
+        path = frame_file(self.folder, self.record, self.names[index], index)
+        if self.record.kind == "video" and not path.is_file():
+            if self._sequence is None:
+                self._sequence = open_sequence(source_path(self.folder, self.record))
+            write_frame(path, self._sequence, index)
+        return path
+
+    def close(self) -> None:
+        if self._sequence is not None:
+            self._sequence.close()
+            self._sequence = None
+
+
 def fold_sequences(
     project: Any, folder: Path, rows: list[Row], unreadable: list[str], check=lambda: None
 ) -> list[Row]:
@@ -189,6 +211,7 @@ def pending_masks(project: Any, image_id: int) -> list[tuple[int, str, Any]]:
 
 __all__ = [
     "FRAMES_DIR",
+    "FrameFiles",
     "TrackCoverage",
     "coverage",
     "fold_sequences",

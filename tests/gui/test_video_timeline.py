@@ -1,0 +1,108 @@
+"""The window on a video (issue 25), with a real tiny SAM 2.1 video folder as the segmenter: the
+video is one row with a timeline; a click on a frame, Propagate (its registered action), pending
+masks on later frames and on the timeline, a correction on another frame, Accept track, undo."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotator.gui.settings import ModelConfig
+from tests import clips, tiny_video
+from tests.gui.conftest import click, open_window, wait_proposal
+
+FRAMES = 10
+
+
+@pytest.fixture(scope="module")
+def video_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sam2_video_gui")
+    tiny_video.save("sam2", folder)
+    return folder
+
+
+@pytest.fixture
+def video_window(qtbot, tmp_path, engine_args, video_model):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    clips.write_video(folder / "clip.mp4", clips.frames(FRAMES))
+    Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(folder / "photo.png")
+    vocab = tmp_path / "vocabulary.txt"
+    shutil.copy(engine_args["vocabulary"], vocab)
+    config = ModelConfig(
+        segmenter="sam2",
+        checkpoint=str(video_model),
+        clip_config=str(engine_args["clip_config"]),
+        clip_weights=str(engine_args["clip_weights"]),
+        vocabulary=str(vocab),
+        device="cpu",
+    )
+    return open_window(qtbot, tmp_path, config, folder)
+
+
+def _go_frame(qtbot, window, index: int) -> None:
+    view = window.timeline
+    view.go_frame(index)
+    frame = view.model.frames[index]
+    qtbot.waitUntil(
+        lambda: window.image_id == frame and window.canvas.image_size() is not None,
+        timeout=20_000,
+    )
+    qtbot.wait(50)
+
+
+def _propagate(qtbot, window) -> None:
+    with qtbot.waitSignal(window.jobs.finished, timeout=180_000):
+        window.key_actions["track.propagate"].trigger()  # the registered action (Ctrl+T)
+
+
+def test_click_propagate_correct_accept_undo(qtbot, video_window):
+    window = video_window
+    view, model = window.timeline, window.timeline.model
+    rows = window.session.rows
+    assert len(rows) == 2 and "clip.mp4" in rows[1].name and f"{FRAMES} frames" in rows[1].name
+    assert not model.active
+    window.go_to(1)
+    qtbot.waitUntil(lambda: model.active and window.canvas.image_size() == (96, 128))
+    assert view.dock.isVisible() and len(model.frames) == FRAMES
+    assert model.note == ""  # a video folder: the video memory, no box-carry note
+
+    _go_frame(qtbot, window, 2)
+    assert view.panel.slider.value() == 2
+    click(qtbot, window, 44, 38)
+    pending = wait_proposal(qtbot, window)
+    assert pending.mask.any()
+    _propagate(qtbot, window)
+    track = model.track(1)
+    assert track is not None and track.prompted == {2}
+    assert track.pending and track.pending | track.lost == set(range(2, FRAMES))
+    assert model.selected == 1  # the new track is the one a correction goes to
+
+    later = max(track.pending)
+    _go_frame(qtbot, window, later)
+    qtbot.waitUntil(lambda: view.pending_shown() == 1, timeout=10_000)
+
+    # a correction click on another frame: a second conditioning frame, tracked again
+    _go_frame(qtbot, window, 6)
+    click(qtbot, window, 60, 38)
+    wait_proposal(qtbot, window)
+    _propagate(qtbot, window)
+    assert model.track(1).prompted == {2, 6} and len(model.tracks) == 1
+
+    # accept the track: all its frames in one undoable step
+    frames = model.track(1).pending
+    assert window.key_actions["track.accept"] is not None
+    assert view.accept_track()
+    accepted = model.track(1).accepted
+    assert accepted == frames and not model.track(1).pending
+    project = window.session.project
+    assert len(project.annotations(model.frames[later])) == 1
+    window.undo_stack.undo()
+    assert model.track(1).pending == frames and not model.track(1).accepted
+    assert project.annotations(model.frames[later]) == []
+    window.undo_stack.redo()
+    assert model.track(1).accepted == frames
