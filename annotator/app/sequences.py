@@ -148,6 +148,11 @@ def fold_sequences(
     return out
 
 
+def has_sequences(project: Any) -> bool:
+    """Whether the project holds a sequence (the export dialog then offers the track formats)."""
+    return project is not None and bool(TrackStore(project).sequences())
+
+
 @dataclass(frozen=True)
 class TrackCoverage:
     """One track on the timeline: frames with a pending mask, with an accepted one, frames the
@@ -216,6 +221,7 @@ __all__ = [
     "coverage",
     "fold_sequences",
     "frame_file",
+    "has_sequences",
     "list_videos",
     "pending_masks",
     "row_name",

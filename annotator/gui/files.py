@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from annotator.app.progress import cancelled_export_text, import_summary
+from annotator.app.sequences import has_sequences
 from annotator.app.transfer import (
     TITLES,
     ExportOptions,
@@ -135,7 +136,8 @@ class FileActions:
         if self.project is None:
             self.show_status("Open a folder first")
             return False
-        dialog = self.transfer_dialog = ExportDialog(self.folder, self)
+        tracks = has_sequences(self.project)  # issue 25: then the track formats are offered
+        dialog = self.transfer_dialog = ExportDialog(self.folder, self, tracks)
         try:
             if not dialog.exec():
                 return False
