@@ -183,8 +183,13 @@ class FileActions:
         return self.export_dataset("coco", path, ExportOptions(polygons=polygons))
 
     def _exported(self, name: str, path: Path, summary: dict) -> None:
-        count = summary.get("annotations", 0) if isinstance(summary, dict) else 0
-        text = f"Exported {count} annotation(s) as {TITLES[name]} to {path}"
+        summary = summary if isinstance(summary, dict) else {}
+        # the track formats count masks (MOTS) or boxes (MOT) of their sequences (issue 25)
+        count = next((summary[k] for k in ("annotations", "masks", "boxes") if k in summary), None)
+        if count is None and "sequences" in summary:  # DAVIS: a PNG per frame
+            text = f"Exported {summary['sequences']} sequence(s) as {TITLES[name]} to {path}"
+        else:
+            text = f"Exported {count or 0} annotation(s) as {TITLES[name]} to {path}"
         self.show_status(text, 6000)
         self._transfer_summary(text, summary)
 
