@@ -174,18 +174,21 @@ class Timeline:
         box: tuple[float, float, float, float] | None,
         category: str | None,
     ) -> ObjectRequest | None:
-        """The click on the current frame as an object request: a correction of the selected
-        track (its category kept unless a label was chosen), else a new object. None without a
-        prompt."""
+        """The click on the current frame as an object request: a new object named by the
+        click's label (`DEFAULT_CATEGORY` while labels are not ready), or a correction of the
+        selected track, which keeps its category (a track still named `DEFAULT_CATEGORY` takes
+        the correction's label). None without a prompt."""
         if not points and box is None:
             return None
-        if self.selected is not None:
-            object_id = self.selected
+        name = " ".join((category or "").split()) or None
+        selected = self.track(self.selected)
+        if selected is not None:
+            object_id = selected.object_id
+            if selected.category != DEFAULT_CATEGORY:
+                name = None  # the track's own category stays
         else:
             object_id = self.next_object_id()
-        name = " ".join((category or "").split()) or None
-        if name is None and self.selected is None:
-            name = DEFAULT_CATEGORY
+            name = name or DEFAULT_CATEGORY
         return ObjectRequest(object_id, self.index, list(points), box, name)
 
     def queue(self, request: ObjectRequest | None) -> bool:

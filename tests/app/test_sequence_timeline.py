@@ -105,12 +105,16 @@ def test_propagate_correct_cancel_accept_undo(clip_folder, video_model, tmp_path
         before2 = {f: p for f, p in TrackStore(project).track_proposals(tracks[2].track_id)}
         timeline.select(1)
         timeline.set_index(7)
-        fix = timeline.request(((70.0, 38.0, True),), None, None)
-        assert fix.object_id == 1 and fix.frame == 7 and fix.category is None
+        fix = timeline.request(((70.0, 38.0, True),), None, "dog")  # the click's own label
+        assert fix.object_id == 1 and fix.frame == 7 and fix.category is None  # "ball" stays
         result = run_here(timeline.job(str(project.path), spec, state, timeline.take(fix)))
         timeline.refresh()
         assert timeline.track(1).prompted == {2, 7} and timeline.track(1).category == "ball"
         assert dict(TrackStore(project).track_proposals(tracks[2].track_id)) == before2
+
+        # a track still named "object" (labels were not ready) takes a correction's label
+        timeline.select(2)
+        assert timeline.request(((90.0, 30.0, True),), None, "bird").category == "bird"
 
         # Cancel stops at the current frame; the same request goes on from there later
         timeline.select(None)
