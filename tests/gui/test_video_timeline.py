@@ -106,3 +106,34 @@ def test_click_propagate_correct_accept_undo(qtbot, video_window):
     assert project.annotations(model.frames[later]) == []
     window.undo_stack.redo()
     assert model.track(1).accepted == frames
+
+
+def test_annotator_video_opens_it_and_sam1_says_it_carries_boxes(qtbot, tmp_path, model_config):
+    """`annotator VIDEO.mp4` (the window's entry, `create_window`): its folder opens with the
+    video shown and its timeline; with SAM 1 the timeline says frames get the previous box."""
+    from types import SimpleNamespace
+
+    from annotator.gui.app import create_window
+    from annotator.gui.settings import AppSettings
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(folder / "a_photo.png")
+    video = clips.write_video(folder / "walk.mp4", clips.frames(6))
+    settings = AppSettings(tmp_path / "settings.ini")
+    window = create_window(video, SimpleNamespace(**model_config.__dict__), settings)
+    qtbot.addWidget(window)
+    window.show()
+    model = window.timeline.model
+    qtbot.waitUntil(
+        lambda: model.active and window.canvas.image_size() == (96, 128), timeout=20_000
+    )
+    assert window.session.row == 1 and len(model.frames) == 6
+    assert "previous frame's mask box" in model.note
+    assert window.timeline.panel.note.isVisibleTo(window.timeline.panel)
+    window.timeline.go_frame(4)
+    qtbot.waitUntil(lambda: window.image_id == model.frames[4], timeout=20_000)
+    assert window.timeline.panel.frame_label.text() == "frame 4 / 5"
+    window.go_to(0)  # an ordinary image: the timeline closes
+    qtbot.waitUntil(lambda: not model.active)
+    assert not window.timeline.dock.isVisible()
