@@ -191,6 +191,24 @@ class Timeline:
             name = name or DEFAULT_CATEGORY
         return ObjectRequest(object_id, self.index, list(points), box, name)
 
+    def again(self) -> ObjectRequest | None:
+        """The selected track's own prompt on its first prompted frame, as a request: Propagate
+        without a new click tracks it again from its stored prompts (after a Cancel, the run
+        with the same prompts goes on from its checkpoint instead of starting over)."""
+        if self.record is None or self.selected is None:
+            return None
+        track = TrackStore(self.project).track_by_object(self.record.id, self.selected)
+        if track is None or not track.prompts:
+            return None
+        frame, data = min(track.prompts.items(), key=lambda kv: int(kv[0]))
+        labels = data.get("labels") or []
+        points = [
+            (float(x), float(y), bool(v))
+            for (x, y), v in zip(data.get("points") or [], labels, strict=True)
+        ]
+        box = tuple(float(v) for v in data["box"]) if data.get("box") else None
+        return ObjectRequest(track.object_id, int(frame), points, box, None)  # type: ignore[arg-type]
+
     def queue(self, request: ObjectRequest | None) -> bool:
         """Add an object to the next propagation (several are tracked together)."""
         if request is None:

@@ -299,6 +299,8 @@ class SequenceView(QObject):
             return False
         request = self._click()
         if request is None and not m.queued:
+            request = m.again()  # the selected track again, from its own prompts
+        if request is None and not m.queued:
             host.show_status("Click or box an object on this frame first, then Propagate", 5000)
             return False
         try:

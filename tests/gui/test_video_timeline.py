@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from annotator.gui.settings import ModelConfig
+from annotator.store.tracks import TrackStore
 from tests import clips, tiny_video
 from tests.gui.conftest import click, open_window, wait_proposal
 
@@ -76,7 +77,20 @@ def test_click_propagate_correct_accept_undo(qtbot, video_window):
     click(qtbot, window, 44, 38)
     pending = wait_proposal(qtbot, window)
     assert pending.mask.any()
+    # Cancel stops at the current frame and keeps what was stored ...
+    with qtbot.waitSignal(window.jobs.finished, timeout=180_000):
+        window.key_actions["track.propagate"].trigger()  # the registered action (Ctrl+T)
+        window.cancel_job()
+    assert "cancelled at frame" in window.statusBar().currentMessage()
+    stopped = model.track(1)
+    assert stopped is not None and 1 <= len(stopped.pending | stopped.lost) < FRAMES - 2
+    assert model.selected == 1
+    store = TrackStore(window.session.project)
+    kept = store.track_proposals(stopped.track_id)
+    # ... and Propagate with no new click tracks the selected track again, from there: the same
+    # run goes on (the frames stored before the Cancel keep their masks, none is stored twice)
     _propagate(qtbot, window)
+    assert set(kept) <= set(store.track_proposals(stopped.track_id))
     track = model.track(1)
     assert track is not None and track.prompted == {2}
     assert track.pending and track.pending | track.lost == set(range(2, FRAMES))
