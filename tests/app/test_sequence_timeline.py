@@ -161,3 +161,39 @@ def project_proposals(project, track_id: int):
 def test_sam1_sequences_say_they_carry_boxes(tiny_sam_path):
     note = tracking_note(ModelSpec(segmenter="sam", checkpoint=tiny_sam_path, device="cpu"))
     assert "previous frame's mask box" in note and "sam" in note
+
+
+def test_a_stored_frame_folder_is_one_row_and_a_broken_video_one_line(tmp_path):
+    """Frames of a folder the project holds as a sequence fold into one row (their own files
+    are its frames); a video that cannot be read is one line and stores nothing."""
+    from annotator.io.sequences import open_sequence
+
+    folder = tmp_path / "data"
+    frames = folder / "shots"
+    frames.mkdir(parents=True)
+    for i, image in enumerate(clips.frames(5)):
+        Image.fromarray(image).save(frames / f"f{i + 1}.png")
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(folder / "photo.png")
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    before = run_here(open_folder_job(folder))
+    assert len(before.image_rows) == 6  # not a sequence yet: five frames and the photo
+    assert len(before.unreadable) == 1 and "broken.mp4" in before.unreadable[0]
+    project = Project.open_folder(folder)
+    try:
+        with open_sequence(frames) as sequence:
+            TrackStore(project).add_sequence(sequence)
+        assert [r.source for r in TrackStore(project).sequences()] == ["shots"]
+    finally:
+        project.close()
+    opened, project, timeline = _open(folder)
+    try:
+        rows = opened.image_rows
+        assert [r.name for r in rows][0] == "photo.png" and len(rows) == 2
+        assert "shots" in rows[1].name and "5 frames" in rows[1].name
+        assert Path(rows[1].path) == frames / "f1.png"
+        sequence_id, index = timeline.sequence_of(rows[1].image_id)
+        timeline.open(sequence_id, row=1)
+        assert timeline.frame_path(3) == frames / "f4.png"
+        assert len(project.images()) == 6  # the broken video added nothing
+    finally:
+        project.close()
