@@ -121,6 +121,10 @@ def test_click_propagate_correct_accept_undo(qtbot, video_window):
     window.undo_stack.redo()
     assert model.track(1).accepted == frames
 
+    # a frame's image id (the review queue, an undo step) shows that frame of its sequence
+    window.go_to_image_id(model.frames[3])
+    qtbot.waitUntil(lambda: window.image_id == model.frames[3] and model.index == 3)
+
 
 def test_annotator_video_opens_it_and_sam1_says_it_carries_boxes(qtbot, tmp_path, model_config):
     """`annotator VIDEO.mp4` (the window's entry, `create_window`): its folder opens with the
