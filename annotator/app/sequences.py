@@ -133,6 +133,12 @@ def fold_sequences(
     def row_of(sequence_id: int) -> Row:
         record, first = records[sequence_id], firsts[sequence_id]
         path = frame_file(folder, record, names[first], 0)
+        if record.kind == "video" and not path.is_file():  # tracked from elsewhere, or cleaned
+            try:
+                with open_sequence(source_path(folder, record)) as sequence:
+                    write_frame(path, sequence, 0)
+            except (SequenceError, OSError) as error:
+                unreadable.append(str(error))  # listed still: its frames and tracks are stored
         return (first, row_name(record), str(path), totals.get(sequence_id, 0))
 
     out: list[Row] = []

@@ -197,3 +197,23 @@ def test_a_stored_frame_folder_is_one_row_and_a_broken_video_one_line(tmp_path):
         assert len(project.images()) == 6  # the broken video added nothing
     finally:
         project.close()
+
+
+def test_a_video_tracked_from_elsewhere_is_listed_with_its_first_frame(tmp_path):
+    """`annotator track /elsewhere/v.mp4 --save FOLDER` stores a sequence whose video is outside
+    the folder: the folder's list still has its row, with frame 0 written for the canvas."""
+    from annotator.io.sequences import open_sequence
+
+    folder, elsewhere = tmp_path / "data", tmp_path / "videos"
+    folder.mkdir()
+    elsewhere.mkdir()
+    video = clips.write_video(elsewhere / "v.mp4", clips.frames(4))
+    project = Project.open_folder(folder)
+    try:
+        with open_sequence(video) as sequence:
+            TrackStore(project).add_sequence(sequence)
+    finally:
+        project.close()
+    opened = run_here(open_folder_job(folder))
+    assert [r.name for r in opened.image_rows] == ["▶ v.mp4  (4 frames)"]
+    assert Path(opened.image_rows[0].path).is_file() and not opened.unreadable
