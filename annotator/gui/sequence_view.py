@@ -84,8 +84,10 @@ class FrameLoader(QObject):
                 continue
             try:
                 path = files.path(job[1])
-            except (AnnotatorError, OSError, ValueError) as error:
-                self.failed.emit(job[0], str(error))
+            except Exception as error:  # noqa: BLE001 - one line in the window, the loader goes on
+                message = str(error) if isinstance(error, AnnotatorError | OSError) else repr(error)
+                if not self._closing:
+                    self.failed.emit(job[0], f"frame {job[1]}: {message}")
                 continue
             if not self._closing:
                 self.ready.emit(job[0], job[1], str(path))
@@ -239,9 +241,8 @@ class SequenceView(QObject):
         row = s.rows[m.row]
         if row.image_id == m.frames[index] and s.row == m.row and s.display_image is not None:
             return  # already shown
-        row.image_id, row.path = m.frames[index], path
-        s.row = None  # the same row shows another frame: the window switches as for a new image
-        self.host.go_to(m.row)
+        s.show_frame(m.row, m.frames[index], path)
+        self.host.go_to(m.row)  # the window switches to the frame as to another image
 
     # ------------------------------------------------------------------ pending masks
     def _clear_overlays(self) -> None:
