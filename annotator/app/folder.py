@@ -56,6 +56,7 @@ def open_location(location: str | Path) -> tuple[Any, Path]:
 
 def scan_folder(control: JobControl, location: str | Path) -> OpenedFolder:
     """Open (or create) the folder's project, bring its image list up to date, close it."""
+    from annotator.app.sequences import fold_sequences
     from annotator.io.images import list_images
     from annotator.io.pyramid import image_size_any  # a large TIFF too (issue 26): its header
 
@@ -91,6 +92,9 @@ def scan_folder(control: JobControl, location: str | Path) -> OpenedFolder:
                 else:
                     image_id = found.id
                 rows.append((image_id, name, str(path), counts.get(image_id, 0)))
+        # issue 25: videos become sequences; each sequence is one row (app/sequences.py)
+        control.progress(total, total, "reading videos")
+        rows = fold_sequences(project, Path(folder), rows, unreadable, control.check)
     finally:
         project.close()
     return OpenedFolder(folder, rows, unreadable, location=str(location))

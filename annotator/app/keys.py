@@ -269,6 +269,30 @@ def _build() -> Registry:
         [],
         menu="Tools",
     )
+    # Sequences (issue 25): Ctrl keys, so they work while the clicked mask waits for its label
+    add(
+        "track.propagate",
+        "Propagate",
+        "track the clicked object (and the queued ones) through the video, as pending masks",
+        ["Ctrl+T"],
+        menu="Tools",
+    )
+    add(
+        "track.add",
+        "Add object to propagate",
+        "queue the clicked object; Propagate tracks all queued objects together",
+        ["Ctrl+Shift+T"],
+        menu="Tools",
+    )
+    add(
+        "track.accept",
+        "Accept track",
+        "accept every pending frame of the selected track (one undoable step)",
+        ["Ctrl+Shift+Return"],
+        menu="Tools",
+    )
+    add("view.previous_frame", "Previous frame", "previous frame of a video", [","], ("canvas",))
+    add("view.next_frame", "Next frame", "next frame of a video", ["."], ("canvas",))
     # The label field
     add(
         "label.accept",

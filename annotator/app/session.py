@@ -126,6 +126,13 @@ class Session:
         self.events.image.emit(self.image_id)
         return True
 
+    def show_frame(self, row: int, image_id: int, path: str) -> None:
+        """A sequence's row shows another frame (issue 25): the row takes the frame's image id and
+        file, and the next `set_row(row)` switches to it as to another image."""
+        self.rows[row].image_id, self.rows[row].path = image_id, path
+        if self.row == row:
+            self.row = None
+
     def request_row(self, row: int) -> None:
         """A panel wants another image shown (the window loads it)."""
         self.events.navigate.emit(row)

@@ -27,7 +27,8 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         "folder",
         nargs="?",
         type=project_location,
-        help="folder of images, or a project URL (postgresql://USER@HOST:PORT/DB?project=NAME)",
+        help="folder of images, a video file (opened in its folder), or a project URL"
+        " (postgresql://USER@HOST:PORT/DB?project=NAME)",
     )
     p.set_defaults(handler=cmd_gui)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtWidgets import QApplication
 
+from annotator.app.sequences import is_video
 from annotator.gui.first_run import missing_weights
 from annotator.gui.main_window import MainWindow
 from annotator.gui.settings import AppSettings, merge_args
@@ -29,8 +30,11 @@ def create_window(
 
         if is_url(folder) or Path(folder).is_dir():
             window.open_folder(Path(folder))
+        elif is_video(folder) and Path(folder).is_file():  # `annotator VIDEO.mp4` (issue 25)
+            window.timeline.open_video_after(Path(folder))
+            window.open_folder(Path(folder).resolve().parent)
         else:
-            window.show_error(f"{folder}: not a folder")
+            window.show_error(f"{folder}: not a folder or a video file")
     if missing_weights(window.config):  # first start: offer to download them, once shown
         QTimer.singleShot(0, window.offer_downloads)
     return window

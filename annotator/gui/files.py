@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from annotator.app.progress import cancelled_export_text, import_summary
+from annotator.app.sequences import has_sequences
 from annotator.app.transfer import (
     TITLES,
     ExportOptions,
@@ -135,7 +136,8 @@ class FileActions:
         if self.project is None:
             self.show_status("Open a folder first")
             return False
-        dialog = self.transfer_dialog = ExportDialog(self.folder, self)
+        tracks = has_sequences(self.project)  # issue 25: then the track formats are offered
+        dialog = self.transfer_dialog = ExportDialog(self.folder, self, tracks)
         try:
             if not dialog.exec():
                 return False
@@ -181,8 +183,13 @@ class FileActions:
         return self.export_dataset("coco", path, ExportOptions(polygons=polygons))
 
     def _exported(self, name: str, path: Path, summary: dict) -> None:
-        count = summary.get("annotations", 0) if isinstance(summary, dict) else 0
-        text = f"Exported {count} annotation(s) as {TITLES[name]} to {path}"
+        summary = summary if isinstance(summary, dict) else {}
+        # the track formats count masks (MOTS) or boxes (MOT) of their sequences (issue 25)
+        count = next((summary[k] for k in ("annotations", "masks", "boxes") if k in summary), None)
+        if count is None and "sequences" in summary:  # DAVIS: a PNG per frame
+            text = f"Exported {summary['sequences']} sequence(s) as {TITLES[name]} to {path}"
+        else:
+            text = f"Exported {count or 0} annotation(s) as {TITLES[name]} to {path}"
         self.show_status(text, 6000)
         self._transfer_summary(text, summary)
 

@@ -52,6 +52,7 @@ from annotator.gui.keymap import bind
 from annotator.gui.long_jobs import LongJobRunner
 from annotator.gui.review_panel import ReviewPanel
 from annotator.gui.search_panel import SearchPanel
+from annotator.gui.sequence_view import SequenceView
 from annotator.gui.settings import AppSettings, ModelConfig
 from annotator.gui.similar_panel import SimilarPanel
 from annotator.gui.suggestions import SuggestionPanel
@@ -261,6 +262,9 @@ class MainWindow(FileActions, QMainWindow):
             slots[f"edit.suggestion{n}"] = partial(c.pick_number, n)
         for tool in Tool:
             slots[f"tool.{tool.value}"] = partial(self.set_tool, tool)
+        # issue 25: the sequence timeline dock and its actions (Propagate, frames): gui/sequence_view
+        self.timeline = SequenceView(self)
+        slots.update(self.timeline.slots())
         self.key_actions = bind(self, slots, menus)
         menus["View"].addSeparator()
         for dock in self.findChildren(QDockWidget):
@@ -384,6 +388,8 @@ class MainWindow(FileActions, QMainWindow):
     def go_to_image_id(self, image_id: int) -> None:
         rows = self.images.model_.rows
         row = next((i for i, r in enumerate(rows) if r.image_id == image_id), None)
+        if row is None and self.timeline.show_image(image_id):  # issue 25: a sequence's frame
+            return
         if row is not None:
             self.go_to(row)
 
@@ -802,6 +808,7 @@ class MainWindow(FileActions, QMainWindow):
         self.jobs.close()
         self.jobs.blockSignals(True)
         self.loader.close()
+        self.timeline.close()  # issue 25: its frame loader thread
         self.worker.stop()
         self.worker.blockSignals(True)
         self.session.engine_ready = False

@@ -32,6 +32,7 @@ from annotator.app.transfer import (
     OPTIONS,
     SINGLE_FILE,
     TITLES,
+    TRACK_FORMATS,
     YOLO_TASKS,
     ExportOptions,
     detect_format,
@@ -63,12 +64,15 @@ def _row(*widgets: QWidget) -> QWidget:
 class ExportDialog(QDialog):
     """Format, its options, and the target (a file for COCO and CVAT, a folder otherwise)."""
 
-    def __init__(self, folder: Path | None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, folder: Path | None, parent: QWidget | None = None, tracks: bool = False
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export dataset")
         self.folder = folder
         self.format = QComboBox()
-        for name in EXPORT_FORMATS:
+        # the track formats (MOTS, MOT, DAVIS) when the project holds sequences (issue 25)
+        for name in EXPORT_FORMATS + (TRACK_FORMATS if tracks else ()):
             self.format.addItem(TITLES[name], name)
         self.polygons = QCheckBox("Polygons instead of RLE / masks (masks with holes stay masks)")
         self.yolo_task = QComboBox()
@@ -103,7 +107,7 @@ class ExportDialog(QDialog):
         return str(self.format.currentData())
 
     def set_format(self, name: str) -> None:
-        self.format.setCurrentIndex(EXPORT_FORMATS.index(name))
+        self.format.setCurrentIndex(self.format.findData(name))
 
     def _format_changed(self) -> None:
         name = self.name()
