@@ -205,7 +205,11 @@ def detect(path: Path) -> bool:
         text = raw.decode("utf-16", "replace")
     else:
         text = raw.decode("utf-8", "replace")
-    return "<annotations" in text and "<version>1.1</version>" in text
+    if "<annotations" not in text or "<version>1.1</version>" not in text:
+        return False
+    from annotator.io.formats import cvat_video
+
+    return not cvat_video.detect(file)  # tracks: CVAT for video
 
 
 def _float(el: ET.Element, key: str, where: str, extent: int, clipped=None) -> float:
@@ -251,7 +255,7 @@ def import_(
             plan.category(name)
     if root.find("track") is not None:
         raise DatasetFormatError(
-            f"{where0}: <track>: CVAT for video is not supported (export 'for images')"
+            f"{where0}: <track>: CVAT for video: import it with --format cvat-video"
         )
     bases = [Path(images_dir)] if images_dir is not None else [file.parent / "images", file.parent]
     nodes = root.findall("image")
