@@ -46,7 +46,7 @@ def run_autolabel_sequence(args: argparse.Namespace, classes: list[str], by: str
                 tracker = Sam3VideoTracker.load(args.sam3_model, resolve_device(args.device))
                 summary = autolabel_sequence_sam3(
                     project, sequence, tracker, classes, args.frame,
-                    threshold=0.3 if args.threshold is None else args.threshold,
+                    threshold=args.threshold,
                     progress=bar,
                 )  # fmt: skip
             else:

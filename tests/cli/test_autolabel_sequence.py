@@ -65,3 +65,51 @@ def test_autolabel_a_video(video_model, engine_args, tmp_path, capsys):
     assert main(argv) == 0  # the same command again: the same tracks, nothing stored twice
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["objects"] == objects and again["stored"] == 0 and again["pending"] == pending
+
+
+def test_bad_sequences_one_line_nothing_stored(tmp_path, capsys):
+    """A corrupt or truncated video, an audio-only file, a frame outside the clip: exit 2, one
+    line, no project made or nothing stored in it."""
+    import av
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    good = clips.write_video(folder / "good.mp4", clips.frames(20))
+    truncated = folder / "cut.mp4"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    corrupt = folder / "noise.mkv"
+    corrupt.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)))
+    audio = folder / "audio.mkv"
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    cases = {
+        truncated: "cut.mp4",
+        corrupt: "noise.mkv",
+        audio: "no video stream",
+    }
+    for path, words in cases.items():
+        assert (
+            main(["autolabel", str(path), "--classes", "dog", "--save", str(tmp_path / "p")]) == 2
+        )
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("annotator: error: ") and "\n" not in err and words in err, err
+    assert not (tmp_path / "p").exists()  # nothing made before the input was read
+    argv = [
+        "autolabel",
+        str(good),
+        "--classes",
+        "dog",
+        "--frame",
+        "40",
+        "--save",
+        str(tmp_path / "p"),
+    ]
+    assert main(argv) == 2
+    assert "outside" in capsys.readouterr().err
+    assert not (tmp_path / "p" / ".annotator").exists()
