@@ -205,7 +205,7 @@ def run_autolabel(args: argparse.Namespace) -> int:
         classes = parse_classes(args.classes)
         if not classes:
             raise AnnotatorError("--classes is empty: give names separated by commas")
-        return run_autolabel_sequence(args, classes, _choose_by(args))
+        return run_autolabel_sequence(args, classes, _choose_by(args), make_labeler)
     project, unreadable = _open_target(args.target)
     with project:
         if args.label_set:

@@ -21,10 +21,12 @@ def is_sequence_target(args: argparse.Namespace) -> bool:
     return bool(args.sequence) or (Path(args.target).is_file() and is_video(args.target))
 
 
-def run_autolabel_sequence(args: argparse.Namespace, classes: list[str], by: str) -> int:
+def run_autolabel_sequence(
+    args: argparse.Namespace, classes: list[str], by: str, make_labeler
+) -> int:
+    """`make_labeler(args, by)`: cli/autolabel.py's (passed in: no import cycle)."""
     from annotator.app.sequence_autolabel import autolabel_sequence
     from annotator.cache import default_cache_dir
-    from annotator.cli.autolabel import make_labeler
     from annotator.cli.track import _bar
     from annotator.io.sequences import open_sequence
     from annotator.models.hf_segmenter import resolve_device

@@ -207,9 +207,16 @@ def detect(path: Path) -> bool:
         text = raw.decode("utf-8", "replace")
     if "<annotations" not in text or "<version>1.1</version>" not in text:
         return False
-    from annotator.io.formats import cvat_video
+    return not has_tracks(file)  # tracks: CVAT for video (cvat_video.py)
 
-    return not cvat_video.detect(file)  # tracks: CVAT for video
+
+TRACK_SNIFF_BYTES = 2**18
+
+
+def has_tracks(file: Path) -> bool:
+    """Whether a CVAT XML has a <track> in its first 256 KiB (CVAT for video)."""
+    raw = c.head(file, TRACK_SNIFF_BYTES)
+    return raw is not None and (b"<track " in raw or b"<track>" in raw)
 
 
 def _float(el: ET.Element, key: str, where: str, extent: int, clipped=None) -> float:

@@ -30,7 +30,7 @@ from annotator.errors import DatasetFormatError
 from annotator.io import bounds
 from annotator.io.formats import _common as c
 from annotator.io.formats import _tracks as t
-from annotator.io.formats.cvat import MAX_XML_BYTES, cvat_rle_to_mask, mask_to_cvat_rle
+from annotator.io.formats.cvat import MAX_XML_BYTES, cvat_rle_to_mask, has_tracks, mask_to_cvat_rle
 from annotator.io.images import show_path
 from annotator.io.masks import mask_to_polygons, polygons_to_mask
 from annotator.io.sequences import open_sequence
@@ -40,7 +40,6 @@ from annotator.store.project import Project
 NAME = "cvat-video"
 DOCUMENT = "annotations.xml"
 FRAME = "frame_%06d.png"
-DETECT_BYTES = 2**18
 
 
 def _polygon_points(mask: np.ndarray) -> str | None:
@@ -142,12 +141,12 @@ def detect(path: Path) -> bool:
     files = _documents(path) if path.is_dir() else [path]
     if not files or files[0].suffix.lower() != ".xml":
         return False
-    raw = c.head(files[0], DETECT_BYTES)
+    raw = c.head(files[0], 4096)
     return (
         raw is not None
         and b"<annotations" in raw
         and b"<version>1.1</version>" in raw
-        and (b"<track " in raw or b"<track>" in raw)
+        and has_tracks(files[0])
     )
 
 
