@@ -66,11 +66,14 @@ class FrameObject:
     mask: np.ndarray
 
 
-def walk(project: Project, summary: dict) -> Iterator[SequenceTracks]:
-    """The per-sequence loop of every track export: each sequence with tracks, counted in
-    `summary["sequences"]` once the caller has written it."""
+def walk(
+    project: Project, summary: dict, found: list[SequenceTracks] | None = None
+) -> Iterator[SequenceTracks]:
+    """The per-sequence loop of every track export: each sequence with tracks (`found`, when the
+    caller has read them already), counted in `summary["sequences"]` once the caller has
+    written it."""
     summary.setdefault("sequences", 0)
-    for seq in sequences(project):
+    for seq in sequences(project) if found is None else found:
         yield seq
         summary["sequences"] += 1
 

@@ -105,7 +105,7 @@ def export(
     summary: dict[str, Any] = {"path": str(root), "format": NAME, "sequences": 0, "tracks": 0}
     all_seqs = t.sequences(project)
     mask_tracks = 0
-    for seq in t.walk(project, summary):
+    for seq in t.walk(project, summary, all_seqs):
         folder = root if len(all_seqs) == 1 else root / seq.name
         doc = ET.Element("annotations")
         _meta(doc, seq)
