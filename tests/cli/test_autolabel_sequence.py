@@ -113,3 +113,20 @@ def test_bad_sequences_one_line_nothing_stored(tmp_path, capsys):
     assert main(argv) == 2
     assert "outside" in capsys.readouterr().err
     assert not (tmp_path / "p" / ".annotator").exists()
+    mixed = clips.write_folder(tmp_path / "frames", clips.frames(3))
+    from PIL import Image
+
+    Image.fromarray(clips.frames(1, 40, 40)[0]).save(mixed / "f3.png")
+    argv = [
+        "autolabel",
+        str(mixed),
+        "--sequence",
+        "--classes",
+        "dog",
+        "--save",
+        str(tmp_path / "p"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mixed frame sizes" in err and "\n" not in err
+    assert not (tmp_path / "p").exists()

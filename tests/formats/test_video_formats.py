@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from annotator.errors import DatasetFormatError
+from annotator.errors import AnnotatorError, DatasetFormatError
 from annotator.io.formats import detect, export, import_
 from annotator.io.sequences import open_sequence
 from annotator.store import Project
@@ -243,3 +243,27 @@ def test_cvat_video_refuses_frames_of_another_size(tmp_path):
         with pytest.raises(DatasetFormatError, match="original_size 128x96"):
             import_(folder, None, q, "cvat-video")
         assert not TrackStore(q).sequences()  # nothing half-stored
+
+
+def test_coco_video_bad_annotation_stores_nothing(projects, tmp_path):
+    """An annotation without a track id (or a segmentation the wrong size) late in the file:
+    one line naming the place, and the import stores nothing (one transaction)."""
+    project, _ = projects["polygons"]
+    with Project.open_folder(project) as p:
+        export("coco-video", p, tmp_path / "out")
+    file = tmp_path / "out" / "annotations.json"
+    doc = json.loads(file.read_text())
+    good = json.dumps(doc)
+    del doc["annotations"][-1]["track_id"], doc["annotations"][-1]["instance_id"]
+    file.write_text(json.dumps(doc))
+    target = tmp_path / "back"
+    target.mkdir()
+    with Project.open_folder(target) as q:
+        with pytest.raises(AnnotatorError, match=r"annotations\[\d+\]: missing key 'track_id'"):
+            import_(tmp_path / "out", None, q)
+        doc = json.loads(good)
+        doc["annotations"][-1]["segmentation"]["size"] = [H + 1, W]
+        file.write_text(json.dumps(doc))
+        with pytest.raises(AnnotatorError, match="segmentation.size"):
+            import_(tmp_path / "out", None, q)
+        assert not TrackStore(q).sequences() and not q.images()
