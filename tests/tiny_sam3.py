@@ -28,7 +28,7 @@ def clip_tokenizer():
     return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=pairs)
 
 
-def tiny_config():
+def tiny_config(hidden: int = 32):
     from transformers import (
         CLIPTextConfig,
         Sam3Config,
@@ -40,7 +40,6 @@ def tiny_config():
         Sam3ViTConfig,
     )
 
-    hidden = 32
     side = IMAGE_SIZE // 14
     backbone = Sam3ViTConfig(
         hidden_size=48,
@@ -94,4 +93,69 @@ def make_tiny_sam3(folder: Path, seed: int = 0) -> Path:
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, mask_size={"height": side, "width": side}
     )
     Sam3Processor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def tiny_video_config(score_threshold: float = 0.25, queries: int = 6):
+    """A tiny `Sam3VideoConfig`: the detector above (width 128: the tracker splits its object
+    pointers into 64-wide memory tokens, and its memory attention reads 64 channels), a tracker
+    of the same width, no hot-start delay (a short clip yields every frame at once)."""
+    from transformers import Sam3TrackerVideoConfig, Sam3VideoConfig
+
+    hidden = 128
+    side = IMAGE_SIZE // 14
+    tracker = Sam3TrackerVideoConfig(
+        vision_config=dict(
+            backbone_feature_sizes=[[side * 4] * 2, [side * 2] * 2, [side] * 2],
+            fpn_hidden_size=hidden,
+        ),
+        prompt_encoder_config=dict(hidden_size=hidden, image_size=IMAGE_SIZE, patch_size=14),
+        mask_decoder_config=dict(
+            hidden_size=hidden, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=hidden
+        ),
+        image_size=IMAGE_SIZE,
+        memory_attention_hidden_size=hidden,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64,
+        memory_attention_rope_feat_sizes=[side, side],
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=64,
+        memory_fuser_num_layers=1,
+        num_maskmem=2,  # a short memory window: a 6-frame clip runs past it
+    )
+    detector = tiny_config(hidden)
+    detector.detr_decoder_config.num_queries = queries
+    return Sam3VideoConfig(
+        detector_config=detector,
+        tracker_config=tracker,
+        low_res_mask_size=side * 4,
+        hotstart_delay=0,
+        score_threshold_detection=score_threshold,
+        new_det_thresh=score_threshold,
+    )
+
+
+def make_tiny_sam3_video(folder: Path, seed: int = 0) -> Path:
+    """Write a tiny random `Sam3VideoModel` with its `Sam3VideoProcessor` to `folder`."""
+    import torch
+    from transformers import (
+        Sam2VideoVideoProcessor,
+        Sam3ImageProcessor,
+        Sam3VideoModel,
+        Sam3VideoProcessor,
+    )
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    Sam3VideoModel(tiny_video_config()).eval().save_pretrained(folder)
+    side = IMAGE_SIZE // 14 * 4
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    Sam3VideoProcessor(
+        image_processor=Sam3ImageProcessor(size=size, mask_size={"height": side, "width": side}),
+        video_processor=Sam2VideoVideoProcessor(size=size),
+        tokenizer=clip_tokenizer(),
+    ).save_pretrained(folder)
     return folder

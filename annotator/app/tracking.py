@@ -31,6 +31,11 @@ from annotator.track_prompts import ObjectPrompt
 
 CHECKPOINT_EVERY = 8
 DEFAULT_CATEGORY = "object"
+TOP_K = 5
+
+Labeller = Callable[[np.ndarray, np.ndarray], list[tuple[str, float]]]
+"""(RGB frame, bool mask) -> the best labels as (name, score), best first: the CLIP region head
+and text index a click uses (built by the caller; this layer imports no model)."""
 
 
 @dataclass
@@ -97,8 +102,12 @@ def run_track(
     frames: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    labeller: Labeller | None = None,
 ) -> dict:
-    """Track the requested objects and store their masks as pending; returns the JSON summary."""
+    """Track the requested objects and store their masks as pending; returns the JSON summary.
+    With `labeller`, an object without a category (none asked now or before) is labelled from
+    its mask on its prompt frame once its masks are stored: the best label becomes the track's
+    and its pending masks' category, the top 5 go in the summary's `labels`."""
     started = time.perf_counter()
     lo, hi = check_requests(requests, len(sequence), frames)
     new = {(r.object_id, r.frame): r.prompt() for r in requests}  # the last group of a pair wins
@@ -108,6 +117,7 @@ def run_track(
         frame_ids = store.frame_images(sequence_id)
         tracks: dict[int, int] = {}
         categories: dict[int, str] = {}
+        unlabelled: dict[int, int] = {}  # object -> its prompt frame (absolute)
         prompts: list[ObjectPrompt] = []
         for object_id in sorted({r.object_id for r in requests}):
             old = store.track_by_object(sequence_id, object_id)
@@ -117,6 +127,8 @@ def run_track(
                     saved[str(f)] = prompt.to_json()
             asked = [r.category for r in requests if r.object_id == object_id and r.category]
             category = asked[-1] if asked else (old.category if old else DEFAULT_CATEGORY)
+            if not asked and category == DEFAULT_CATEGORY:
+                unlabelled[object_id] = min(r.frame for r in requests if r.object_id == object_id)
             tracks[object_id] = store.set_track(sequence_id, object_id, category, saved)
             categories[object_id] = " ".join(category.split())
             for f, data in sorted(saved.items(), key=lambda kv: int(kv[0])):
@@ -161,6 +173,9 @@ def run_track(
             break
     else:
         state_path.unlink(missing_ok=True)
+    labels = {}
+    if labeller is not None:
+        labels = label_tracks(store, sequence, sequence_id, tracks, unlabelled, labeller)
     seconds = time.perf_counter() - started
     pending = sum(len(store.track_proposals(t, PENDING)) for t in tracks.values())
     return {
@@ -169,6 +184,8 @@ def run_track(
         "frames": len(done),
         "objects": sorted(tracks),
         "tracks": {str(o): t for o, t in sorted(tracks.items())},
+        "categories": {str(t.object_id): t.category for t in store.tracks(sequence_id)},
+        "labels": labels,
         "pending": pending,
         "stored": stored,
         "mode": getattr(tracker, "mode", "video-memory"),
@@ -177,4 +194,43 @@ def run_track(
     }
 
 
-__all__ = ["CHECKPOINT_EVERY", "ObjectRequest", "check_requests", "parse_range", "run_track"]
+def label_tracks(
+    store: TrackStore,
+    sequence: Sequence,
+    sequence_id: int,
+    tracks: dict[int, int],
+    unlabelled: dict[int, int],
+    labeller: Labeller,
+) -> dict[str, list[list]]:
+    """Label each unlabelled object from its stored mask on its prompt frame (none there: the
+    object was lost at once, it keeps its category); the best label becomes the track's category
+    and its pending masks', in one transaction per object. {object: [[name, score]...]}."""
+    out: dict[str, list[list]] = {}
+    for object_id, frame in sorted(unlabelled.items()):
+        track_id = tracks[object_id]
+        found = [pid for f, pid in store.track_proposals(track_id, None) if f == frame]
+        if not found:
+            continue
+        mask = store.proposals.get(found[-1]).mask()
+        ranked = labeller(sequence.frame(frame), mask)[:TOP_K]
+        if not ranked:
+            continue
+        best = ranked[0][0]
+        track = store.track_by_object(sequence_id, object_id)
+        with store.project.transaction():
+            store.set_track(sequence_id, object_id, best, track.prompts if track else {})
+            for _, pid in store.track_proposals(track_id, PENDING):
+                store.proposals.set_category(pid, best)
+        out[str(object_id)] = [[name, round(float(score), 4)] for name, score in ranked]
+    return out
+
+
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "Labeller",
+    "ObjectRequest",
+    "check_requests",
+    "label_tracks",
+    "parse_range",
+    "run_track",
+]

@@ -74,7 +74,11 @@ def register(sub, models: argparse.ArgumentParser) -> None:
         "stored as pending (not exported until accepted). Rerunning the same command continues "
         "where a killed or interrupted run stopped.",
     )
-    q.add_argument("target", type=Path, help="an image folder (its project is created) or project")
+    q.add_argument(
+        "target",
+        type=Path,
+        help="an image folder (its project is created), a project, or a video file (a sequence)",
+    )
     which = q.add_mutually_exclusive_group(required=True)
     which.add_argument("--classes", metavar="A,B,...", help='class names, e.g. "person,car,dog"')
     which.add_argument(
@@ -96,6 +100,16 @@ def register(sub, models: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--top-k", type=int, default=10, metavar="K", help="at most K regions per class and image"
+    )
+    g = q.add_argument_group("sequences (a video file, or a frame folder with --sequence)")
+    g.add_argument(
+        "--sequence", action="store_true", help="TARGET is a folder of frames: one sequence"
+    )
+    g.add_argument(
+        "--frame", type=int, default=0, metavar="N", help="the frame proposals are made on (0)"
+    )
+    g.add_argument(
+        "--save", type=Path, metavar="PROJECT", help="the project (default: the video's folder)"
     )
     add_proposal_flags(q)
     add_sam3_flags(q)
@@ -182,8 +196,16 @@ def run_autolabel(args: argparse.Namespace) -> int:
         from annotator.store.proposals import parse_classes as check_classes
 
         check_classes(args.classes)
+    from annotator.cli.autolabel_sequence import is_sequence_target, run_autolabel_sequence
     from annotator.discovery.autolabel import autolabel, parse_classes
 
+    if is_sequence_target(args):  # issue 25: proposals on a frame, then tracks
+        if args.label_set:
+            raise AnnotatorError("a sequence is labelled with --classes (not --label-set)")
+        classes = parse_classes(args.classes)
+        if not classes:
+            raise AnnotatorError("--classes is empty: give names separated by commas")
+        return run_autolabel_sequence(args, classes, _choose_by(args), make_labeler)
     project, unreadable = _open_target(args.target)
     with project:
         if args.label_set:

@@ -7,6 +7,9 @@
 Several `--object ID` groups track several objects together: `--frame`, `--point`, `--box` and
 `--category` belong to the group of the last `--object` before them (flags before the first
 `--object` form object 1's group); a group without `--frame` takes the previous group's.
+An object without `--category` is labelled from the vocabulary by the CLIP region head on its mask
+on the prompt frame (the head a click uses): the best label is its category, the top 5 are in the
+summary's `labels`. Without CLIP weights (none given, none cached) it stays "object" (a note says so).
 """
 
 from __future__ import annotations
@@ -126,6 +129,9 @@ def cmd_track(args: argparse.Namespace) -> int:
                     "prompted with the previous frame's mask box",
                     file=sys.stderr,
                 )
+            labeller = None
+            if any(not r.category for r in requests):
+                labeller = _labeller(spec, device)
             state_dir = (spec.cache_dir or default_cache_dir()) / "tracking"
             bar = _bar(len(sequence))
             try:
@@ -138,6 +144,7 @@ def cmd_track(args: argparse.Namespace) -> int:
                     args.direction,
                     args.frames,
                     progress=bar,
+                    labeller=labeller,
                 )
             finally:
                 bar.close()
@@ -145,6 +152,61 @@ def cmd_track(args: argparse.Namespace) -> int:
             project.close()
     print(json.dumps(summary))
     return 0
+
+
+def _labeller(spec, device: str):
+    """The click's labelling for a track's prompt-frame mask: the CLIP region head over the frame
+    and the vocabulary's text index (built or read from the cache), exemplars as the engine has
+    none here. None (with a note) when no CLIP was named and the default's weights are not on
+    this machine (the weights cache, or open_clip's download cache)."""
+    from annotator.app.tracking import TOP_K
+    from annotator.cache import check_cache_root, default_cache_dir
+    from annotator.engine import Engine, load_region_model
+    from annotator.index_build import text_index
+    from annotator.models.clip import DEFAULT_CLIP_MODEL
+
+    if spec.clip_weights is None and spec.clip_config is None and spec.clip_model is None:
+        local = _local_default_clip()
+        if local is None:  # never a download (or minutes of retries offline) just to label
+            print(
+                "annotator: note: objects without --category stay 'object': no CLIP weights "
+                "here (give --clip-weights, or `annotator weights download`)",
+                file=sys.stderr,
+            )
+            return None
+        spec = spec.replace(clip_model=DEFAULT_CLIP_MODEL, clip_weights=local)
+    clip, head = load_region_model(spec, device)
+    root = check_cache_root(Path(spec.cache_dir) if spec.cache_dir else default_cache_dir())
+    index = text_index(spec.vocabulary, clip, root / "text")
+    index.build()
+    engine = Engine(None, clip, head, index, device=device)
+
+    def label(frame, mask):
+        return engine.topk(head.embed(head.prepare(frame), mask), TOP_K)
+
+    return label
+
+
+def _local_default_clip() -> Path | None:
+    """The default CLIP's weights file if this machine has it, without asking the network."""
+    from annotator.models import weights
+
+    if weights.is_cached(weights.DEFAULT_CLIP):
+        return weights.cached_path(weights.DEFAULT_CLIP)
+    try:
+        import open_clip
+        from huggingface_hub import try_to_load_from_cache
+
+        from annotator.models.clip import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
+
+        repo = open_clip.get_pretrained_cfg(DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED)["hf_hub"]
+        for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            found = try_to_load_from_cache(repo.rstrip("/"), name)
+            if isinstance(found, str):
+                return Path(found)
+    except (ImportError, KeyError, TypeError, ValueError):
+        pass
+    return None
 
 
 class _bar:

@@ -74,7 +74,11 @@ class ProposalLabeler:
 
             source = FinderSource(self.engine, self.finder, self.threshold, self.top_k)
             return label_large(path, source, classes, self.engine)
-        embedding = self.engine.embed(path)
+        return self.label_image(path, classes)
+
+    def label_image(self, image: Path | np.ndarray, classes: Sequence[str]) -> list[NewProposal]:
+        """`label` of one image given as a path or as RGB pixels (a decoded video frame)."""
+        embedding = self.engine.embed(image)
         best: dict[int, tuple[float, str, np.ndarray]] = {}  # proposal index -> best class
         for name in classes:
             for m in self.finder.find(embedding, name, self.threshold, self.top_k):
@@ -117,7 +121,11 @@ class Sam3Labeler:
     def label(self, path: Path, classes: Sequence[str]) -> list[NewProposal]:
         from annotator.io.images import load_image
 
-        image = self.segmenter.embed(load_image(path))
+        return self.label_image(load_image(path), classes)
+
+    def label_image(self, rgb: np.ndarray, classes: Sequence[str]) -> list[NewProposal]:
+        """`label` of RGB pixels (a decoded video frame)."""
+        image = self.segmenter.embed(rgb)
         out: list[NewProposal] = []
         for name in classes:
             found = self.segmenter.segment(image, name, self.threshold, self.mask_threshold)

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from annotator.cli import main
+from annotator.cli.track import _local_default_clip
 from annotator.store import Project
 from annotator.store.schema import MIGRATIONS, SCHEMA_VERSION
 from annotator.store.tracks import TrackStore
@@ -42,6 +43,8 @@ def test_sam1_carries_the_box(tiny_sam_path, clip, tmp_path, capsys):
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert "previous frame's mask box" in captured.err
+    if _local_default_clip() is None:  # no CLIP here: no download just to label
+        assert "stay 'object'" in captured.err and summary["labels"] == {}
     assert summary["mode"] == "box-carry" and summary["frames"] == 6
     with Project.open_folder(project) as p:
         store = TrackStore(p)

@@ -1,6 +1,7 @@
-"""Read a track dataset with datumaro (`mots` or `mot_seq`) in the interop interpreter and save
-what it saw: OUT.npz with `meta` (JSON: items -> annotations with label, track_id, and a mask key
-or a bbox) and the masks. Imports nothing from the project.
+"""Read a track dataset with datumaro (`mots`, `mot_seq` or `cvat`) in the interop interpreter and save
+what it saw: OUT.npz with `meta` (JSON: items -> frame, annotations with label, track_id,
+outside, and a mask key (a polygon rasterised by datumaro's own mask_tools) or a bbox) and the
+masks. Imports nothing from the project.
 
     python read_tracks.py FORMAT PATH OUT.npz
 """
@@ -13,6 +14,7 @@ import sys
 try:
     import datumaro as dm
     import numpy as np
+    from datumaro.util.mask_tools import rles_to_mask
 except ImportError as error:
     print(error, file=sys.stderr)
     raise SystemExit(3) from None
@@ -29,15 +31,24 @@ def main() -> None:
             entry = {
                 "label": labels[a.label] if a.label is not None else None,
                 "track_id": a.attributes.get("track_id"),
+                "outside": a.attributes.get("outside"),
             }
             if a.type == dm.AnnotationType.mask:
                 key = f"m{len(arrays)}"
                 arrays[key] = np.asarray(a.image, dtype=bool)
                 entry["mask"] = key
+            elif a.type == dm.AnnotationType.polygon:
+                key = f"m{len(arrays)}"
+                h, w = item.media.size
+                arrays[key] = np.asarray(rles_to_mask([list(a.points)], w, h), dtype=bool)
+                entry["mask"] = key
             elif a.type == dm.AnnotationType.bbox:
                 entry["bbox"] = [float(a.x), float(a.y), float(a.w), float(a.h)]
             anns.append(entry)
-        items.append({"id": str(item.id), "subset": item.subset, "annotations": anns})
+        frame = item.attributes.get("frame")
+        items.append(
+            {"id": str(item.id), "frame": frame, "subset": item.subset, "annotations": anns}
+        )
     meta = json.dumps({"labels": labels, "items": items}, default=lambda v: v.item())
     np.savez(out, meta=meta, **arrays)
 

@@ -178,3 +178,21 @@ def test_folder_mixed_sizes_and_empty(tmp_path, images):
     (tmp_path / "none").mkdir()
     with pytest.raises(SequenceError, match="no image files"):
         open_sequence(tmp_path / "none")
+
+
+@pytest.mark.parametrize("pix_fmt", ["gbrp10le", "yuv444p10le"])
+def test_ten_bit_video_decodes_to_8_bit(tmp_path, images, pix_fmt):
+    """A 10-bit video (FFV1 stores 10 bits per channel) decodes to 8-bit RGB frames close to the
+    source (no wrap-around, no refusal); yuv444p10le also checks the colour conversion."""
+    path = clips.write_video(tmp_path / f"ten-{pix_fmt}.mkv", images, codec="ffv1", pix_fmt=pix_fmt)
+    import av
+
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == pix_fmt
+    with open_sequence(path) as seq:
+        assert len(seq) == len(images)
+        for f in (0, len(images) - 1):
+            frame = seq.frame(f)
+            assert frame.dtype == np.uint8 and frame.shape == images[f].shape
+            diff = np.abs(frame.astype(int) - images[f].astype(int))
+            assert diff.max() <= (1 if pix_fmt.startswith("gbrp") else 6), diff.max()

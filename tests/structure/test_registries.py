@@ -21,7 +21,7 @@ def test_every_format_record_names_a_module_with_its_functions() -> None:
     assert formats.FORMATS == tuple(
         n for n, f in formats.REGISTRY.items() if f.importable and not f.track
     )
-    assert formats.TRACK_FORMATS == ("mots", "mot", "davis")
+    assert formats.TRACK_FORMATS == ("mots", "mot", "davis", "coco-video", "cvat-video")
     for name, fmt in formats.REGISTRY.items():
         module = fmt.load()
         assert module.NAME == name

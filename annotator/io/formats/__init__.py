@@ -45,7 +45,9 @@ class DatasetFormat:
     mask_word: str = "masks"  # what a mask is written as without `polygons` (the job's title)
     module: str = ""  # defaults to `name`
     importable: bool = True  # False: export only (GeoJSON)
-    track: bool = False  # a sequence format with tracks (issue 25): MOTS, MOT, DAVIS
+    track: bool = (
+        False  # a sequence format with tracks (issue 25): MOTS, MOT, DAVIS, COCO/CVAT video
+    )
 
     def load(self) -> ModuleType:
         """The format's module (imported on first use)."""
@@ -127,6 +129,17 @@ register(
 register(DatasetFormat("mots", "MOTS tracks", track=True, detect_rank=-2))
 register(DatasetFormat("mot", "MOT 1.1 boxes", track=True, detect_rank=-1))
 register(DatasetFormat("davis", "DAVIS masks", track=True, detect_rank=-3))
+# COCO with one image per frame (TAO's video fields, ADR 0038) and CVAT for video 1.1 (ADR 0039).
+register(
+    DatasetFormat(
+        "coco-video", "COCO video (TAO fields)", track=True, detect_rank=-4, module="coco_video"
+    )
+)
+register(
+    DatasetFormat(
+        "cvat-video", "CVAT for video 1.1", track=True, detect_rank=-5, module="cvat_video"
+    )
+)
 
 __all__ = [
     "EXPORT_FORMATS",

@@ -1,6 +1,8 @@
-"""What the track formats (MOTS, MOT 1.1, DAVIS) share: the project's sequences with their
-accepted, tracked annotations, the frames decoded from the sequence's source, and the import of
-tracks (a folder of frames becomes a sequence; each track's masks annotations of one track)."""
+"""What the track formats (MOTS, MOT 1.1, DAVIS, COCO video, CVAT for video) share: the
+per-sequence export loop (`walk`: each sequence with its accepted, tracked annotations, frames
+decoded from the source, counted in the summary), one frame's objects in object-id order, the
+one-object-per-pixel index image MOTS and DAVIS paint, and the import of tracks (a folder of frames
+becomes a sequence; each track's masks annotations of one track)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,48 @@ class SequenceTracks:
     @property
     def categories(self) -> list[str]:
         return sorted({c for _, c in self.tracks.values()})
+
+    @property
+    def order(self) -> list[int]:
+        """Track ids in object-id order (the order every format writes objects in)."""
+        return sorted(self.tracks, key=lambda tr: (self.tracks[tr][0], tr))
+
+    def objects(self, f: int) -> list[FrameObject]:
+        """Frame `f`'s tracked masks, in object-id order."""
+        found = [FrameObject(tr, *self.tracks[tr], mask) for tr, mask in self.frames.get(f, [])]
+        return sorted(found, key=lambda o: (o.object_id, o.track))
+
+    def paint(self, f: int, dtype: type, value: dict[int, int]) -> tuple[np.ndarray, int]:
+        """Frame `f` as one index image (`value[track id]` on an object's pixels, 0 elsewhere; a later
+        object paints over an earlier one) and how many pixels were painted twice."""
+        index = np.zeros((self.record.height, self.record.width), dtype)
+        overlap = 0
+        for o in self.objects(f):
+            overlap += int((index[o.mask] != 0).sum())
+            index[o.mask] = value[o.track]
+        return index, overlap
+
+
+@dataclass(frozen=True)
+class FrameObject:
+    """One tracked object's mask on one frame."""
+
+    track: int  # the store's track id
+    object_id: int  # the user's object id (a format's track id)
+    category: str
+    mask: np.ndarray
+
+
+def walk(
+    project: Project, summary: dict, found: list[SequenceTracks] | None = None
+) -> Iterator[SequenceTracks]:
+    """The per-sequence loop of every track export: each sequence with tracks (`found`, when the
+    caller has read them already), counted in `summary["sequences"]` once the caller has
+    written it."""
+    summary.setdefault("sequences", 0)
+    for seq in sequences(project) if found is None else found:
+        yield seq
+        summary["sequences"] += 1
 
 
 def sequences(project: Project) -> list[SequenceTracks]:

@@ -58,7 +58,13 @@ def import_(
 
 
 def detect(path: Path) -> bool:
-    """Any .json file that is not a labelme file: the COCO importer then names what is wrong."""
-    from annotator.io.formats import labelme
+    """Any .json file that is not a labelme file or a COCO video file (`coco-video`): the COCO
+    importer then names what is wrong."""
+    from annotator.io.formats import coco_video, labelme
 
-    return path.is_file() and path.suffix.lower() == ".json" and not labelme.detect(path)
+    return (
+        path.is_file()
+        and path.suffix.lower() == ".json"
+        and not labelme.detect(path)
+        and not coco_video.detect(path)
+    )

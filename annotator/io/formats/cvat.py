@@ -205,7 +205,18 @@ def detect(path: Path) -> bool:
         text = raw.decode("utf-16", "replace")
     else:
         text = raw.decode("utf-8", "replace")
-    return "<annotations" in text and "<version>1.1</version>" in text
+    if "<annotations" not in text or "<version>1.1</version>" not in text:
+        return False
+    return not has_tracks(file)  # tracks: CVAT for video (cvat_video.py)
+
+
+TRACK_SNIFF_BYTES = 2**18
+
+
+def has_tracks(file: Path) -> bool:
+    """Whether a CVAT XML has a <track> in its first 256 KiB (CVAT for video)."""
+    raw = c.head(file, TRACK_SNIFF_BYTES)
+    return raw is not None and (b"<track " in raw or b"<track>" in raw)
 
 
 def _float(el: ET.Element, key: str, where: str, extent: int, clipped=None) -> float:
@@ -251,7 +262,7 @@ def import_(
             plan.category(name)
     if root.find("track") is not None:
         raise DatasetFormatError(
-            f"{where0}: <track>: CVAT for video is not supported (export 'for images')"
+            f"{where0}: <track>: CVAT for video: import it with --format cvat-video"
         )
     bases = [Path(images_dir)] if images_dir is not None else [file.parent / "images", file.parent]
     nodes = root.findall("image")

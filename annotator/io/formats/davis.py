@@ -46,8 +46,9 @@ def export(
     root = Path(out)
     summary: dict[str, Any] = {"path": str(root), "format": NAME, "sequences": 0}
     colours = palette()
-    for seq in t.sequences(project):
-        order = sorted(seq.tracks, key=lambda tr: seq.tracks[tr][0])
+    overlap = 0
+    for seq in t.walk(project, summary):
+        order = seq.order
         if len(order) > 255:
             raise DatasetFormatError(
                 f"davis: {seq.name} has {len(order)} objects, an indexed PNG holds 255"
@@ -55,18 +56,14 @@ def export(
         k_of = {tr: k + 1 for k, tr in enumerate(order)}
         t.write_frames(project, seq.record, root / "JPEGImages" / RES / seq.name, "%05d.jpg")
         folder = root / "Annotations" / RES / seq.name
-        overlap = 0
         for f in range(seq.record.frame_count):
-            index = np.zeros((seq.record.height, seq.record.width), np.uint8)
-            for track_id, mask in sorted(seq.frames.get(f, []), key=lambda x: seq.tracks[x[0]][0]):
-                overlap += int((index[mask] != 0).sum())
-                index[mask] = k_of[track_id]
+            index, twice = seq.paint(f, np.uint8, k_of)
+            overlap += twice
             c.write_png(folder / f"{f:05d}.png", index, colours)
         lines = [f"{k_of[tr]} {seq.tracks[tr][0]} {seq.tracks[tr][1]}" for tr in order]
         c.write_atomic(folder / "objects.txt", ("\n".join(lines) + "\n").encode())
-        if overlap:
-            c.warn(summary, f"davis: {overlap} pixels covered by two objects kept the later one")
-        summary["sequences"] += 1
+    if overlap:
+        c.warn(summary, f"davis: {overlap} pixels covered by two objects kept the later one")
     return summary
 
 

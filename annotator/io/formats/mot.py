@@ -24,19 +24,20 @@ def export(
 ) -> dict:
     root = Path(out)
     summary: dict[str, Any] = {"path": str(root), "format": NAME, "sequences": 0, "boxes": 0}
-    for seq in t.sequences(project):
+    for seq in t.walk(project, summary):
         labels = seq.categories
         folder = root / seq.name
         t.write_frames(project, seq.record, folder / "img1", "%06d.jpg", start=1)
         rows = []
         for f in sorted(seq.frames):
-            for track_id, mask in sorted(seq.frames[f], key=lambda x: x[0]):
-                object_id, category = seq.tracks[track_id]
-                box = mask_box(mask)  # the one mask-box helper: XYXY, exclusive ends
+            for o in seq.objects(f):
+                box = mask_box(o.mask)  # the one mask-box helper: XYXY, exclusive ends
                 if box is None:
                     continue
                 x, y, w, h = box[0], box[1], box[2] - box[0], box[3] - box[1]
-                rows.append(f"{f + 1},{object_id},{x},{y},{w},{h},1,{labels.index(category) + 1},1")
+                rows.append(
+                    f"{f + 1},{o.object_id},{x},{y},{w},{h},1,{labels.index(o.category) + 1},1"
+                )
         c.write_atomic(folder / "gt" / "gt.txt", ("\n".join(rows) + "\n").encode())
         c.write_atomic(folder / "gt" / "labels.txt", "\n".join(labels).encode())
         r = seq.record
@@ -46,7 +47,6 @@ def export(
         )
         c.write_atomic(folder / "seqinfo.ini", info.encode())
         summary["boxes"] += len(rows)
-        summary["sequences"] += 1
     c.warn(summary, "mot: boxes only; the masks are not written")
     return summary
 

@@ -33,23 +33,24 @@ def export(
 ) -> dict:
     root = Path(out)
     summary: dict[str, Any] = {"path": str(root), "format": NAME, "sequences": 0, "masks": 0}
-    for seq in t.sequences(project):
+    overlap = 0
+    for seq in t.walk(project, summary):
         labels = seq.categories
         folder = root / seq.name
         (folder / "instances").mkdir(parents=True, exist_ok=True)
         c.write_atomic(folder / "instances" / "labels.txt", ("\n".join(labels) + "\n").encode())
         t.write_frames(project, seq.record, folder / "images", "%06d.jpg")
+        for tr in seq.tracks:
+            if not 0 < seq.tracks[tr][0] < MAX_INSTANCES:
+                raise DatasetFormatError(f"mots: object id {seq.tracks[tr][0]} is outside 1..999")
+        pixel = {
+            tr: (labels.index(cat) + 1) * MAX_INSTANCES + obj
+            for tr, (obj, cat) in seq.tracks.items()
+        }
         lines = []
-        overlap = 0
         for f in range(seq.record.frame_count):
-            index = np.zeros((seq.record.height, seq.record.width), np.uint16)
-            for track_id, mask in sorted(seq.frames.get(f, []), key=lambda x: x[0]):
-                object_id, category = seq.tracks[track_id]
-                if not 0 < object_id < MAX_INSTANCES:
-                    raise DatasetFormatError(f"mots: object id {object_id} is outside 1..999")
-                value = (labels.index(category) + 1) * MAX_INSTANCES + object_id
-                overlap += int((index[mask] != 0).sum())
-                index[mask] = value
+            index, twice = seq.paint(f, np.uint16, pixel)
+            overlap += twice
             for value in np.unique(index):
                 if value:
                     rle = mask_to_rle(index == value)
@@ -59,9 +60,8 @@ def export(
                     summary["masks"] += 1
             c.write_png(folder / "instances" / f"{f:06d}.png", index)
         c.write_atomic(folder / "instances.txt", ("\n".join(lines) + "\n").encode())
-        if overlap:
-            c.warn(summary, f"mots: {overlap} pixels covered by two tracks kept the later track")
-        summary["sequences"] += 1
+    if overlap:
+        c.warn(summary, f"mots: {overlap} pixels covered by two tracks kept the later track")
     return summary
 
 
