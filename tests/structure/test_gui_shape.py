@@ -85,11 +85,6 @@ GUI_DEBTS = {
     ("settings", "annotator.models.registry"),  # detect_family of a chosen checkpoint folder
     ("similar_panel", "annotator.store.embeddings"),  # reads stored region vectors
     ("vocab_editor", "annotator.vocab.vocabulary"),  # the vocabulary's Qt model
-    ("worker", "annotator.preempt"),  # the model thread steps aside for a click
-    ("worker", "annotator.priority"),  # …and runs at a lower OS priority
-    ("worker", "annotator.engine"),  # the worker hosts the Engine (a thread adapter)
-    ("worker", "annotator.io.images"),  # ImageLoader decodes pixels off the GUI thread
-    ("worker", "annotator.models.region"),  # the compare view's second region head
 }
 
 
