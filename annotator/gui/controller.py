@@ -106,7 +106,7 @@ class Controller(QObject):
 
         session.events.annotations.connect(self._redraw)  # after `annotate` reloaded them
         session.events.selection.connect(self._selection_changed)
-        session.events.prompts.connect(self._show_prompts)
+        canvas.attach(self.annotate)  # clicks go to the session, its prompts are drawn
         a = self.annotate.events
         a.preview.connect(canvas.set_preview)
         a.suggestions.connect(suggestions.set_suggestions)
@@ -139,14 +139,6 @@ class Controller(QObject):
         return self.annotate.decode_done
 
     # ------------------------------------------------------------------ canvas -> session
-    def prompts_changed(self) -> None:
-        """The canvas took a click or a box: the session holds the prompts and asks for a mask."""
-        self.annotate.set_prompts(tuple(self.canvas.points), self.canvas.box)
-
-    def _show_prompts(self) -> None:
-        """The canvas draws the session's prompts (cleared on accept, Esc, a drawn shape)."""
-        self.canvas.show_prompts(self.session.points, self.session.box)
-
     def cycle_candidate(self) -> None:
         self.annotate.cycle_candidate()
 

@@ -299,7 +299,6 @@ class MainWindow(FileActions, QMainWindow):
 
     def _connect(self) -> None:
         c, canvas = self.controller, self.canvas
-        canvas.prompts_changed.connect(c.prompts_changed)
         canvas.accept_requested.connect(c.accept)
         canvas.cycle_requested.connect(c.cycle_candidate)
         canvas.shape_drawn.connect(c.shape_drawn)
