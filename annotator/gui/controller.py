@@ -21,6 +21,7 @@ from annotator.app.annotate import (
     ProposalResult,
 )
 from annotator.app.session import Pending, Session
+from annotator.app.vocabulary import Entry
 from annotator.gui.annotation_panel import AnnotationPanel, AnnotationRow
 from annotator.gui.canvas import Canvas
 from annotator.gui.colors import category_rgb
@@ -33,7 +34,6 @@ from annotator.gui.commands import (
 )
 from annotator.gui.suggestions import SuggestionPanel
 from annotator.gui.worker import EngineWorker
-from annotator.vocab.vocabulary import Entry
 
 __all__ = ["Controller", "Pending", "QtEdits", "record_mask"]
 

@@ -71,20 +71,11 @@ GUI_ALLOWED = (
     "annotator.resources_path",
 )
 GUI_DEBTS = {
-    ("app", "annotator.store.backend"),  # the entry point checks a project URL before the window
-    ("commands", "annotator.vocab.vocabulary"),  # VocabularyCommand edits the Vocabulary itself
-    ("controller", "annotator.vocab.vocabulary"),  # add_label builds an Entry
-    ("files", "annotator.vocab.vocabulary"),  # vocabulary import / export dialogs
     ("first_run", "annotator.device"),  # the first-run dialog probes the device
     ("first_run", "annotator.models"),  # …and lists the families and their weights
     ("first_run", "annotator.models.registry"),
     ("first_run", "annotator.models.weights"),
-    ("main_window", "annotator.vocab.vocabulary"),  # loads / saves the vocabulary file
-    ("main_window", "annotator.store.backend"),  # opens a project URL
-    ("main_window", "annotator.store.proposals"),  # the review panel's proposal store
     ("settings", "annotator.models.registry"),  # detect_family of a chosen checkpoint folder
-    ("similar_panel", "annotator.store.embeddings"),  # reads stored region vectors
-    ("vocab_editor", "annotator.vocab.vocabulary"),  # the vocabulary's Qt model
 }
 
 
