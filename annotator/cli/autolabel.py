@@ -182,7 +182,8 @@ def run_autolabel(args: argparse.Namespace) -> int:
         from annotator.store.proposals import parse_classes as check_classes
 
         check_classes(args.classes)
-    from annotator.discovery.autolabel import autolabel, parse_classes
+    from annotator.app.autolabel import autolabel
+    from annotator.discovery.autolabel import parse_classes
 
     project, unreadable = _open_target(args.target)
     with project:
