@@ -162,7 +162,8 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
 
 def test_choose_file_sets_the_paths(qtbot, tmp_path, settings_file, engine_args, monkeypatch):
     monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(model_files, "_in_hub_cache", lambda known: False)  # whatever ~/.cache holds
+    # whatever ~/.cache holds
+    monkeypatch.setattr(model_files, "_in_hub_cache", lambda known: False)
     missing = missing_weights(ModelConfig(device="cpu"))
     assert [k.name for k in missing] == ["sam2.1_hiera_tiny", weights.DEFAULT_CLIP]
     settings_file.set_model_config(ModelConfig(device="cpu"))
