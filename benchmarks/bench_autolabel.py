@@ -132,7 +132,8 @@ def bench_ours(segmenter, image: np.ndarray, settings, upstream: dict) -> dict:
 
 
 def bench_autolabel(labeler, images: list[Path], work: Path) -> dict:
-    from annotator.discovery.autolabel import add_folder_images, autolabel
+    from annotator.app.autolabel import autolabel
+    from annotator.discovery.autolabel import add_folder_images
     from annotator.store import Project
 
     folder = work / f"images-{labeler.source}"

@@ -87,7 +87,7 @@ def main() -> None:
 
     from PySide6.QtWidgets import QApplication
 
-    import annotator.gui.worker as worker_module
+    import annotator.app.model_host as worker_module  # the host reads YIELDING
     from annotator.app.jobs import AUTOLABEL, YIELDED, YIELDING, AutolabelParams, DiscoveryRequest
     from annotator.discovery.proposals import ProposalSettings
     from annotator.gui.worker import DecodeRequest, EngineWorker

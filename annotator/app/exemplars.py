@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from annotator.errors import AnnotatorError
 from annotator.store.embeddings import ANNOTATION, EmbeddingTable
 from annotator.vocab.exemplars import Exemplars
 
@@ -48,3 +49,44 @@ class ProjectExemplars:
             else:
                 self.exemplars.add(ann_id, record.category, vector)
         self._by_image[image_id] = set(records)
+
+
+class ExemplarKeeper:
+    """The model's exemplars in step with the session: loaded when a project and a region model
+    meet (`folder_opened`, `set_model_id`), one image re-read on every `annotations` event of the
+    session (an accept, relabel, delete or undo changes the next suggestion), and handed to the
+    model thread (`model.set_exemplars`). Connect it to the session before the views, so the
+    exemplars are current when they react."""
+
+    def __init__(self, session: Any, model: Any) -> None:
+        self.session, self.model = session, model
+        self.model_id = ""
+        self.current: ProjectExemplars | None = None
+        session.events.folder.connect(self.load)
+        session.events.annotations.connect(self.refresh_image)
+
+    def set_model_id(self, model_id: str) -> None:
+        """The engine (re)loaded: its region model decides which vectors count."""
+        self.model_id = model_id
+        self.load()
+
+    def load(self) -> None:
+        """The open project's accepted objects as exemplars for the engine's region model."""
+
+        self.current = None
+        project = self.session.project
+        if project is not None and self.model_id:
+            try:
+                self.current = ProjectExemplars(project, self.model_id)
+            except AnnotatorError as error:
+                self.session.status(f"exemplars not loaded: {error}", 4000)
+        self.model.set_exemplars(None if self.current is None else self.current.exemplars)
+
+    def refresh_image(self, image_id: int) -> None:
+
+        if self.current is None:
+            return
+        try:
+            self.current.refresh_image(image_id)
+        except AnnotatorError as error:
+            self.session.status(str(error), 4000)

@@ -36,6 +36,13 @@ class OpenedFolder:
         return self
 
 
+def is_project_url(location: str | Path) -> bool:
+    """Whether `location` names a database project (postgresql://…?project=NAME), not a folder."""
+    from annotator.store.backend import is_url
+
+    return is_url(str(location))
+
+
 def open_location(location: str | Path) -> tuple[Any, Path]:
     """(project, image folder) for a folder (its project is created if new) or a project URL
     (postgresql://…?project=NAME, whose images are in the folder the project records)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from annotator.store.embeddings import ANNOTATION, IMAGE  # the similar job's two kinds
+
 FIND, TAGS, SEED, SIMILAR, COMPARE = "find", "tags", "seed", "similar", "compare"
 AUTOLABEL, REFINE = "autolabel", "refine"
 # Jobs that give way to a click between two model calls (`annotator.preempt`): their result is
@@ -169,7 +171,6 @@ def run_similar(context: JobContext, request: DiscoveryRequest) -> SimilarResult
     """
     from annotator.discovery.similar import SimilarityIndex, backfill
     from annotator.store import Project
-    from annotator.store.embeddings import ANNOTATION, IMAGE
 
     params: SimilarParams = request.params
     engine = context.engine

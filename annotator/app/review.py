@@ -214,6 +214,7 @@ __all__ = [
     "Reject",
     "ReviewCommand",
     "ReviewQueue",
+    "review_queue",
     "typed_classes",
 ]
 
@@ -225,3 +226,8 @@ def typed_classes(text: str) -> tuple[list[str], str]:
         return parse_classes(text), ""
     except InvalidName as error:
         return [], str(error)
+
+
+def review_queue(project: object) -> ReviewQueue:
+    """The review queue of an open project (its pending proposals, in the store's own table)."""
+    return ReviewQueue(ProposalStore(project))

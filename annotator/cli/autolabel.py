@@ -196,8 +196,9 @@ def run_autolabel(args: argparse.Namespace) -> int:
         from annotator.store.proposals import parse_classes as check_classes
 
         check_classes(args.classes)
+    from annotator.app.autolabel import autolabel
     from annotator.cli.autolabel_sequence import is_sequence_target, run_autolabel_sequence
-    from annotator.discovery.autolabel import autolabel, parse_classes
+    from annotator.discovery.autolabel import parse_classes
 
     if is_sequence_target(args):  # issue 25: proposals on a frame, then tracks
         if args.label_set:

@@ -6,15 +6,13 @@ Two labelers, one interface (`label(path) -> list[NewProposal]`):
   top-k); a mask claimed by several classes goes to the one that scores it highest.
 - `Sam3Labeler` (the GPU choice): SAM 3's text prompts, one per class, on shared vision features.
 
-`autolabel` walks the project's images, skips those the run (same labeler identity, classes and
-settings = same `run` key) has finished, and stores each image's proposals with its done mark in
-one transaction. Killing it at any moment loses at most the image in progress; a rerun continues
-where it stopped and never duplicates a finished image. Headless: no argparse, no Qt.
+The loop over a project's images (skip those the run, same `run_id`, has finished; store each
+image's proposals with its done mark in one transaction; resumable) is `app.autolabel`, shared by
+`annotator autolabel` and the window's review panel. Headless: no argparse, no Qt.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from annotator.errors import AnnotatorError
-from annotator.store.project import ImageRecord, Project
-from annotator.store.proposals import NewProposal, ProposalStore, parse_classes, run_key
+from annotator.store.project import Project
+from annotator.store.proposals import NewProposal, parse_classes, run_key
 
 Progress = Callable[[int, int, str], None]  # done, total, file name
 
@@ -180,63 +178,12 @@ def run_id(labeler: Labeler, classes: Sequence[str]) -> str:
     )
 
 
-def autolabel(
-    project: Project,
-    labeler: Labeler,
-    classes: Sequence[str],
-    images: Sequence[ImageRecord] | None = None,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> AutolabelReport:
-    """Label the project's images (or `images`) with `classes`; see the module docstring.
-
-    `should_stop` is polled between images (the window's cancel); Ctrl-C (KeyboardInterrupt) may
-    arrive anywhere and leaves the same consistent state: the image in progress is not stored.
-    """
-    classes = list(classes)
-    if not classes:
-        raise AnnotatorError("no classes to label: give --classes NAME,NAME or --label-set")
-    if project.folder is None:
-        raise AnnotatorError(f"{project.path}: the project does not know its image folder")
-    store = ProposalStore(project)
-    run = run_id(labeler, classes)
-    records = list(project.images() if images is None else images)
-    done = store.done_images(run)
-    report = AutolabelReport(run=run, total=len(records))
-    start = time.perf_counter()
-    finished = 0
-    for record in records:
-        if should_stop is not None and should_stop():
-            break
-        if record.id in done:
-            report.skipped += 1
-        else:
-            path = project.folder / record.file_name
-            try:
-                found = labeler.label(path, classes)
-            except AnnotatorError as error:
-                report.failed.append(str(error))
-            else:
-                stored = store.finish_image(record.id, run, labeler.source, found)
-                if stored is None:  # another process finished it meanwhile
-                    report.skipped += 1
-                else:
-                    report.labelled += 1
-                    report.proposals += stored
-        finished += 1
-        if progress is not None:
-            progress(finished, len(records), record.file_name)
-    report.seconds = time.perf_counter() - start
-    return report
-
-
 __all__ = [
     "AutolabelReport",
     "Labeler",
     "ProposalLabeler",
     "Sam3Labeler",
     "add_folder_images",
-    "autolabel",
     "parse_classes",
     "run_id",
 ]

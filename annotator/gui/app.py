@@ -26,9 +26,9 @@ def create_window(
     if folder is None and settings.last_folder and Path(settings.last_folder).is_dir():
         folder = Path(settings.last_folder)
     if folder is not None:
-        from annotator.store.backend import is_url
+        from annotator.app.folder import is_project_url
 
-        if is_url(folder) or Path(folder).is_dir():
+        if is_project_url(folder) or Path(folder).is_dir():
             window.open_folder(Path(folder))
         elif is_video(folder) and Path(folder).is_file():  # `annotator VIDEO.mp4` (issue 25)
             window.timeline.open_video_after(Path(folder))

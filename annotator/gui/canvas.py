@@ -1,31 +1,23 @@
-"""The image view: the picture, mask overlays with outlines, prompts, zoom and pan, and the drawing tools.
+"""The image view: the picture, mask overlays with outlines, the session's prompts, zoom and pan.
 
+What the mouse and keys mean is translated in `gui/canvas_input.py` (a mixin of `Canvas`); this
+module draws. The prompts (points, box) belong to the annotating session (`app.annotate`): a click
+is a session call, and the markers are redrawn from the session's `prompts` event.
 Coordinates are image pixels (the image item sits at the scene origin with scale 1). Overlays are ARGB
 images of each mask's bounding box only, plus a cosmetic outline path, so an 8k x 8k image with many
 masks stays light. The canvas knows nothing of the store or the engine: it shows what it is given and
-reports what the user did by signal.
+reports what the user did to the session, or by signal.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import (
-    QBrush,
-    QColor,
-    QImage,
-    QKeyEvent,
-    QMouseEvent,
-    QPainter,
-    QPainterPath,
-    QPen,
-    QPixmap,
-    QWheelEvent,
-)
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
@@ -36,27 +28,22 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from annotator.app.keys import ACTIONS, TYPE
+from annotator.app.annotate import Annotating
+from annotator.app.session import Session
+from annotator.gui.canvas_input import CanvasInput, Tool
 from annotator.gui.colors import NEGATIVE_RGB, POSITIVE_RGB, PREVIEW_RGB
-from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
+
+__all__ = ["Canvas", "Tool"]
 
 Point = tuple[float, float, bool]
 
 
-class Tool(enum.Enum):
-    POINT = "point"  # SAM: left positive, right / shift+left negative
-    BOX = "box"  # SAM: drag a box, then click points to refine
-    RECT = "rect"  # manual rectangle, no model needed
-    POLYGON = "polygon"  # manual polygon, no model needed
-    BRUSH = "brush"  # add to the selected mask
-    ERASER = "eraser"  # remove from the selected mask
+class Canvas(CanvasInput, QGraphicsView):
+    """QGraphicsView with the image, overlays and tools. Clicks and boxes go to the annotating
+    session it is attached to (`attach`); edits, accepts and picks are emitted."""
 
-
-class Canvas(QGraphicsView):
-    """QGraphicsView with the image, overlays and tools; emits what the user asked for."""
-
-    prompts_changed = Signal()  # points or box changed: time to decode
+    prompts_changed = Signal()  # the canvas sent a point or box to the session (after the call)
     shape_drawn = Signal(object)  # bool mask from the rectangle / polygon tools
     mask_edited = Signal(object, object)  # annotation id (None = the preview), new bool mask
     accept_requested = Signal()  # Space tapped (Space + drag pans instead)
@@ -84,8 +71,9 @@ class Canvas(QGraphicsView):
         self._scene.addItem(self._image_item)
         self._size: tuple[int, int] | None = None  # (H, W)
         self.tool = Tool.POINT
-        self.points: list[Point] = []
-        self.box: tuple[float, float, float, float] | None = None
+        # the prompts live in the annotating session; alone (tests) the canvas has a bare one
+        self.prompts: Any = None
+        self.attach(Annotating(Session(), None, None))
         self.brush_radius = 12.0
         self._markers: list[QGraphicsItem] = []
         self._box_item = self._make_rect_item(QColor(*PREVIEW_RGB))
@@ -234,34 +222,48 @@ class Canvas(QGraphicsView):
         return self._preview
 
     # ------------------------------------------------------------------ prompts
-    def clear_prompts(self) -> None:
-        """Forget points, box and an unfinished polygon (Esc)."""
-        self.points = []
-        self.box = None
-        self.polygon = []
-        self._redraw_prompts()
+    def attach(self, annotating: Any) -> None:
+        """Send clicks and boxes to `annotating` (an `app.annotate.Annotating`) and draw its
+        session's prompts whenever they change."""
+        if self.prompts is not None:
+            self.prompts.session.events.prompts.disconnect(self._prompts_changed)
+        self.prompts = annotating
+        annotating.session.events.prompts.connect(self._prompts_changed)
 
-    def show_prompts(self, points, box) -> None:
-        """Draw the session's prompts (`app.annotate` owns them); none left also drops an
-        unfinished polygon, as accepting or Esc always did."""
-        self.points = list(points)
-        self.box = box
-        if not self.points and box is None:
+    @property
+    def points(self) -> list[Point]:
+        """The session's points (read-only here)."""
+        return list(self.prompts.session.points)
+
+    @property
+    def box(self) -> tuple[float, float, float, float] | None:
+        return self.prompts.session.box
+
+    def _prompts_changed(self) -> None:
+        """The session's prompts changed: redraw them; none left also drops an unfinished
+        polygon, as accepting or Esc always did."""
+        if not self.has_prompts():
             self.polygon = []
         self._redraw_prompts()
 
-    def add_point(self, x: float, y: float, positive: bool) -> None:
-        self.points.append((x, y, positive))
+    def clear_prompts(self) -> None:
+        """Forget points, box (in the session) and an unfinished polygon (Esc, a new image)."""
+        self.polygon = []
+        if self.has_prompts():
+            self.prompts.session.set_prompts((), None)
         self._redraw_prompts()
+
+    def add_point(self, x: float, y: float, positive: bool) -> None:
+        self.prompts.add_point(x, y, positive)
         self.prompts_changed.emit()
 
     def set_box(self, box: tuple[float, float, float, float]) -> None:
-        self.box = box
-        self._redraw_prompts()
+        self.prompts.set_box(box)
         self.prompts_changed.emit()
 
     def has_prompts(self) -> bool:
-        return bool(self.points) or self.box is not None
+        session = self.prompts.session
+        return bool(session.points) or session.box is not None
 
     def _redraw_prompts(self) -> None:
         for item in self._markers:
@@ -307,30 +309,7 @@ class Canvas(QGraphicsView):
         self.shape_drawn.emit(mask.astype(bool))
         return True
 
-    # ------------------------------------------------------------------ tools
-    def set_tool(self, tool: Tool) -> None:
-        self.tool = tool
-        self.polygon = []
-        self._draw_polygon()
-        self._brush_item.setVisible(False)
-        cross = tool in (Tool.POINT, Tool.BOX, Tool.RECT, Tool.POLYGON)
-        self.viewport().setCursor(
-            Qt.CursorShape.CrossCursor if cross else Qt.CursorShape.BlankCursor
-        )
-
-    def _scene_point(self, event: QMouseEvent) -> QPointF:
-        return self.mapToScene(event.position().toPoint())
-
-    def _clamped(self, p: QPointF) -> tuple[float, float]:
-        h, w = self._size or (1, 1)
-        return min(max(p.x(), 0.0), w - 0.001), min(max(p.y(), 0.0), h - 0.001)
-
-    def _inside(self, p: QPointF) -> bool:
-        if self._size is None:
-            return False
-        h, w = self._size
-        return 0 <= p.x() < w and 0 <= p.y() < h
-
+    # ------------------------------------------------------------------ queries
     def annotation_at(self, x: float, y: float) -> int | None:
         """The smallest visible mask under a pixel."""
         hits = [
@@ -339,180 +318,3 @@ class Canvas(QGraphicsView):
             if self._visible.get(i, True) and m[int(y), int(x)]
         ]
         return min(hits)[1] if hits else None
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt naming
-        button = event.button()
-        if button == Qt.MouseButton.MiddleButton or (
-            self._space and button == Qt.MouseButton.LeftButton
-        ):
-            self._pan_from = event.position()
-            self._space_panned = True
-            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
-            return
-        p = self._scene_point(event)
-        if self._size is None or not self._inside(p):
-            return
-        x, y = self._clamped(p)
-        mods = event.modifiers()
-        if mods & Qt.KeyboardModifier.ControlModifier and button == Qt.MouseButton.LeftButton:
-            hit = self.annotation_at(x, y)
-            if hit is not None:
-                self.annotation_picked.emit(hit)
-            return
-        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
-        left, right = button == Qt.MouseButton.LeftButton, button == Qt.MouseButton.RightButton
-        if self.tool is Tool.POINT and (left or right):
-            self.add_point(x, y, left and not shift)
-        elif self.tool in (Tool.BOX, Tool.RECT) and left and not shift:
-            self._press, self._press_scene = event.position(), QPointF(x, y)
-        elif self.tool is Tool.BOX and (right or shift):
-            self.add_point(x, y, False)
-        elif self.tool is Tool.POLYGON and left:
-            if len(self.polygon) >= 3 and self._near_first(event):
-                self.close_polygon()
-            else:
-                self.polygon.append((x, y))
-                self._draw_polygon()
-        elif self.tool is Tool.POLYGON and right and self.polygon:
-            self.polygon.pop()
-            self._draw_polygon()
-        elif self.tool in (Tool.BRUSH, Tool.ERASER) and left:
-            target = self.selected if self.selected is not None else None
-            base = self.masks.get(target) if target is not None else self.preview_mask
-            if base is None:
-                return
-            self._paint = (target, base.copy(), QPointF(x, y))
-            self._paint_to(QPointF(x, y))
-
-    def _near_first(self, event: QMouseEvent) -> bool:
-        first = self.mapFromScene(QPointF(*self.polygon[0]))
-        return (QPointF(first) - event.position()).manhattanLength() < 10
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._pan_from is not None:
-            delta = event.position() - self._pan_from
-            self._pan_from = event.position()
-            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(delta.x()))
-            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(delta.y()))
-            return
-        p = self._scene_point(event)
-        self._hover = p
-        if self.tool in (Tool.BRUSH, Tool.ERASER):
-            r = self.brush_radius
-            self._brush_item.setRect(QRectF(p.x() - r, p.y() - r, 2 * r, 2 * r))
-            self._brush_item.setVisible(True)
-            if self._paint is not None:
-                self._paint_to(p)
-            return
-        if self._press is not None:
-            x, y = self._clamped(p)
-            self._drag_item.setRect(QRectF(self._press_scene, QPointF(x, y)).normalized())
-            self._drag_item.setVisible(True)
-        if self.tool is Tool.POLYGON and self.polygon:
-            self._draw_polygon()
-
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._pan_from is not None and event.button() in (
-            Qt.MouseButton.MiddleButton,
-            Qt.MouseButton.LeftButton,
-        ):
-            self._pan_from = None
-            self.set_tool(self.tool)
-            return
-        if self._paint is not None and event.button() == Qt.MouseButton.LeftButton:
-            target, mask, _ = self._paint
-            self._paint = None
-            self.mask_edited.emit(target, mask)
-            return
-        if self._press is None or event.button() != Qt.MouseButton.LeftButton:
-            return
-        start, start_scene = self._press, self._press_scene
-        self._press = self._press_scene = None
-        self._drag_item.setVisible(False)
-        x, y = self._clamped(self._scene_point(event))
-        dragged = (event.position() - start).manhattanLength() > 4
-        box = (
-            min(start_scene.x(), x),
-            min(start_scene.y(), y),
-            max(start_scene.x(), x),
-            max(start_scene.y(), y),
-        )
-        if self.tool is Tool.BOX:
-            if dragged:
-                self.set_box(box)
-            else:
-                self.add_point(x, y, True)
-        elif self.tool is Tool.RECT and dragged and self._size is not None:
-            mask = np.zeros(self._size, bool)
-            mask[int(box[1]) : int(np.ceil(box[3])), int(box[0]) : int(np.ceil(box[2]))] = True
-            self.shape_drawn.emit(mask)
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.tool is Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton:
-            self.close_polygon()
-            return
-        self.mousePressEvent(event)
-
-    def _paint_to(self, p: QPointF) -> None:
-        target, mask, last = self._paint
-        stroke = np.zeros(mask.shape, np.uint8)
-        r = max(1, int(round(self.brush_radius)))
-        a = (int(round(last.x())), int(round(last.y())))
-        b = (int(round(p.x())), int(round(p.y())))
-        cv2.line(stroke, a, b, 1, thickness=2 * r)
-        cv2.circle(stroke, b, r, 1, thickness=-1)
-        if self.tool is Tool.BRUSH:
-            mask |= stroke.astype(bool)
-        else:
-            mask &= ~stroke.astype(bool)
-        self._paint = (target, mask, p)
-        if target is None:
-            self._preview.show_mask(mask, PREVIEW_RGB, 110, 2.0, dashed=True)
-        elif target in self._overlays:
-            self._overlays[target].show_mask(mask, self._colors[target], 115, 3.0)
-
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
-        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier and self.tool in (
-            Tool.BRUSH,
-            Tool.ERASER,
-        ):
-            step = 1.15 if event.angleDelta().y() > 0 else 1 / 1.15
-            self.brush_radius = float(np.clip(self.brush_radius * step, 1, 500))
-            return
-        delta = event.angleDelta().y()
-        if delta:
-            self.zoom_by(1.0015**delta)
-
-    # ------------------------------------------------------------------ keys
-    def event(self, event: QEvent) -> bool:  # noqa: D401 - Qt override
-        if event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Tab:
-            self.cycle_requested.emit()
-            return True
-        if event.type() == QEvent.Type.ShortcutOverride and self._types(event):
-            event.accept()  # a letter while a mask waits types its label: no tool shortcut
-            return True
-        return super().event(event)
-
-    def _types(self, event: QKeyEvent) -> bool:
-        """The key model (`app.keys`): does this key type into the label field here?"""
-        return ACTIONS.route(key_of(event), event.text(), self.key_context()) == TYPE
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space:
-            if not event.isAutoRepeat():
-                self._space, self._space_panned = True, False
-                self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
-            return
-        if self._types(event):
-            self.text_typed.emit(event.text())
-            return
-        super().keyPressEvent(event)
-
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = False
-            self.set_tool(self.tool)
-            if not self._space_panned:
-                self.accept_requested.emit()
-            return
-        super().keyReleaseEvent(event)

@@ -18,8 +18,8 @@ from PySide6.QtGui import QUndoCommand
 from annotator.app import operations as ops
 from annotator.app.operations import find_record
 from annotator.app.undo_view import CHANGES, CREATES, REMOVES, Shown, first_shown, shown_after
+from annotator.app.vocabulary import Entry, Vocabulary, apply_entry_change
 from annotator.errors import ProjectError
-from annotator.vocab.vocabulary import Entry, Vocabulary
 
 Notify = Callable[[int], None]  # image id that changed
 # where a refused undo on a project is reported (its window's error line)
@@ -199,19 +199,6 @@ class AddCategoriesCommand(QUndoCommand):
     def undo(self) -> None:
         ops.remove_unused_categories(self.project, list(self.ids.values()))
         self.changed()
-
-
-def apply_entry_change(vocabulary: Vocabulary, old: Entry | None, new: Entry | None) -> None:
-    """Turn entry `old` into `new` (None on one side = add or remove)."""
-    if old is not None and new is None:
-        vocabulary.remove(old.name)
-    elif old is None and new is not None:
-        vocabulary.add(new.name, tuple(new.synonyms))
-    elif old is not None and new is not None:
-        if old.name != new.name:
-            vocabulary.rename(old.name, new.name)
-        if tuple(old.synonyms) != tuple(new.synonyms):
-            vocabulary.set_synonyms(new.name, tuple(new.synonyms))
 
 
 class VocabularyCommand(QUndoCommand):

@@ -21,6 +21,7 @@ from annotator.app.annotate import (
     ProposalResult,
 )
 from annotator.app.session import Pending, Session
+from annotator.app.vocabulary import Entry
 from annotator.gui.annotation_panel import AnnotationPanel, AnnotationRow
 from annotator.gui.canvas import Canvas
 from annotator.gui.colors import category_rgb
@@ -34,7 +35,6 @@ from annotator.gui.commands import (
 from annotator.gui.large_display import for_window, place_preview
 from annotator.gui.suggestions import SuggestionPanel
 from annotator.gui.worker import EngineWorker
-from annotator.vocab.vocabulary import Entry
 
 __all__ = ["Controller", "Pending", "QtEdits", "record_mask"]
 
@@ -110,7 +110,7 @@ class Controller(QObject):
 
         session.events.annotations.connect(self._redraw)  # after `annotate` reloaded them
         session.events.selection.connect(self._selection_changed)
-        session.events.prompts.connect(self._show_prompts)
+        canvas.attach(self.annotate)  # clicks go to the session, its prompts are drawn
         a = self.annotate.events
         a.preview.connect(self._preview)
         a.suggestions.connect(suggestions.set_suggestions)
@@ -147,14 +147,6 @@ class Controller(QObject):
         place_preview(self.canvas, self.session.pending)  # issue 26: a working window's place
 
     # ------------------------------------------------------------------ canvas -> session
-    def prompts_changed(self) -> None:
-        """The canvas took a click or a box: the session holds the prompts and asks for a mask."""
-        self.annotate.set_prompts(tuple(self.canvas.points), self.canvas.box)
-
-    def _show_prompts(self) -> None:
-        """The canvas draws the session's prompts (cleared on accept, Esc, a drawn shape)."""
-        self.canvas.show_prompts(self.session.points, self.session.box)
-
     def cycle_candidate(self) -> None:
         self.annotate.cycle_candidate()
 

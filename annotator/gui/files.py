@@ -28,19 +28,10 @@ from annotator.app.transfer import (
     import_job,
     project_location,
 )
+from annotator.app.vocabulary import Vocabulary, is_shipped, load_vocabulary
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import SettingsDialog
 from annotator.gui.transfer_dialogs import ExportDialog, ImportDialog, JobProgress
-from annotator.vocab.vocabulary import Vocabulary
-
-SHIPPED = ("default", "coco", "lvis", "imagenet21k")
-
-
-def load_vocabulary(spec: str) -> Vocabulary:
-    """The vocabulary named in the settings: a shipped name, a file, or the default when empty."""
-    if not spec or (spec in SHIPPED and not Path(spec).exists()):
-        return Vocabulary.shipped(spec or "default")
-    return Vocabulary.load(Path(spec))
 
 
 class FileActions:
@@ -63,7 +54,7 @@ class FileActions:
     def vocabulary_file(self) -> Path:
         """Where edits are saved: the configured file, or a user copy of a shipped vocabulary."""
         spec = self.config.vocabulary
-        if spec and not (spec in SHIPPED and not Path(spec).exists()):
+        if spec and not is_shipped(spec):
             return Path(spec)
         return Path(platformdirs.user_data_dir("annotator")) / "vocabulary.txt"
 

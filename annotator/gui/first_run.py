@@ -1,7 +1,7 @@
 """First start without weights: say which model files are missing, download them or pick local ones.
 
 The window opens whatever happens (the manual tools need no model). This dialog lists the missing files
-from the weights registry (`annotator.models.weights`); "Download" streams one in a `QThread` (never the
+from the weights registry (through `annotator.app.model_files`, which decides what is missing); "Download" streams one in a `QThread` (never the
 GUI thread) behind a `QProgressDialog` showing MB done / total. Cancel keeps the `.part` file, so the
 next attempt resumes with a Range request; a failed sha256 check deletes it, so a retry starts clean.
 Errors stay in the dialog next to a "Retry" button. "Choose file…" ("Choose folder…" for a
@@ -14,7 +14,6 @@ configuration to the window, which loads the models.
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,120 +32,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.device import likely_device
+from annotator.app.model_files import (
+    DownloadCancelled,
+    KnownWeights,
+    checkpoint_family,
+    download,
+    megabytes,
+    missing_weights,
+    part_status,
+    segmenter_choices,
+    use_file,
+    with_cached_weights,
+)
 from annotator.errors import AnnotatorError
 from annotator.gui.settings import CHECKPOINT_PATTERN, AppSettings, ModelConfig
-from annotator.models import weights
-from annotator.models.registry import detect_family
-from annotator.models.weights import DownloadCancelled, KnownWeights
 
-DEFAULT_CLIP_MODEL = "convnext_base_w"  # the architecture of `weights.DEFAULT_CLIP`
 _PATTERNS = {
     "sam": CHECKPOINT_PATTERN,
     "clip": "Weights (*.bin *.pt *.pth *.safetensors);;All files (*)",
 }
 
 
-# ------------------------------------------------------------------------------ which files are missing
-def _clip_unconfigured(config: ModelConfig) -> bool:
-    """Nothing but (at most) the default model name: the default CLIP weights are needed."""
-    return not (config.clip_weights or config.clip_config or config.clip_pretrained) and (
-        config.clip_model in ("", DEFAULT_CLIP_MODEL)
-    )
-
-
-def _in_hub_cache(known: KnownWeights) -> bool:
-    """True when open_clip's own Hugging Face cache already holds this file (it then loads offline)."""
-    parts = urllib.parse.urlparse(known.url).path.strip("/").split("/")
-    if "huggingface.co" not in known.url or "resolve" not in parts:
-        return False
-    cut = parts.index("resolve")
-    repo = "/".join(parts[:cut])
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
-        return False
-    for filename in (parts[-1], "open_clip_model.safetensors"):
-        try:
-            if isinstance(try_to_load_from_cache(repo, filename), str):
-                return True
-        except Exception:  # noqa: BLE001 - a cache we cannot read is a cache without the file
-            pass
-    return False
-
-
-def segmenter_default(config: ModelConfig) -> str | None:
-    """Registry name of the weights the engine loads for this configuration when it names no
-    checkpoint: the device's default (`weights.default_choice`: SAM 2.1 tiny on a CPU, or SAM 1
-    ViT-B where only that is downloaded), or the chosen family's default size. None for a family
-    the registry has no download of."""
-    device = likely_device(config.device)
-    if not config.segmenter:
-        return weights.default_choice(device)
-    if config.segmenter not in weights.DEFAULT_BY_FAMILY:
-        return None
-    return weights.default_segmenter(device, config.segmenter)
-
-
-def segmenter_choices(config: ModelConfig) -> list[KnownWeights]:
-    """What the first-run dialog offers for an unset checkpoint: the default first, then (when no
-    family is chosen) each other family's default size — any one of them is enough."""
-    first = segmenter_default(config)
-    names = [first] if first else []
-    if not config.segmenter:
-        names += list(weights.DEFAULT_BY_FAMILY.values())  # each family (annotator/families.py)
-    return [weights.known(n) for n in dict.fromkeys(names)]
-
-
-def with_cached_weights(config: ModelConfig) -> ModelConfig:
-    """`config` with unset model files filled in from the weights cache where they were downloaded
-    (the segmenter the engine would load by default, so the window names and checks it)."""
-    out = replace(config)
-    name = segmenter_default(out)
-    if not out.checkpoint and name is not None and weights.is_cached(name):
-        out.checkpoint = str(weights.cached_path(name))
-    clip = weights.cached_path(weights.DEFAULT_CLIP)
-    if _clip_unconfigured(out) and clip.is_file():
-        out.clip_model, out.clip_weights = DEFAULT_CLIP_MODEL, str(clip)
-    return out
-
-
-def missing_weights(config: ModelConfig) -> list[KnownWeights]:
-    """Registry entries of the default files this configuration needs and nobody has yet (for the
-    segmenter, the one the engine would load; the dialog offers the alternatives next to it)."""
-    config = with_cached_weights(config)
-    missing = []
-    name = segmenter_default(config)
-    if not config.checkpoint and name is not None:
-        missing.append(weights.known(name))
-    if _clip_unconfigured(config):
-        clip = weights.known(weights.DEFAULT_CLIP)
-        if not _in_hub_cache(clip):
-            missing.append(clip)
-    return missing
-
-
-def use_file(
-    config: ModelConfig, known: KnownWeights, path: str | Path, family: str | None = None
-) -> ModelConfig:
-    """`config` with `path` as the local copy of `known` (what "Choose file…" and downloads do).
-    A segmenter's family is `family` (read from a chosen file) or the registry entry's kind."""
-    out = replace(config)
-    if known.kind == "clip":
-        out.clip_model, out.clip_weights, out.clip_config = DEFAULT_CLIP_MODEL, str(path), ""
-        out.clip_pretrained = ""
-    else:
-        out.checkpoint, out.segmenter = str(path), family or known.kind
-    return out
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f}"
-
-
 # ------------------------------------------------------------------------------------------ download
 class DownloadThread(QThread):
-    """Runs `weights.download_known` off the GUI thread; reports by signal (plain data only), each
+    """Runs `app.model_files.download` off the GUI thread; reports by signal (plain data only), each
     tagged with the registry name so the receiving dialog's slots run in the GUI thread."""
 
     progress = Signal(str, object, object)  # name, bytes done, total (0 = unknown; may pass 2**31)
@@ -166,7 +75,7 @@ class DownloadThread(QThread):
     def run(self) -> None:
         name = self.name
         try:
-            path = weights.download_known(
+            path = download(
                 name,
                 progress=False,
                 progress_cb=lambda done, total: self.progress.emit(name, done, total),
@@ -262,17 +171,7 @@ class FirstRunDialog(QDialog):
 
     @staticmethod
     def _part_status(known: KnownWeights) -> str:
-        if weights.is_cached(known.name):
-            return "already downloaded"
-        target = weights.cached_path(known.name)
-        if known.is_folder:
-            parts = [target / (f + ".part") for f in known.files]
-        else:
-            parts = [target.with_name(known.filename + ".part")]
-        kept = sum(p.stat().st_size for p in parts if p.is_file())
-        if kept:
-            return f"missing; {_mb(kept)} MB already downloaded (resumes)"
-        return "missing"
+        return part_status(known)
 
     def _settled(self, name: str) -> bool:
         """Whether the need `name` answers is met (by it or by an alternative)."""
@@ -318,10 +217,12 @@ class FirstRunDialog(QDialog):
         if total:
             dialog.setMaximum(1000)
             dialog.setValue(min(1000, done * 1000 // total))
-            dialog.setLabelText(f"Downloading {known.name}: {_mb(done)} / {_mb(total)} MB")
+            dialog.setLabelText(
+                f"Downloading {known.name}: {megabytes(done)} / {megabytes(total)} MB"
+            )
         else:
             dialog.setMaximum(0)  # busy indicator: the server sent no length
-            dialog.setLabelText(f"Downloading {known.name}: {_mb(done)} MB")
+            dialog.setLabelText(f"Downloading {known.name}: {megabytes(done)} MB")
 
     def _close_progress(self) -> None:
         if self.progress_dialog is not None:
@@ -383,7 +284,7 @@ class FirstRunDialog(QDialog):
             if chosen.suffix in (".safetensors", ".json"):
                 path = str(chosen.parent)
             try:
-                family = detect_family(Path(path))
+                family = checkpoint_family(Path(path))
             except AnnotatorError as error:
                 self.status[name].setText(" ".join(str(error).split()))
                 return
@@ -411,3 +312,7 @@ class FirstRunDialog(QDialog):
             self.thread.cancel()
             self.thread.wait(10_000)
         super().reject()
+
+
+# the window and the tests ask these through the dialog's module (they live in app/model_files.py)
+__all__ = ["DownloadThread", "FirstRunDialog", "missing_weights", "use_file", "with_cached_weights"]

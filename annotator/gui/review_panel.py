@@ -33,18 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.app.jobs import (
-    AUTOLABEL,
-    REFINE,
-    YIELDED,
-    AutolabelParams,
-    DiscoveryRequest,
-    RefineParams,
-)
+from annotator.app.autolabel import ImageLoop, autolabel_loop, project_images, refine_loop
+from annotator.app.jobs import AutolabelParams
 from annotator.app.keys import ACTIONS, TYPE
 from annotator.app.large_view import annotation_crop
 from annotator.app.progress import BatchStatus
-from annotator.app.refine import store_image, waiting_boxes
+from annotator.app.refine import waiting_boxes
 from annotator.app.review import ORDERS, ReviewCommand, ReviewQueue, typed_classes
 from annotator.gui.keymap import key_of
 from annotator.gui.overlays import MaskItem
@@ -66,15 +60,10 @@ class ReviewPanel(QWidget):
         self.undo_stack, self.worker = undo_stack, worker
         self.queue: ReviewQueue | None = None
         self.folder: Any = None
-        self.images: list[tuple[int, str]] = []  # (image id, path) of the auto-label run
+        self.run: ImageLoop | None = None  # the auto-label or refine run (`app.autolabel`)
         self._running = False
-        self._kind = AUTOLABEL  # or REFINE: the run in progress (one at a time)
         self._store: Any = None  # the ProposalStore the run writes to
-        self._params: dict[int, Any] = {}  # image id -> the job's params for it
         self._names: dict[int, str] = {}  # image id -> file name, of images with proposals
-        self._req = 1_000_000  # request ids of our own, apart from the other panels'
-        self.yielded = 0  # images that gave way to a click and were sent again
-        self.status: BatchStatus | None = None  # the run's counts and status line
         self._overlay: MaskItem | None = None
         self._scene: Any = None
         self._shown: int | None = None  # the image id the window shows (its pixels are there)
@@ -377,6 +366,13 @@ class ReviewPanel(QWidget):
         return super().eventFilter(watched, event)
 
     # ---------------------------------------------------------------- auto-label and refine
+    # The loop itself (next image, storing its answer, counts, yields) is `app.autolabel.ImageLoop`,
+    # the one `annotator autolabel` runs; the panel sends its requests and shows its status.
+    @property
+    def status(self) -> BatchStatus | None:
+        """The run's counts and status line."""
+        return self.run.status if self.run is not None else None
+
     def start_autolabel(
         self,
         classes: str | None = None,
@@ -401,11 +397,8 @@ class ReviewPanel(QWidget):
                 problem or ("Open a folder and give classes" if not names else "")
             )
             return False
-        folder = q.store.project.folder
-        self.images = [(r.id, str(folder / r.file_name)) for r in q.store.project.images()]
         params = AutolabelParams(names, q.store, settings, threshold, top_k)
-        self._params = {image_id: params for image_id, _ in self.images}
-        return self._begin(AUTOLABEL)
+        return self._begin(autolabel_loop(q.store, project_images(q.store.project), params))
 
     def start_refine(self, clip: bool = True) -> bool:
         """Masks for the project's box-only annotations not refined yet (each box is SAM's prompt),
@@ -417,80 +410,60 @@ class ReviewPanel(QWidget):
         if not todo:
             self.run_status.setText("no box-only annotations to refine")
             return False
-        project = q.store.project
-        self.images = [(i, str(project.folder / project.image(i).file_name)) for i in todo]
-        self._params = {i: RefineParams(tuple(boxes), clip) for i, boxes in todo.items()}
-        return self._begin(REFINE)
+        return self._begin(refine_loop(q.store, todo, clip))
 
-    def _begin(self, kind: str) -> bool:
-        self._kind, self._store = kind, self.queue.store
+    def _begin(self, run: ImageLoop) -> bool:
+        self.run, self._store = run, self.queue.store
         self._running = True
-        self.status = BatchStatus(self._what(), len(self.images))
-        self.run_status.setText(self.status.text())
+        self.run_status.setText(run.status.text())
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._send_next()
         return True
 
-    def _what(self) -> str:
-        return "auto-label" if self._kind == AUTOLABEL else "refine boxes"
-
     def cancel_autolabel(self) -> None:
         """Stop after the image in progress (its result is still stored); refine runs too."""
         if self._running:
-            self.images = []
-            self.status.cancel()
-            self.run_status.setText(self.status.text())
+            self.run.cancel()
+            self.run_status.setText(self.run.status.text())
 
     @property
     def running(self) -> bool:
         return self._running
 
     def _send_next(self) -> None:
-        if not self.images:
+        request = self.run.request()
+        if request is None:
             self._finish()
             return
-        image_id, path = self.images[0]
-        self._req += 1
-        params = self._params[image_id]
-        self.worker.discover(DiscoveryRequest(self._req, image_id, path, self._kind, params))
+        self.worker.discover(request)
 
     def on_result(self, kind: str, image_id: int, request_id: int, result: Any) -> None:
-        if kind != self._kind or request_id != self._req or not self._running:
-            return
-        if isinstance(result, str) and result == YIELDED:
-            self.yielded += 1
-            self._send_next()  # a click went first; this image again (the cancelled: stop)
+        if not self._running:
             return
         same_project = self.queue is not None and self.queue.store is self._store
-        if same_project and kind == AUTOLABEL:
-            run, found = result
-            if found is not None:
-                self.queue.store.finish_image(image_id, run, "proposals", found)
-        elif same_project:
-            store_image(self.queue.store, image_id, result)
-        if self.images and self.images[0][0] == image_id:
-            self.images.pop(0)
-        self.status.step()
-        self.run_status.setText(self.status.text())
+        yielded = self.run.yielded
+        if not self.run.answer(kind, image_id, request_id, result, same_project):
+            return
+        if self.run.yielded != yielded:
+            self._send_next()  # a click went first; this image again (the cancelled: stop)
+            return
+        self.run_status.setText(self.run.status.text())
         self.refresh()
         self._send_next()
 
     def on_failed(self, kind: str, image_id: int, request_id: int, message: str) -> None:
-        if kind != self._kind or request_id != self._req or not self._running:
+        if not self._running or not self.run.refused(kind, image_id, request_id, message):
             return
-        self.status.step(skipped=True)
-        self.run_status.setText(f"{self.status.text()}; skipped: {message}")
-        if self.images and self.images[0][0] == image_id:
-            self.images.pop(0)
+        self.run_status.setText(f"{self.run.status.text()}; skipped: {message}")
         self._send_next()
 
     def _finish(self) -> None:
         self._running = False
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.status.end()
-        self.run_status.setText(self.status.text())
+        self.run.end()
+        self.run_status.setText(self.run.status.text())
         self.refresh()
 
 

@@ -24,8 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 import annotator.families as families
-from annotator.errors import AnnotatorError
-from annotator.models.registry import FAMILIES, check_family, detect_family
+from annotator.app.model_files import checkpoint_problem
 from annotator.spec import PRECISIONS, ModelSpec
 
 
@@ -86,16 +85,7 @@ class ModelConfig:
         the folder's config.json, so the GUI thread may ask before sending a load to the worker."""
         if not self.checkpoint or not Path(self.checkpoint).exists():
             return None  # unset or absent: `missing_files` names it
-        if self.segmenter and self.segmenter not in FAMILIES:
-            return f"unknown segmenter {self.segmenter!r}; known: {', '.join(FAMILIES)}"
-        try:
-            if self.segmenter:
-                check_family(Path(self.checkpoint), self.segmenter)
-            else:
-                detect_family(Path(self.checkpoint))
-        except AnnotatorError as error:
-            return " ".join(str(error).split())
-        return None
+        return checkpoint_problem(self.checkpoint, self.segmenter)
 
 
 # The family names the settings dialog shows, in its order ("" = the device's default).

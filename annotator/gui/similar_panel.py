@@ -24,11 +24,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.app.jobs import SIMILAR, DiscoveryRequest, SimilarParams, SimilarRow
+from annotator.app.jobs import (
+    ANNOTATION,
+    IMAGE,
+    SIMILAR,
+    DiscoveryRequest,
+    SimilarParams,
+    SimilarRow,
+)
 from annotator.app.session import Session
 from annotator.gui.commands import RelabelCommand
 from annotator.gui.worker import EngineWorker
-from annotator.store.embeddings import ANNOTATION, IMAGE
 
 
 class SimilarPanel(QWidget):

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.longjob import paused_gc
-from annotator.vocab.vocabulary import Entry, Vocabulary
+from annotator.app.vocabulary import Entry, Vocabulary
 
 _HEADERS = ("Name", "Synonyms")
 

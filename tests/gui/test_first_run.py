@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog, QPushButton
 
-from annotator.gui import first_run
+from annotator.app import model_files
 from annotator.gui.first_run import FirstRunDialog, missing_weights, with_cached_weights
 from annotator.gui.settings import AppSettings, ModelConfig
 from annotator.models import weights
@@ -162,7 +162,8 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
 
 def test_choose_file_sets_the_paths(qtbot, tmp_path, settings_file, engine_args, monkeypatch):
     monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(first_run, "_in_hub_cache", lambda known: False)  # whatever ~/.cache holds
+    # whatever ~/.cache holds
+    monkeypatch.setattr(model_files, "_in_hub_cache", lambda known: False)
     missing = missing_weights(ModelConfig(device="cpu"))
     assert [k.name for k in missing] == ["sam2.1_hiera_tiny", weights.DEFAULT_CLIP]
     settings_file.set_model_config(ModelConfig(device="cpu"))
@@ -195,7 +196,7 @@ def test_choose_file_sets_the_paths(qtbot, tmp_path, settings_file, engine_args,
 def test_downloaded_files_are_found_at_the_next_start(qtbot, tmp_path, monkeypatch):
     """Files in the weights cache (from the dialog or `annotator weights download`) count."""
     monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(first_run, "_in_hub_cache", lambda known: False)
+    monkeypatch.setattr(model_files, "_in_hub_cache", lambda known: False)
     sam = weights.cached_path(weights.DEFAULT_SAM)
     sam.parent.mkdir(parents=True)
     sam.write_bytes(b"x")

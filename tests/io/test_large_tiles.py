@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from annotator.app.autolabel import autolabel
 from annotator.app.working_window import Window
-from annotator.discovery.autolabel import add_folder_images, autolabel
+from annotator.discovery.autolabel import add_folder_images
 from annotator.discovery.tiled import label_large, merge_tiles, place, propose_tiled, tile_grid
 from annotator.io.masks import rle_to_mask
 from annotator.io.pyramid import Pyramid
