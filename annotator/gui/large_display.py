@@ -296,4 +296,12 @@ def for_window(window: Any) -> LargeDisplay:
     return display
 
 
-__all__ = ["LargeDisplay", "PyramidItem", "TileLoader", "for_window", "place_preview"]
+def close_for(window: Any) -> None:
+    """Stop the window's tile thread (when it has one) before the window goes: a thread left
+    running would emit into a deleted object."""
+    display = getattr(window, "_large_display", None)
+    if display is not None:
+        display.loader.close()
+
+
+__all__ = ["LargeDisplay", "PyramidItem", "TileLoader", "close_for", "for_window", "place_preview"]

@@ -30,6 +30,7 @@ from annotator.app.exemplars import ExemplarKeeper
 from annotator.app.keys import canvas_context
 from annotator.app.session import Session
 from annotator.app.vocabulary import Vocabulary
+from annotator.gui import large_display
 from annotator.gui.annotation_panel import AnnotationPanel
 from annotator.gui.canvas import Canvas, Tool
 from annotator.gui.compare_view import CompareView
@@ -295,6 +296,7 @@ class MainWindow(FileActions, WindowStatus, WindowDocks, WindowModels, WindowIma
         self.jobs.blockSignals(True)
         self.loader.close()
         self.timeline.close()  # issue 25: its frame loader thread
+        large_display.close_for(self)  # issue 26: its tile thread
         self.worker.stop()
         self.worker.blockSignals(True)
         self.session.engine_ready = False
