@@ -138,15 +138,16 @@ def test_name_and_weights_file(tmp_path, tiny):
 
 @pytest.mark.parametrize("tower", list(TOWERS))
 def test_the_uninitialised_build_equals_open_clips_own_load(tmp_path, tiny, tower):
-    """`_create` builds without random initialisation and loads with open_clip's load_checkpoint:
+    """`create_from_file` builds without random initialisation and loads with open_clip's load_checkpoint:
     every parameter and buffer (the causal masks too), the preprocessing and the outputs are
     exactly those of `open_clip.create_model(name, pretrained=FILE)`."""
-    from annotator.models.clip import _create, _register_config, _uninitialised
+    from annotator.models.clip_config import register_config
+    from annotator.models.clip_load import build_uninitialised, create_from_file
 
     config, weights = tiny[tower]
-    name = _register_config(tiny_config(tower))
-    assert _uninitialised(name, None) is not None  # the fast path is the one taken
-    ours = _create(name, str(weights), weights, config, "cpu").eval()
+    name = register_config(tiny_config(tower))
+    assert build_uninitialised(name, None) is not None  # the fast path is the one taken
+    ours = create_from_file(name, str(weights), weights, config, "cpu").eval()
     theirs = open_clip.create_model(name, pretrained=str(weights), pretrained_text=False).eval()
     a = {**dict(ours.named_parameters()), **dict(ours.named_buffers())}
     b = {**dict(theirs.named_parameters()), **dict(theirs.named_buffers())}
@@ -165,10 +166,11 @@ def test_the_uninitialised_build_equals_open_clips_own_load(tmp_path, tiny, towe
 
 def test_an_architecture_with_unsaved_state_takes_open_clips_path(tiny, monkeypatch):
     """A non-persistent buffer other than the causal mask cannot be rebuilt: the usual build."""
-    from annotator.models import clip as clip_module
+    from annotator.models import clip_load
+    from annotator.models.clip_config import register_config
 
     config, weights = tiny["vit"]
-    name = clip_module._register_config(tiny_config("vit"))
+    name = register_config(tiny_config("vit"))
     real = open_clip.create_model
 
     def with_extra_buffer(*args, **kwargs):
@@ -176,9 +178,9 @@ def test_an_architecture_with_unsaved_state_takes_open_clips_path(tiny, monkeypa
         model.visual.register_buffer("scratch", torch.zeros(3), persistent=False)
         return model
 
-    monkeypatch.setattr(clip_module.open_clip, "create_model", with_extra_buffer)
-    assert clip_module._uninitialised(name, None) is None
-    model = clip_module._create(name, str(weights), weights, config, "cpu")
+    monkeypatch.setattr(clip_load.open_clip, "create_model", with_extra_buffer)
+    assert clip_load.build_uninitialised(name, None) is None
+    model = clip_load.create_from_file(name, str(weights), weights, config, "cpu")
     assert torch.equal(model.visual.scratch, torch.zeros(3))
 
 
@@ -381,7 +383,7 @@ _KEYS = [
 def test_random_json_into_the_config_loader_is_bounded_or_one_line(tmp_path, tiny, doc, edits):
     """Random JSON documents, and a valid config with random values at its size keys: the loader
     either accepts sizes within the bounds or raises one CheckpointError line, quickly."""
-    from annotator.models import clip as clip_module
+    from annotator.models import clip_config
 
     base = json.loads(tiny["vit"][0].read_text())
     for tower, key, value in edits:
@@ -391,14 +393,14 @@ def test_random_json_into_the_config_loader_is_bounded_or_one_line(tmp_path, tin
         path.write_text(json.dumps(content, allow_nan=True))
         start = time.perf_counter()
         try:
-            model_cfg, _ = clip_module._read_config(path)
+            model_cfg, _ = clip_config.read_config(path)
         except CheckpointError as error:
             assert "\n" not in str(error) and str(path) in str(error)
             continue
         finally:
             assert time.perf_counter() - start < 2
         for tower in ("vision_cfg", "text_cfg"):
-            for key, (low, high) in clip_module._SIZE_BOUNDS.items():
+            for key, (low, high) in clip_config.SIZE_BOUNDS.items():
                 value = model_cfg[tower].get(key)
                 if isinstance(value, int) and not isinstance(value, bool):
                     assert low <= value <= high
