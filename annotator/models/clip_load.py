@@ -70,9 +70,10 @@ def create_from_file(
     preprocess: dict | None = None,
 ) -> torch.nn.Module:
     """Build `name` and load a local weights file, with load failures turned into one-line
-    CheckpointErrors. The model is built without initialising it (`build_uninitialised`), then the
-    file is loaded by open_clip's own `load_checkpoint` (strict, with its format conversions);
-    where that cannot be done exactly, `open_clip.create_model` does both as usual."""
+    CheckpointErrors. The model is built on the meta device (`build_uninitialised`) and the file is
+    loaded by open_clip's own `load_checkpoint` (strict, with its format conversions) with its
+    tensors assigned to the model (`load_assigned`): the weights are in memory once. Where that
+    cannot be done exactly, `open_clip.create_model` does both as usual."""
     try:
         model = build_uninitialised(name, preprocess)
         if model is None:
@@ -83,7 +84,7 @@ def create_from_file(
                 force_preprocess_cfg=preprocess or None,
                 pretrained_text=False,  # never fetch HF text weights for a config-built model
             )
-        load_checkpoint(model, checkpoint, strict=True, weights_only=True, device="cpu")
+        load_assigned(model, checkpoint)
         return model.to(device)
     except Exception as e:  # torch/pickle/safetensors/timm raise many types
         what = f"model config {config}" if config is not None else f"CLIP model {name!r}"
@@ -91,14 +92,16 @@ def create_from_file(
 
 
 def build_uninitialised(name: str, preprocess: dict | None) -> torch.nn.Module | None:
-    """`name` built on the meta device and given uninitialised CPU memory, or None when the model
-    holds state that the checkpoint does not (anything but open_clip's causal `attn_mask`).
+    """`name` built on the meta device with its causal masks made on the CPU, or None when the
+    model holds state that the checkpoint does not (anything but open_clip's causal `attn_mask`).
 
     Why: the usual build draws random weights for every parameter, which the checkpoint then
-    overwrites: convnext_base_w from a local file takes 1.95 s that way and 0.76 s this way
-    (benchmarks/bench_clip_load.py, 2 cores). Every parameter and persistent buffer is then
-    written by the strict load (a key it lacks is an error, so nothing uninitialised survives);
-    the causal masks, which are not saved, are rebuilt exactly as open_clip builds them."""
+    overwrites: convnext_base_w from a local file takes 1.95 s that way and 0.76 s without the
+    random draw (benchmarks/bench_clip_load.py, 2 cores); and it holds the built model and the
+    loaded file at once (issue 26: 2x the weights at the peak). On the meta device nothing is
+    allocated; `load_assigned` gives every parameter and persistent buffer the file's tensor (a
+    key the file lacks is an error, so no meta tensor survives); the causal masks, which are not
+    saved, are made exactly as open_clip builds them."""
     with quiet_open_clip(), torch.device("meta"):
         model = open_clip.create_model(
             name,
@@ -111,15 +114,46 @@ def build_uninitialised(name: str, preprocess: dict | None) -> torch.nn.Module |
     unsaved = [n for n, _ in model.named_buffers() if n not in saved]
     if any(n.rsplit(".", 1)[-1] != "attn_mask" for n in unsaved):
         return None
-    model.to_empty(device="cpu")
     for buffer_name in unsaved:
-        owner, _, attr = buffer_name.rpartition(".")
-        mask = getattr(model.get_submodule(owner), attr)
-        if mask.ndim != 2 or mask.shape[0] != mask.shape[1] or not mask.is_floating_point():
+        owner_name, _, attr = buffer_name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        meta = getattr(owner, attr)
+        if meta.ndim != 2 or meta.shape[0] != meta.shape[1] or not meta.is_floating_point():
             return None
-        mask.fill_(float("-inf"))  # open_clip's build_causal_mask: -inf above the diagonal
-        mask.triu_(1)
+        # open_clip's build_causal_mask: -inf above the diagonal; set through the module, so the
+        # buffer stays registered as not persistent
+        mask = torch.full(tuple(meta.shape), float("-inf"), dtype=meta.dtype, device="cpu")
+        setattr(owner, attr, mask.triu_(1))
     return model
+
+
+def load_assigned(model: torch.nn.Module, checkpoint: str) -> None:
+    """open_clip's `load_checkpoint` (strict, its conversions of other layouts) into a model built
+    on the meta device, the file's tensors taking the parameters' places instead of being copied
+    into them.
+
+    Each tensor is first given the dtype the model declares (a half-precision file gives a float32
+    model, as a copy into the built model would) and made contiguous, so the model is the one the
+    copy gives, bit for bit (tests/models/test_clip.py compares them)."""
+    own = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    load = model.load_state_dict
+
+    def assign(state_dict, strict: bool = True, assign: bool = False):
+        for key in list(state_dict):  # in place: a converted tensor's original is freed at once
+            target, value = own.get(key), state_dict[key]
+            if target is not None and value.dtype != target.dtype:
+                value = value.to(target.dtype)
+            state_dict[key] = value.contiguous()
+        return load(state_dict, strict=strict, assign=True)
+
+    model.load_state_dict = assign  # what load_checkpoint calls; the instance's own, for this load
+    try:
+        load_checkpoint(model, checkpoint, strict=True, weights_only=True, device="cpu")
+    finally:
+        del model.load_state_dict
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:  # strict loading leaves none; a guard, since a meta tensor would fail far later
+        raise RuntimeError(f"{len(left)} tensors not in the weights file, e.g. {left[0]}")
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

@@ -164,6 +164,72 @@ def test_the_uninitialised_build_equals_open_clips_own_load(tmp_path, tiny, towe
         assert torch.equal(ours.encode_image(image), theirs.encode_image(image))
 
 
+@pytest.mark.parametrize("tower", ["convnext", "vit"])
+def test_a_half_precision_file_loads_as_open_clips_float32_model(tmp_path, tiny, tower):
+    """The file's tensors are assigned, not copied (issue 26): a float16 file still gives the
+    float32 model a copy into open_clip's built model gives, bit for bit."""
+    from annotator.models.clip_config import register_config
+    from annotator.models.clip_load import create_from_file
+
+    config, weights = tiny[tower]
+    state = torch.load(weights, weights_only=True)
+    half = tmp_path / f"{tower}-half.pt"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, half)
+    name = register_config(tiny_config(tower))
+    ours = create_from_file(name, str(half), half, config, "cpu")
+    theirs = open_clip.create_model(name, pretrained=str(half), pretrained_text=False)
+    a = {**dict(ours.named_parameters()), **dict(ours.named_buffers())}
+    b = {**dict(theirs.named_parameters()), **dict(theirs.named_buffers())}
+    assert a.keys() == b.keys()
+    assert {t.dtype for t in b.values() if t.is_floating_point()} == {torch.float32}
+    changed = 0
+    for key in a:
+        assert a[key].dtype == b[key].dtype and a[key].is_contiguous(), key
+        assert torch.equal(a[key], b[key]), key
+        changed += key in state and not torch.equal(state[key], b[key])  # rounded to half
+    assert changed > 0  # the file really was another precision than the model
+
+
+_LOAD_PEAK = """
+import json, sys
+from pathlib import Path
+from annotator.models.clip_config import register_config
+from annotator.models.clip_load import create_from_file
+cfg = json.loads(sys.argv[1]); weights = Path(sys.argv[2])
+name = register_config(cfg)
+def status_kb(field):  # VmHWM, unlike ru_maxrss, is this program's own (not the forking parent's)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+before = status_kb("VmRSS")
+model = create_from_file(name, str(weights), weights, None, "cpu")
+print(json.dumps({"grew_kb": status_kb("VmHWM") - before, "before_kb": before}))
+"""
+
+
+@pytest.mark.slow
+def test_loading_a_weights_file_holds_the_weights_once(tmp_path):
+    """Issue 26: the peak memory of loading CLIP weights is about the file, not file + model (the
+    copy into a built model held both: 2x). A ~250 MB model in a fresh process."""
+    import subprocess
+    import sys
+
+    cfg = tiny_config("vit")
+    cfg["text_cfg"] = {**cfg["text_cfg"], "width": 512, "heads": 8, "layers": 12}
+    torch.manual_seed(0)
+    weights = tmp_path / "big.pt"
+    torch.save(open_clip.CLIP(**cfg).state_dict(), weights)
+    size_kb = weights.stat().st_size / 1024
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_PEAK, json.dumps(cfg), str(weights)],
+        capture_output=True, text=True, timeout=300, env=env, check=True,
+    )  # fmt: skip
+    grew = json.loads(out.stdout.strip().splitlines()[-1])["grew_kb"]
+    assert size_kb > 200_000
+    assert grew < 1.4 * size_kb, (out.stdout, size_kb)  # copying into a built model: >= 2x
+
+
 def test_an_architecture_with_unsaved_state_takes_open_clips_path(tiny, monkeypatch):
     """A non-persistent buffer other than the causal mask cannot be rebuilt: the usual build."""
     from annotator.models import clip_load
