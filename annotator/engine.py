@@ -17,7 +17,7 @@ import numpy as np
 
 from annotator.cache import ArrayCache, check_cache_root, default_cache_dir
 from annotator.device import resolve_device
-from annotator.engine_encoding import Encoding
+from annotator.engine_encoding import Encoding, RecentRegions
 from annotator.engine_labels import Labelling
 from annotator.engine_loading import (
     load_region_model,
@@ -80,6 +80,8 @@ class Engine(Encoding, Labelling):
         self.precision: Plan | None = None
         # A cached half computed in another precision may answer (--allow-mixed-precision).
         self.mix_precision = False
+        # The last windows of a large image, in memory in front of the disk cache.
+        self.recent_regions = RecentRegions()
 
     # ----------------------------------------------------------------------------------------- building
     @classmethod

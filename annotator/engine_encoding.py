@@ -8,6 +8,7 @@ and `model_id`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +21,57 @@ from annotator.hashing import sha256_file
 from annotator.io.images import sha256_pixels
 from annotator.models.precision import alternatives
 
+# A large image's working windows kept in memory (issue 26: a return to a place answers in
+# milliseconds; a SAM 2.1 window with its CLIP half is ~21 MB, read from disk in 15-30 ms here).
+RECENT_REGIONS_BYTES = 96 * 1024 * 1024
+RECENT_REGIONS_MAX = 8
+
+
+class RecentRegions:
+    """The last embeddings of regions (`embed(fn, key=...)`), newest last, within a byte budget:
+    the in-memory front of the disk cache for a large image's windows. Whole images are not kept:
+    the window holds the current one itself, and `embed(path)` keeps reading the disk cache."""
+
+    def __init__(self, max_bytes: int = RECENT_REGIONS_BYTES, max_count: int = RECENT_REGIONS_MAX):
+        self.max_bytes, self.max_count = max_bytes, max_count
+        self._items: OrderedDict[str, ImageEmbedding] = OrderedDict()
+
+    def get(self, key: str, model_id: str) -> ImageEmbedding | None:
+        found = self._items.get(key)
+        if found is None or found.model_id != model_id:
+            return None
+        self._items.move_to_end(key)
+        return found
+
+    def put(self, key: str, embedding: ImageEmbedding) -> None:
+        self._items[key] = embedding
+        self._items.move_to_end(key)
+        while len(self._items) > 1 and (
+            len(self._items) > self.max_count or self.nbytes > self.max_bytes
+        ):
+            self._items.popitem(last=False)
+        if self.nbytes > self.max_bytes:  # one alone over the budget: not kept
+            self._items.clear()
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_nbytes(e) for e in self._items.values())
+
+
+def _nbytes(embedding: ImageEmbedding) -> int:
+    clip = sum(int(a.nbytes) for a in (embedding.clip or {}).values())
+    return int(getattr(embedding.sam, "nbytes", 0)) + clip
+
 
 class Encoding:
-    """`is_cached` and `embed` (with their cache look-ups) for `Engine`."""
+    """`is_cached` and `embed` (with their cache look-ups) for `Engine`; `Engine.__init__` gives
+    it `recent_regions` (a `RecentRegions`)."""
 
     def _clip_id(self) -> str:
         return region_id(self.clip, self.head)
@@ -98,6 +147,12 @@ class Encoding:
             return pixels
 
         cache = self.cache if digest is not None else None
+        region = callable(image) and cache is not None  # a window of a large image (see above)
+        if region and known is None:
+            kept = self.recent_regions.get(digest, self.model_id)
+            if kept is not None and (kept.complete or not clip):
+                return kept
+            known = kept  # its segmenter half; the CLIP half is added below
         sam_embedding = known.sam if known is not None else self._sam_half(cache, digest, rgb)
         clip_arrays = known.clip if known is not None else None
         if clip and clip_arrays is None:
@@ -106,9 +161,12 @@ class Encoding:
                 clip_arrays = self.head.prepare(rgb())
                 if cache is not None:
                     cache.save("clip", self._clip_id(), digest, clip_arrays)
-        return ImageEmbedding(
+        embedding = ImageEmbedding(
             sam=sam_embedding, clip=clip_arrays, image_hash=digest or "", model_id=self.model_id
         )
+        if region:
+            self.recent_regions.put(digest, embedding)
+        return embedding
 
     def _sam_half(self, cache: ArrayCache | None, digest: str | None, rgb) -> object:
         arrays = self._load(cache, "sam", self.sam.identity, digest) if cache is not None else None
