@@ -18,12 +18,12 @@ import os
 import statistics
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import save_result  # noqa: E402
 from benchmarks.models import DEFAULT_CLIP, clip_weights  # noqa: E402
 
 
@@ -68,8 +68,7 @@ def main() -> None:
         "open_clip_p50_s": theirs_s,
         "ours_vs_open_clip": round(ours_s / theirs_s, 3),
     }
-    out = ROOT / "benchmarks" / "results" / f"{date.today().isoformat()}-clip-load-cpu.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out = save_result(result, "clip-load-cpu", indent=1)
     print(json.dumps(result, indent=1))
     print(f"wrote {out}")
 

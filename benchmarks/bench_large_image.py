@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import save_result  # noqa: E402
+
 SIDE = 20_000
 VIEWPORT = (1600, 1000)
 CLICKS = [(10_300, 10_250), (4_020, 15_010), (16_500, 3_300)]
@@ -267,9 +269,7 @@ def main() -> None:
         }
         for s in result["scenarios"]
     }
-    stamp = time.strftime("%Y-%m-%d-%H%M", time.gmtime())
-    path = ROOT / "benchmarks" / "results" / f"{stamp}-large-image-cpu.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path = save_result(result, "large-image-cpu", indent=1)
     print(json.dumps(result, indent=1))
     print(f"written {path}")
 
