@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD python benchmarks/bench_clip_load.py [--work DIR] [--repeats 5]
 
-Ours (`annotator.models.clip._create`): the model is built on the meta device, given uninitialised
+Ours (`annotator.models.clip_load.create_from_file`): the model is built on the meta device, given uninitialised
 memory, its causal masks rebuilt, then the file loaded by open_clip's `load_checkpoint` (strict).
 The baseline, `open_clip.create_model(name, pretrained=FILE)`, draws random weights for every
 parameter first. Alternating runs, the file in the page cache after a warm-up of each; the weights
@@ -18,12 +18,12 @@ import os
 import statistics
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import save_result  # noqa: E402
 from benchmarks.models import DEFAULT_CLIP, clip_weights  # noqa: E402
 
 
@@ -37,12 +37,12 @@ def main() -> None:
     import open_clip
     import torch
 
-    from annotator.models.clip import _create
+    from annotator.models.clip_load import create_from_file
 
     weights = clip_weights(args.work)
 
     def ours() -> None:
-        _create(DEFAULT_CLIP, str(weights), weights, None, "cpu")
+        create_from_file(DEFAULT_CLIP, str(weights), weights, None, "cpu")
 
     def theirs() -> None:
         open_clip.create_model(DEFAULT_CLIP, pretrained=str(weights), pretrained_text=False)
@@ -68,8 +68,7 @@ def main() -> None:
         "open_clip_p50_s": theirs_s,
         "ours_vs_open_clip": round(ours_s / theirs_s, 3),
     }
-    out = ROOT / "benchmarks" / "results" / f"{date.today().isoformat()}-clip-load-cpu.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out = save_result(result, "clip-load-cpu", indent=1)
     print(json.dumps(result, indent=1))
     print(f"wrote {out}")
 

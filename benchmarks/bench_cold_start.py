@@ -35,6 +35,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import save_result  # noqa: E402
 from benchmarks.models import DEFAULT_CLIP, clip_weights, photos, segmenter_checkpoint  # noqa: E402
 
 LOAD_AND_ENCODE = """
@@ -237,13 +238,7 @@ def main(argv=None) -> int:
     if args.until == "all" and text.is_dir() and not (work / "cache" / "text").is_dir():
         (work / "cache").mkdir(exist_ok=True)
         shutil.move(str(text), work / "cache" / "text")  # for bench_segmenters' click timing
-    out = (
-        ROOT
-        / "benchmarks"
-        / "results"
-        / f"{time.strftime('%Y-%m-%d')}-cold-start-{args.segmenter}-cpu-{os.cpu_count()}cores.json"
-    )
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = save_result(result, f"cold-start-{args.segmenter}-cpu-{os.cpu_count()}cores")
     print(f"wrote {out}")
     return 0
 

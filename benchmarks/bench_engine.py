@@ -32,6 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import interleaved_samples  # noqa: E402
+
 
 def p50(fn, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
@@ -49,12 +51,7 @@ def interleaved(fns: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
+    samples = interleaved_samples(fns, repeats)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

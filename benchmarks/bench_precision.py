@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from annotator.models import precision as P  # noqa: E402
+from benchmarks._common import interleaved_samples  # noqa: E402
 from benchmarks.models import clip_weights, photos, segmenter_checkpoint  # noqa: E402
 
 
@@ -48,13 +49,9 @@ def _cosine(a, b) -> float:
 def _alternate(fns: dict, repeats: int) -> dict[str, dict]:
     """Each function once as a warm-up, then `repeats` rounds in turn; medians and samples."""
     outputs = {name: fn() for name, fn in fns.items()}
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-            print(f"  {name}: {samples[name][-1]:.3f} s", file=sys.stderr, flush=True)
+    samples = interleaved_samples(
+        fns, repeats, lambda name, s: print(f"  {name}: {s:.3f} s", file=sys.stderr, flush=True)
+    )
     return {
         name: {"median_s": statistics.median(v), "samples_s": v, "output": outputs[name]}
         for name, v in samples.items()

@@ -32,6 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import save_result  # noqa: E402
+
 
 def video_folder(family: str, work: Path) -> Path:
     folder = work / f"{family}_video_random"
@@ -143,14 +145,7 @@ def main() -> None:
         "models": "full-size random SAM 2.1 Hiera-T and EdgeTAM video configs",
         "results": results,
     }
-    out = (
-        ROOT
-        / "benchmarks"
-        / "results"
-        / f"{datetime.now(timezone.utc):%Y-%m-%d-%H%M}-track-speed-cpu.json"
-    )
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(out)
+    print(save_result(record, "track-speed-cpu"))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import save_result  # noqa: E402
+
 OURS = """
 import resource, sys, json
 from annotator.cli import main
@@ -191,13 +193,7 @@ def main() -> None:
         "within_bound": ours[-1]["peak_rss_mb"] <= 2500,
         "growth_300_vs_100": ours[-1]["peak_rss_mb"] / ours[0]["peak_rss_mb"],
     }
-    out = (
-        ROOT
-        / "benchmarks"
-        / "results"
-        / f"{datetime.now(timezone.utc):%Y-%m-%d-%H%M}-track-memory-cpu.json"
-    )
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = save_result(result, "track-memory-cpu")
     print(json.dumps({k: result[k] for k in ("within_bound", "growth_300_vs_100")}), out)
 
 

@@ -188,7 +188,7 @@ def test_the_index_can_start_building_before_the_segmenter_loads(
     from annotator.index_build import start_text_index_build
 
     order, builds = [], []
-    load_segmenter = engine_module._load_segmenter
+    load_segmenter = engine_module.load_segmenter_for
 
     def segmenter(*args, **kwargs):
         order.append("segmenter")
@@ -198,7 +198,7 @@ def test_the_index_can_start_building_before_the_segmenter_loads(
         order.append("index")
         builds.append(start_text_index_build(index, ["horse"]))
 
-    monkeypatch.setattr(engine_module, "_load_segmenter", segmenter)
+    monkeypatch.setattr(engine_module, "load_segmenter_for", segmenter)
     engine = Engine.from_paths(**engine_args, cache_dir=tmp_path, build_index=False,
                                on_index=on_index)  # fmt: skip
     assert order == ["index", "segmenter"]

@@ -18,6 +18,7 @@ from pycocotools import mask as mask_utils
 
 from annotator.app.working_window import Window, default_window, placed_rle, window_embedding
 from annotator.cli import main
+from annotator.engine_encoding import RecentRegions
 from annotator.io.masks import mask_to_rle, rle_to_mask
 from annotator.io.pyramid import Pyramid
 from tests import tiny_hf
@@ -133,6 +134,7 @@ def test_a_visited_window_is_answered_from_the_cache(big, engine, monkeypatch):
     window = Window(4_000, 14_800, 4_256, 15_056)
     with Pyramid.open(big) as image:
         first = window_embedding(engine, image, window)
+        engine.recent_regions.clear()  # the disk cache, not the windows kept in memory
         monkeypatch.setattr(engine.sam, "encode", lambda *a: pytest.fail("encoded again"))
         monkeypatch.setattr(engine.head, "prepare", lambda *a: pytest.fail("prepared again"))
         monkeypatch.setattr(image, "read", lambda *a: pytest.fail("decoded again"))
@@ -140,6 +142,40 @@ def test_a_visited_window_is_answered_from_the_cache(big, engine, monkeypatch):
     assert again.image_hash == first.image_hash and again.complete
     assert np.array_equal(engine.sam.to_arrays(again.sam)["features"],
                           engine.sam.to_arrays(first.sam)["features"])  # fmt: skip
+
+
+def test_a_return_to_a_recent_window_is_answered_from_memory(big, engine, monkeypatch):
+    """Issue 26: the last windows stay in memory in front of the disk cache; older ones, and
+    whole images, are read from disk again, equal."""
+    windows = [Window(4_000 + 300 * i, 14_800, 4_256 + 300 * i, 15_056) for i in range(3)]
+    engine.recent_regions.clear()
+    with Pyramid.open(big) as image:
+        first = [window_embedding(engine, image, w) for w in windows]
+        assert len(engine.recent_regions) == 3 and all(e.complete for e in first)
+        for part, name in (
+            (engine.cache, "load"),
+            (engine.sam, "encode"),
+            (engine.head, "prepare"),
+        ):
+            monkeypatch.setattr(part, name, lambda *a, name=name: pytest.fail(f"{name} called"))
+        assert window_embedding(engine, image, windows[0]) is first[0]
+        monkeypatch.undo()
+        kept = engine.recent_regions
+        engine.recent_regions = RecentRegions(max_count=2)  # the oldest falls out
+        for embedding in first:
+            engine.recent_regions.put(embedding.image_hash, embedding)
+        assert len(engine.recent_regions) == 2
+        again = window_embedding(engine, image, windows[0])  # from disk
+    assert again is not first[0] and again.image_hash == first[0].image_hash and again.complete
+    assert np.array_equal(engine.sam.to_arrays(again.sam)["features"],
+                          engine.sam.to_arrays(first[0].sam)["features"])  # fmt: skip
+    other = engine.with_head("crop")  # another model id: its own regions
+    assert other.recent_regions.get(first[2].image_hash, other.model_id) is None
+    assert engine.recent_regions.get(first[2].image_hash, other.model_id) is None
+    engine.recent_regions = kept
+    small = RecentRegions(max_bytes=first[0].sam.nbytes)  # one alone over the budget: not kept
+    small.put(first[0].image_hash, first[0])
+    assert len(small) == 0
 
 
 @pytest.mark.parametrize("seed", range(6))
