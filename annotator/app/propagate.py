@@ -1,6 +1,7 @@
 """The window's sequence state (issue 25), without Qt: the sequence shown, its frame, its tracks and
-their coverage, and the propagate request (objects queued for tracking), plus the propagate job
-and the undoable accept of a track.
+their coverage, and the propagate request (objects queued for tracking), plus the propagate job,
+the undoable propagation (`PropagateTrack`: its undo puts back the pending masks the run
+replaced) and the undoable accept of a track.
 
 The flow: on a frame, a click gives a mask and its labels as on any image (the window's click
 path); `request` turns the click into an `ObjectRequest` for a new object (the next free object
@@ -31,7 +32,7 @@ from annotator.app.sequences import (
     write_frame,
 )
 from annotator.app.tracking import DEFAULT_CATEGORY, ObjectRequest
-from annotator.store.tracks import SequenceRecord, TrackStore
+from annotator.store.tracks import SequenceRecord, TrackState, TrackStore
 
 DIRECTIONS = ("forward", "backward", "both")
 BOX_CARRY_NOTE = (
@@ -239,6 +240,11 @@ class Timeline:
             (location, spec, str(self.source()), requests, self.direction, state_dir),
         )
 
+    def command(self, requests: list[ObjectRequest]) -> PropagateTrack:
+        """The undoable step of a propagation of `requests`, taken before its job starts."""
+        assert self.record is not None
+        return PropagateTrack(self.project, self.record.id, [r.object_id for r in requests])
+
 
 def state_dir(spec: Any) -> Path:
     """Where a propagation keeps its checkpoint (as `annotator track` does: the cache's
@@ -363,10 +369,42 @@ class AcceptTrack(ReviewCommand):
         return {self.store.proposals.get(p).image_id for p in self.proposal_ids}
 
 
+class PropagateTrack(ReviewCommand):
+    """A propagation as one undoable step. A run replaces its tracks' earlier pending masks (and
+    their prompts), so the command snapshots the stored rows it can change before the run
+    (`TrackStore.track_state`) and again once it has ended (`finish`, done or cancelled): undo
+    puts the first back, redo the second; the model never runs again."""
+
+    def __init__(self, project: Any, sequence_id: int, object_ids: list[int]) -> None:
+        self.store = TrackStore(project)
+        self.before = self.store.track_state(sequence_id, object_ids)
+        self.after: TrackState | None = None
+        names = ", ".join(str(o) for o in self.before.object_ids)
+        self.text = f"propagate object {names}"
+
+    def finish(self) -> None:
+        """The run has ended (however): keep what it stored, for redo."""
+        self.after = self.store.track_state(self.before.sequence_id, self.before.object_ids)
+
+    def do(self) -> None:
+        if self.after is None:
+            raise RuntimeError("a propagation is redone only after its run has finished")
+        self.store.restore_tracks(self.after)
+
+    def undo(self) -> None:
+        self.store.restore_tracks(self.before)
+
+    @property
+    def changed(self) -> bool:
+        """False when the run stored nothing new (nothing to undo)."""
+        return self.after is not None and self.after != self.before
+
+
 __all__ = [
     "BOX_CARRY_NOTE",
     "DIRECTIONS",
     "AcceptTrack",
+    "PropagateTrack",
     "PropagateResult",
     "Timeline",
     "load_tracker",

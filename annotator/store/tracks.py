@@ -27,6 +27,10 @@ from annotator.store.project import Project
 from annotator.store.proposals import PENDING, ProposalStore
 
 SOURCE = "track"  # proposals.source of a tracked mask
+PROPOSAL_COLUMNS = (
+    "id, image_id, run, source, category, score, rle, height, width, bbox_x, bbox_y, bbox_w,"
+    " bbox_h, area, status, annotation_id, created"
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,20 @@ class Track:
     object_id: int
     category: str
     prompts: dict  # {frame index (str): {"points": [[x, y]...], "labels": [...], "box": [...]}}
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """What a propagation of some objects of a sequence changes, as stored rows (`track_state`):
+    their track rows, their pending masks (whole proposal rows with their ids, so a restore is
+    bit for bit) and the sequence frames' done marks (a restored run must not skip frames)."""
+
+    sequence_id: int
+    object_ids: tuple[int, ...]
+    tracks: tuple[tuple, ...]  # (id, object_id, category, prompts JSON)
+    proposals: tuple[tuple, ...]  # PROPOSAL_COLUMNS of each pending mask
+    links: tuple[tuple, ...]  # track_proposals (proposal_id, track_id, frame_index)
+    done: tuple[tuple, ...]  # autolabel_done (image_id, run, proposals, finished) of the frames
 
 
 def _source_name(project: Project, source: str | os.PathLike) -> str:
@@ -303,6 +321,111 @@ class TrackStore:
             (int(annotation_id), int(track_id), int(frame_index)),
         )
 
+    # ------------------------------------------------------------------ undo of a propagation
+    def _track_ids(self, sequence_id: int, object_ids: Iterable[int]) -> list[int]:
+        wanted = {int(o) for o in object_ids}
+        rows = self.project.read(
+            "SELECT id, object_id FROM tracks WHERE sequence_id = ?", (int(sequence_id),)
+        )
+        return sorted(int(t) for t, o in rows if int(o) in wanted)
+
+    def _pending_of(self, track_ids: list[int]) -> list[tuple]:
+        if not track_ids:
+            return []
+        marks = ", ".join("?" for _ in track_ids)
+        return self.project.read(
+            "SELECT t.proposal_id, t.track_id, t.frame_index FROM track_proposals t JOIN"
+            f" proposals p ON p.id = t.proposal_id WHERE t.track_id IN ({marks})"
+            " AND p.status = ? ORDER BY t.proposal_id",
+            (*track_ids, PENDING),
+        )
+
+    def track_state(self, sequence_id: int, object_ids: Iterable[int]) -> TrackState:
+        """The stored rows a propagation of these objects can change, read in one consistent
+        view: taken before a run (its undo) and after it (its redo, without the model)."""
+        objects = tuple(sorted({int(o) for o in object_ids}))
+        with self.project.snapshot():
+            ids = self._track_ids(sequence_id, objects)
+            tracks = [t for t in self.tracks(sequence_id) if t.id in ids]
+            links = self._pending_of(ids)
+            proposals: list[tuple] = []
+            for pid, _, _ in links:
+                proposals += self.project.read(
+                    f"SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = ?", (int(pid),)
+                )
+            done = self.project.read(
+                "SELECT d.image_id, d.run, d.proposals, d.finished FROM autolabel_done d"
+                " JOIN sequence_frames f ON f.image_id = d.image_id WHERE f.sequence_id = ?"
+                " ORDER BY d.image_id, d.run",
+                (int(sequence_id),),
+            )
+        return TrackState(
+            int(sequence_id),
+            objects,
+            tuple(
+                (t.id, t.object_id, t.category, json.dumps(t.prompts, sort_keys=True))
+                for t in tracks
+            ),
+            tuple(tuple(r) for r in proposals),
+            tuple((int(p), int(t), int(f)) for p, t, f in links),
+            tuple(tuple(r) for r in done),
+        )
+
+    def restore_tracks(self, state: TrackState) -> None:
+        """Make the stored rows of `state`'s objects exactly `state` again, in ONE transaction:
+        their pending masks now are deleted and the state's put back with their ids, the track
+        rows get their category and prompts back (a track the state has not is deleted unless
+        accepted or rejected masks still point at it), and the sequence frames' done marks are
+        the state's. Accepted and rejected masks are not touched."""
+        sequence_id = state.sequence_id
+        with self.project.transaction():
+            current = self._track_ids(sequence_id, state.object_ids)
+            for pid, _, _ in self._pending_of(current):
+                self.project.write("DELETE FROM track_proposals WHERE proposal_id = ?", (pid,))
+                self.project.write("DELETE FROM proposals WHERE id = ?", (pid,))
+            kept = {row[0] for row in state.tracks}
+            for track_id in current:
+                if track_id in kept:
+                    continue
+                used = self.project.read(
+                    "SELECT 1 FROM track_proposals WHERE track_id = ? UNION ALL"
+                    " SELECT 1 FROM track_annotations WHERE track_id = ? LIMIT 1",
+                    (track_id, track_id),
+                )
+                if not used:
+                    self.project.write("DELETE FROM tracks WHERE id = ?", (track_id,))
+            for track_id, object_id, category, prompts in state.tracks:
+                if track_id in current:
+                    self.project.write(
+                        "UPDATE tracks SET category = ?, prompts = ? WHERE id = ?",
+                        (category, prompts, track_id),
+                    )
+                else:
+                    self.project.write(
+                        "INSERT INTO tracks (id, sequence_id, object_id, category, prompts)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (track_id, sequence_id, object_id, category, prompts),
+                    )
+            marks = ", ".join("?" for _ in PROPOSAL_COLUMNS.split(","))
+            self.project.write_many(
+                f"INSERT INTO proposals ({PROPOSAL_COLUMNS}) VALUES ({marks})",
+                list(state.proposals),
+            )
+            self.project.write_many(
+                "INSERT INTO track_proposals (proposal_id, track_id, frame_index) VALUES (?, ?, ?)",
+                list(state.links),
+            )
+            self.project.write(
+                "DELETE FROM autolabel_done WHERE image_id IN"
+                " (SELECT image_id FROM sequence_frames WHERE sequence_id = ?)",
+                (sequence_id,),
+            )
+            self.project.write_many(
+                "INSERT INTO autolabel_done (image_id, run, proposals, finished)"
+                " VALUES (?, ?, ?, ?)",
+                list(state.done),
+            )
+
     def annotation_tracks(self) -> dict[int, tuple[int, int]]:
         """annotation id -> (track id, frame index): marked ones, and those accepted from a
         track's proposal by `review` (which knows nothing of tracks)."""
@@ -321,4 +444,4 @@ class TrackStore:
         return out
 
 
-__all__ = ["SOURCE", "SequenceRecord", "Track", "TrackStore"]
+__all__ = ["SOURCE", "SequenceRecord", "Track", "TrackState", "TrackStore"]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from annotator.app.folder import open_folder_job
 from annotator.app.longjob import run_here
-from annotator.app.propagate import AcceptTrack, Timeline, tracking_note
+from annotator.app.propagate import AcceptTrack, PropagateTrack, Timeline, tracking_note
 from annotator.app.sequences import coverage, pending_masks
 from annotator.spec import ModelSpec
 from annotator.store import Project
@@ -149,6 +149,106 @@ def test_propagate_correct_cancel_accept_undo(clip_folder, video_model, tmp_path
         command.do()  # redo
         assert {c.object_id for c in coverage(project, sequence_id) if c.accepted} == {1}
         assert {p.status for p in project_proposals(project, ball.track_id)} == {ACCEPTED}
+    finally:
+        project.close()
+
+
+def _pending(project, timeline: Timeline) -> dict:
+    """Every frame's pending tracked masks, bit for bit: {frame: [(object, category, mask bytes)]}
+    plus the tracks' stored prompts."""
+    out = {}
+    for index, image_id in enumerate(timeline.frames):
+        masks = pending_masks(project, image_id)
+        if masks:
+            out[index] = sorted((o, c, np.packbits(m).tobytes()) for o, c, m in masks)
+    prompts = {t.object_id: t.prompts for t in TrackStore(project).tracks(timeline.record.id)}
+    return {"masks": out, "prompts": prompts}
+
+
+def _run(timeline: Timeline, project, spec, state, requests, cancelled=None) -> PropagateTrack:
+    command = timeline.command(requests)  # the snapshot before the run stores anything
+    job = timeline.job(str(project.path), spec, state, requests)
+    run_here(job, cancelled) if cancelled is not None else run_here(job)
+    command.finish()
+    timeline.refresh()
+    return command
+
+
+def test_propagate_is_undoable_and_redo_does_not_run_the_model(
+    clip_folder, video_model, tmp_path, monkeypatch
+):
+    """Undo of a propagation puts back the pending masks (and prompts) the run replaced, bit for
+    bit; redo puts back the run's own result from the store; a cancelled run undoes too."""
+    opened, project, timeline = _open(clip_folder)
+    spec = ModelSpec(segmenter="sam2", checkpoint=video_model, device="cpu")
+    state = tmp_path / "state"
+    try:
+        sequence_id, _ = timeline.sequence_of(opened.image_rows[1].image_id)
+        timeline.open(sequence_id, row=1)
+        empty = _pending(project, timeline)
+        assert empty == {"masks": {}, "prompts": {}}
+        timeline.set_index(2)
+        first = _run(
+            timeline, project, spec, state, [timeline.request(((44.0, 38.0, True),), None, "ball")]
+        )
+        after_first = _pending(project, timeline)
+        assert first.changed and len(after_first["masks"]) >= 4
+        # a correction on frame 6: the second run replaces the first run's pending masks
+        timeline.select(1)
+        timeline.set_index(6)
+        fix = timeline.request(((60.0, 38.0, True),), None, None)
+        second = _run(timeline, project, spec, state, [fix])
+        after_second = _pending(project, timeline)
+        assert after_second["prompts"][1].keys() == {"2", "6"}
+        assert after_second["masks"] != after_first["masks"]  # the run changed the masks
+        old_ids = {p for _, p in TrackStore(project).track_proposals(timeline.track(1).track_id)}
+
+        second.undo()
+        timeline.refresh()
+        assert _pending(project, timeline) == after_first
+        assert timeline.track(1).prompted == {2}
+        with monkeypatch.context() as patched:  # redo must not load (or run) the model
+            patched.setattr("annotator.app.propagate.load_tracker", None)
+            patched.setattr("annotator.app.tracking.run_track", None)
+            second.do()
+        timeline.refresh()
+        assert _pending(project, timeline) == after_second
+        assert {
+            p for _, p in TrackStore(project).track_proposals(timeline.track(1).track_id)
+        } == old_ids
+
+        # undo both: no pending mask, no track; redo the first: its masks again
+        second.undo()
+        first.undo()
+        timeline.refresh()
+        assert _pending(project, timeline) == empty and timeline.tracks == []
+        first.do()
+        timeline.refresh()
+        assert _pending(project, timeline) == after_first
+        # a run undone is not skipped by the same request later (its done marks went too)
+        first.undo()
+        timeline.refresh()
+        timeline.set_index(2)
+        ball = timeline.request(((44.0, 38.0, True),), None, "ball")
+        again = _run(timeline, project, spec, state, [ball])
+        assert _pending(project, timeline) == after_first and again.changed
+
+        # a cancelled run of a new object undoes to the state before it
+        timeline.select(None)
+        timeline.set_index(0)
+        calls = []
+
+        def cancelled() -> bool:
+            calls.append(1)
+            return len(calls) > 3
+
+        box = timeline.request(((100.0, 80.0, True),), None, "box")
+        stopped = _run(timeline, project, spec, state, [box], cancelled)
+        assert 2 in {t.object_id for t in timeline.tracks} and stopped.changed
+        stopped.undo()
+        timeline.refresh()
+        assert _pending(project, timeline) == after_first
+        assert {t.object_id for t in timeline.tracks} == {1}
     finally:
         project.close()
 
