@@ -6,8 +6,9 @@ Going to another frame writes its file in a loader thread (newest request wins),
 row. Propagate turns the waiting click into an object request (`app.propagate.Timeline`) and runs
 the tracking job off the GUI thread through the window's long-job runner (progress with frames/s
 and ETA, Cancel); while it runs, the timeline and the shown frame's pending masks are re-read from
-the store every `STREAM_MS`, so results appear as they are stored. Accepting a track is one
-`QUndoCommand` around the Qt-free `AcceptTrack`.
+the store every `STREAM_MS`, so results appear as they are stored. A propagation (however it
+ends) and accepting a track are each one `QUndoCommand` around the Qt-free `PropagateTrack` /
+`AcceptTrack`: Ctrl+Z after a Propagate puts the pending masks it replaced back.
 
 `SequenceView` is given the window (`host`) because it drives the window's own switching and job
 runner; it keeps no annotating state (that is the `Timeline`).
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import QDockWidget
 from annotator.app.propagate import (
     AcceptTrack,
     PropagateResult,
+    PropagateTrack,
     Timeline,
     state_dir,
     tracking_note,
@@ -94,13 +96,20 @@ class FrameLoader(QObject):
 
 
 class TrackCommand(QUndoCommand):
-    """Accept a track on the window's undo stack; the view re-reads the store after each step."""
+    """Accept a track, or a propagation, on the window's undo stack; the view re-reads the store
+    after each step. A propagation is pushed once its run has stored its result (`done`): the
+    push's first redo then has nothing to do."""
 
-    def __init__(self, command: AcceptTrack, view: SequenceView) -> None:
+    def __init__(
+        self, command: AcceptTrack | PropagateTrack, view: SequenceView, done: bool = False
+    ) -> None:
         super().__init__(command.text)
-        self.command, self.view = command, view
+        self.command, self.view, self._skip = command, view, done
 
     def redo(self) -> None:
+        if self._skip:
+            self._skip = False
+            return
         self.command.do()
         self.view.edited()
 
@@ -128,6 +137,7 @@ class SequenceView(QObject):
         self._overlays: list[MaskItem] = []
         self._open_after: Path | None = None
         self.running = False
+        self._undoable: PropagateTrack | None = None  # the running propagation's undo step
         self.stream = QTimer(self)
         self.stream.setInterval(STREAM_MS)
         self.stream.timeout.connect(self._streamed)
@@ -311,7 +321,9 @@ class SequenceView(QObject):
             return False
         requests = m.take(request)
         job = m.job(project_location(host.session.project), spec, state_dir(spec), requests)
+        self._undoable = m.command(requests)  # what the run will replace, before it runs
         if not host.start_job(job, self._propagated, self._ended):
+            self._undoable = None
             m.queued = requests
             m.changed.emit()
             return False
@@ -329,8 +341,14 @@ class SequenceView(QObject):
             self._draw_pending(self.host.session.image_id)
 
     def _ended(self) -> None:
+        """However the run ended (done, cancelled, failed), what it stored is one undo step."""
         self.running = False
         self.stream.stop()
+        command, self._undoable = self._undoable, None
+        if command is not None and self.host.session.project is command.store.project:
+            command.finish()
+            if command.changed:
+                self.host.undo_stack.push(TrackCommand(command, self, done=True))
         self._streamed()
 
     def _propagated(self, result: PropagateResult) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from annotator.app.sequences import pending_masks
 from annotator.gui.settings import ModelConfig
 from annotator.store.tracks import TrackStore
 from tests import clips, tiny_video
@@ -61,6 +62,15 @@ def _propagate(qtbot, window) -> None:
         window.key_actions["track.propagate"].trigger()  # the registered action (Ctrl+T)
 
 
+def _pending_rows(store: TrackStore, track_id: int) -> list[tuple]:
+    """A track's pending masks as stored: (frame, proposal id, RLE counts, category) each."""
+    out = []
+    for frame, pid in store.track_proposals(track_id):
+        proposal = store.project.read("SELECT rle, category FROM proposals WHERE id = ?", (pid,))
+        out.append((frame, pid, *proposal[0]))
+    return out
+
+
 def test_click_propagate_correct_accept_undo(qtbot, video_window):
     window = video_window
     view, model = window.timeline, window.timeline.model
@@ -102,10 +112,24 @@ def test_click_propagate_correct_accept_undo(qtbot, video_window):
 
     # a correction click on another frame: a second conditioning frame, tracked again
     _go_frame(qtbot, window, 6)
+    first_run = _pending_rows(store, track.track_id)
     click(qtbot, window, 60, 38)
     wait_proposal(qtbot, window)
     _propagate(qtbot, window)
     assert model.track(1).prompted == {2, 6} and len(model.tracks) == 1
+    corrected = _pending_rows(store, track.track_id)
+    assert corrected != first_run
+
+    # Ctrl+Z undoes the propagation: the first run's pending masks come back, bit for bit, and
+    # the timeline and the canvas redraw; redo puts the correction's masks back (no model run)
+    window.key_actions["edit.undo"].trigger()
+    assert _pending_rows(store, track.track_id) == first_run
+    assert model.track(1).prompted == {2} and model.track(1).pending == track.pending
+    shown = pending_masks(window.session.project, window.session.image_id)
+    assert view.pending_shown() == len(shown)
+    window.key_actions["edit.redo"].trigger()
+    assert _pending_rows(store, track.track_id) == corrected
+    assert model.track(1).prompted == {2, 6}
 
     # accept the track: all its frames in one undoable step
     frames = model.track(1).pending
