@@ -21,6 +21,9 @@ A fresh child process, so that its peak RSS is this scenario's alone, does:
 
 Models are full-size with random weights (benchmarks/models.py: speed and memory do not depend on
 the weights); the vocabulary is COCO's 80 names (the labels' text index is not what is measured).
+The engine fixes glibc's mmap threshold at start (`annotator/allocator.py`, ADR 41); with
+`--allocator-baseline` the scenario also runs without it (`ANNOTATOR_MALLOC=default`), both
+children at the same time so that the click-time ratio is taken under the same load.
 With `--naive` a second child reads level 0 whole (`tifffile.imread`), the way a flat decoder
 would, for the contrast. Raw JSON into benchmarks/results/.
 """
@@ -32,6 +35,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -106,8 +110,14 @@ def child(work: Path, out: Path, family: str) -> None:
 
     torch.set_num_threads(2)
     pyramidal, _ = make_images(work)
-    cache = work / f"cache-{family}"
+    cache = (
+        work / f"cache-{family}"
+        if "ANNOTATOR_MALLOC" not in os.environ
+        else work / f"cache-{family}-plain"
+    )
+    shutil.rmtree(cache / "embeddings", ignore_errors=True)  # the three clicks encode
     result: dict = {"segmenter": family, "rss_mb_start": round(_rss_mb(), 1)}
+    result["allocator"] = os.environ.get("ANNOTATOR_MALLOC", "tuned")
     seconds, view = show(pyramidal, cache)
     result["show_pyramidal_s"] = round(seconds, 4)
     result["show_view"] = {k: list(v) if isinstance(v, tuple) else v for k, v in view.items()}
@@ -215,16 +225,49 @@ def naive(work: Path, out: Path) -> None:
     )
 
 
-def _run(mode: str, work: Path, *extra: str) -> dict:
-    out = work / f"{mode}.json"
+def _start(mode: str, work: Path, *extra: str, tag: str = "", **env: str):
+    out = work / f"{mode}{tag}.json"
     out.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [sys.executable, __file__, "--work", str(work), f"--{mode}-child", str(out), *extra],
-        check=True,
-        env=env,
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    command = [sys.executable, __file__, "--work", str(work), f"--{mode}-child", str(out), *extra]
+    return subprocess.Popen(command, env=env), out
+
+
+def _finish(started) -> dict:
+    process, out = started
+    if process.wait() != 0:
+        raise SystemExit(f"{out.stem} child failed ({process.returncode})")
     return json.loads(out.read_text())
+
+
+def _run(mode: str, work: Path, *extra: str) -> dict:
+    return _finish(_start(mode, work, *extra))
+
+
+def _scenarios(work: Path, families: list[str], baseline: bool) -> list[dict]:
+    results = []
+    for family in families:
+        tuned = _start("scenario", work, "--family", family)
+        if not baseline:
+            results.append(_finish(tuned))
+            continue
+        plain = _start(
+            "scenario", work, "--family", family, tag="-plain", ANNOTATOR_MALLOC="default"
+        )
+        result, without = _finish(tuned), _finish(plain)
+        seconds = sum(c["seconds"] for c in result["clicks"])
+        plain_seconds = sum(c["seconds"] for c in without["clicks"])
+        same = [c["area"] for c in result["clicks"]] == [c["area"] for c in without["clicks"]]
+        result["allocator_baseline"] = {
+            "peak_rss_mb": without["peak_rss_mb"],
+            "rss_mb_after_engine": without["rss_mb_after_engine"],
+            "clicks_s": round(plain_seconds, 2),
+            "clicks_s_ratio_tuned_vs_default": round(seconds / plain_seconds, 3),
+            "engine_load_s": without["engine_load_s"],
+            "same_areas": same,
+        }
+        results.append(result)
+    return results
 
 
 def main() -> None:
@@ -236,6 +279,11 @@ def main() -> None:
         default="sam2",
         help="families to run the scenario with, comma-separated (default: sam2, SAM 2.1 "
         "Hiera-T, the CPU default of ADR 6; sam: SAM 1 ViT-B)",
+    )
+    parser.add_argument(
+        "--allocator-baseline",
+        action="store_true",
+        help="also run the scenario without the allocator settings (ANNOTATOR_MALLOC=default)",
     )
     parser.add_argument("--scenario-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--flat-child", type=Path, help=argparse.SUPPRESS)
@@ -256,7 +304,7 @@ def main() -> None:
         "image": f"{SIDE}x{SIDE} RGB, 512-px zlib tiles, 5 overviews (and a flat copy)",
         "models": "segmenter + CLIP convnext_base_w, full size, random weights; COCO vocabulary",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "scenarios": [_run("scenario", args.work, "--family", f) for f in families],
+        "scenarios": _scenarios(args.work, families, args.allocator_baseline),
         "flat_tiff": _run("flat", args.work),
     }
     if args.naive:
