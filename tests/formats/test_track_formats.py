@@ -158,3 +158,56 @@ def test_datumaro_reads_mots_and_mot(tracked, tmp_path):
             xs.max() - xs.min() + 1,
             ys.max() - ys.min() + 1,
         )
+
+
+def test_mot_imports_its_tracks_as_filled_boxes(tracked, tmp_path):
+    """MOT 1.1 holds boxes only: import brings each track back (same ids, categories) with the
+    filled box of the exported mask on every frame."""
+    from annotator.io.masks import mask_box
+
+    project, expected = tracked
+    with Project.open_folder(project) as p:
+        export("mot", p, tmp_path / "out")
+    target = tmp_path / "back"
+    target.mkdir()
+    with Project.open_folder(target) as q:
+        with pytest.warns(UserWarning, match="filled box"):
+            done = import_(tmp_path / "out", None, q, "mot")
+    assert (done["sequences"], done["tracks"], done["annotations"]) == (1, 2, len(expected))
+    back = _tracks_of(target)
+    assert set(back) == set(expected)
+    for key, mask in expected.items():
+        category, got = back[key]
+        assert category == {1: "ball", 2: "cup"}[key[1]]
+        x0, y0, x1, y1 = mask_box(mask)
+        box = np.zeros_like(mask)
+        box[y0:y1, x0:x1] = True
+        assert np.array_equal(got, box), key
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("1,1,inf,0,4,4,1,1,1", "must be finite"),
+        ("1,1,0,0,4", "at least 6 fields"),
+        ("999,1,0,0,4,4,1,1,1", "frame: must be 1.."),
+        ("1,0,0,0,4,4,1,1,1", "track id: must be 1.."),
+        ("1,1,0,0,4,4,1,7,1", "class: must be 1.."),
+        ("1,1,1e9,0,4,4,1,1,1", "outside the image"),
+    ],
+)
+def test_a_bad_mot_row_is_one_line_and_stores_nothing(tracked, tmp_path, row, message):
+    from annotator.errors import DatasetFormatError
+
+    project, _ = tracked
+    with Project.open_folder(project) as p:
+        export("mot", p, tmp_path / "out")
+    (seq,) = [d for d in (tmp_path / "out").iterdir() if d.is_dir()]
+    (seq / "gt" / "gt.txt").write_text(row + "\n")
+    target = tmp_path / "back"
+    target.mkdir()
+    with Project.open_folder(target) as q:
+        with pytest.raises(DatasetFormatError, match=message) as error:
+            import_(tmp_path / "out", None, q, "mot")
+        assert "\n" not in str(error.value)
+        assert q.images() == [] and q.annotations() == []
