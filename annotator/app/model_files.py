@@ -26,6 +26,20 @@ ModelConfig = Any  # gui.settings.ModelConfig (the app layer does not import the
 DEFAULT_CLIP_MODEL = "convnext_base_w"  # the architecture of `weights.DEFAULT_CLIP`
 
 
+def family_titles() -> dict[str, str]:
+    """Each segmenter family's readable name (`annotator/families.py` records), by family name."""
+    from annotator import families
+
+    return {name: f.title for name, f in families.FAMILIES.items()}
+
+
+def family_choices() -> dict[str, str]:
+    """What the settings dialog lists for each family, in the records' order."""
+    from annotator import families
+
+    return {name: f.choice for name, f in families.FAMILIES.items()}
+
+
 def _clip_unconfigured(config: ModelConfig) -> bool:
     """Nothing but (at most) the default model name: the default CLIP weights are needed."""
     return not (config.clip_weights or config.clip_config or config.clip_pretrained) and (

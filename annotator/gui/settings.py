@@ -23,8 +23,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
-import annotator.families as families
-from annotator.app.model_files import checkpoint_problem
+from annotator.app.model_files import checkpoint_problem, family_choices, family_titles
 from annotator.spec import PRECISIONS, ModelSpec
 
 
@@ -75,8 +74,7 @@ class ModelConfig:
         if self.checkpoint:
             return Path(self.checkpoint).name or self.checkpoint
         if self.segmenter:
-            family = families.FAMILIES.get(self.segmenter)
-            return family.title if family else self.segmenter
+            return family_titles().get(self.segmenter, self.segmenter)
         return "default segmenter"
 
     def checkpoint_problem(self) -> str | None:
@@ -91,7 +89,7 @@ class ModelConfig:
 # The family names the settings dialog shows, in its order ("" = the device's default).
 FAMILY_NAMES = {  # the settings list: annotator/families.py's records
     "": "Default for this device",
-    **{name: f.choice for name, f in families.FAMILIES.items()},
+    **family_choices(),
 }
 CHECKPOINT_PATTERN = "Checkpoints (*.pth *.pt *.safetensors);;All files (*)"
 LEGACY_CHECKPOINT_KEY = "models/sam_checkpoint"  # before the families: a SAM 1 file only
