@@ -1,4 +1,4 @@
-"""glibc allocator settings the product applies once at start (ADR 41).
+"""glibc allocator settings, NOT applied by the product any more (ADR 41: a click twice as slow).
 
 Why: the peak memory of encoding a large image's working window (issue 26, <= 2 GB) was set
 less by the tensors alive at once than by glibc's *dynamic* mmap threshold. After the first

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from annotator import allocator
 from annotator.cache import ArrayCache, check_cache_root, default_cache_dir
 from annotator.device import resolve_device
 from annotator.engine_encoding import Encoding, RecentRegions
@@ -110,7 +109,6 @@ class Engine(Encoding, Labelling):
         core). Without it the segmenter comes first, so that a bad checkpoint fails in a second.
         """
 
-        allocator.tune()  # before the weights: glibc's mmap threshold fixed (ADR 41)
         hash_ahead(*weight_files(spec))  # on a second core while the imports hold the first
         device = resolve_device(spec.device)
         root = check_cache_root(
