@@ -23,13 +23,34 @@ from PIL import Image
 from annotator.errors import CheckpointError, WeightsError
 from annotator.hashing import sha256_file
 from annotator.models.clip_config import read_config, register_config
-from annotator.models.clip_load import check_parameter_count, create_from_file, one_line
+from annotator.models.clip_load import (
+    check_parameter_count,
+    create_from_file,
+    create_from_tag,
+    one_line,
+)
 from annotator.models.clip_text import TextTower
 
 DEFAULT_CLIP_MODEL = "convnext_base_w"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s13b_b82k_augreg"
 
 _CPU_BATCH = 64  # rows per text-tower call on a CPU (measured: 256 rows is 1.5x slower per prompt)
+
+
+def _text_output_width(model: torch.nn.Module) -> int | None:
+    """The width of the text tower's output read from its projection's shape, or None where there
+    is no such projection. Why not a probe `encode_text`: running the text tower at load brings
+    all its weights into memory (they are mapped from the file, `clip_load.mapped_state_dict`),
+    ~225 MB of the default model that is otherwise needed only to encode new names."""
+    text = getattr(model, "text", None)
+    for src in (model, text):
+        proj = getattr(src, "text_projection", None)
+        if isinstance(proj, torch.nn.Linear):
+            return proj.out_features
+        if isinstance(proj, torch.Tensor) and proj.ndim == 2:
+            return int(proj.shape[1])
+    width = getattr(text, "output_dim", None)
+    return width if isinstance(width, int) else None
 
 
 def _tower_kind(visual: torch.nn.Module) -> str:
@@ -79,8 +100,9 @@ class ClipModel:
         self.transform = image_transform_v2(self.preprocess_cfg, is_train=False)
         with torch.inference_mode():
             self.logit_scale = float(model.logit_scale.detach().float().exp().reshape(-1)[0])
-            probe = self._tokenize(["a"])
-            self.embed_dim = int(model.encode_text(probe).shape[-1])
+            self.embed_dim = _text_output_width(model) or int(
+                model.encode_text(self._tokenize(["a"])).shape[-1]
+            )
         self._text = TextTower(model)
 
     # ----------------------------------------------------------------------------------- loading
@@ -127,8 +149,12 @@ class ClipModel:
                 f"{', '.join(tags) or 'none'} (or pass a local weights file)"
             )
         try:
-            model = open_clip.create_model(name, pretrained=pretrained, device=device)
-        except RuntimeError as e:
+            model = create_from_tag(name, pretrained, device)
+        except (
+            RuntimeError,
+            OSError,
+            ValueError,
+        ) as e:  # open_clip's and the hub's download errors
             raise WeightsError(
                 f"cannot get CLIP weights {name}/{pretrained} ({one_line(e)}); "
                 "when offline, download them elsewhere and pass the weights file"

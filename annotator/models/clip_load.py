@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from unittest import mock
 
 import open_clip
+import open_clip.factory
 import torch
 from open_clip.factory import load_checkpoint
+from open_clip.transform import merge_preprocess_dict
 
 from annotator.errors import CheckpointError
 
@@ -91,6 +94,39 @@ def create_from_file(
         raise CheckpointError(f"{weights}: cannot load it as {what} ({one_line(e)})") from None
 
 
+def tag_preprocess(tag_cfg: dict) -> dict:
+    """The preprocessing a pretrained tag sets, as `open_clip.create_model` merges it (its
+    PreprocessCfg fields; the size stays the built tower's, as open_clip resets it)."""
+    merged = merge_preprocess_dict({}, tag_cfg)
+    merged.pop("size", None)
+    return merged
+
+
+def create_from_tag(name: str, tag: str, device: str) -> torch.nn.Module:
+    """`open_clip.create_model(name, pretrained=tag)` without its random initialisation and with
+    the weights in memory once: open_clip's own download (`download_pretrained`, into its cache)
+    gives the file, which is loaded as a local file is (`build_uninitialised` + `load_assigned`)
+    with the tag's preprocessing. Why: the default CLIP reaches every user this way, and through
+    `create_model` it costs the random draw and twice the weights at the peak (issue 26). Download
+    failures raise as open_clip's do (the caller words them); a tag whose model cannot be built
+    that way takes `create_model`."""
+    tag_cfg = open_clip.get_pretrained_cfg(name, tag)
+    preprocess = tag_preprocess(tag_cfg) if tag_cfg else None
+    model = build_uninitialised(name, preprocess) if tag_cfg else None
+    if model is None:
+        return open_clip.create_model(name, pretrained=tag, device=device)
+    checkpoint = open_clip.download_pretrained(tag_cfg)
+    if not checkpoint:
+        raise RuntimeError(f"open_clip has no download for {name}/{tag}")
+    try:
+        load_assigned(model, checkpoint)
+    except Exception as e:  # the downloaded file does not fit the model
+        raise CheckpointError(
+            f"{checkpoint}: cannot load it as CLIP model {name!r} ({one_line(e)})"
+        ) from None
+    return model.to(device)
+
+
 def build_uninitialised(name: str, preprocess: dict | None) -> torch.nn.Module | None:
     """`name` built on the meta device with its causal masks made on the CPU, or None when the
     model holds state that the checkpoint does not (anything but open_clip's causal `attn_mask`).
@@ -148,12 +184,45 @@ def load_assigned(model: torch.nn.Module, checkpoint: str) -> None:
 
     model.load_state_dict = assign  # what load_checkpoint calls; the instance's own, for this load
     try:
-        load_checkpoint(model, checkpoint, strict=True, weights_only=True, device="cpu")
+        with mock.patch.object(open_clip.factory, "load_state_dict", mapped_state_dict):
+            load_checkpoint(model, checkpoint, strict=True, weights_only=True, device="cpu")
     finally:
         del model.load_state_dict
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:  # strict loading leaves none; a guard, since a meta tensor would fail far later
         raise RuntimeError(f"{len(left)} tensors not in the weights file, e.g. {left[0]}")
+
+
+def mapped_state_dict(checkpoint_path: str, device: str = "cpu", weights_only: bool = True) -> dict:
+    """open_clip's `load_state_dict` for a torch file, its tensors mapped from the file
+    (`torch.load(mmap=True)`) instead of read into memory; other files go to open_clip's own.
+
+    Why: with the tensors assigned to the model (`load_assigned`), a mapped tensor is read from
+    the page cache only when a forward first touches it. The CLIP text tower runs only while the
+    vocabulary's text index is built; once that index is cached (every start after the first) its
+    pages are never touched and never count in the process's memory: ~350 MB of the default
+    `convnext_base_w` (issue 26's 2 GB bound, benchmarks/bench_large_image.py). The mapping is
+    private (copy-on-write) and the weights download replaces a file by renaming a new one over
+    it (`os.replace`), so a mapped file is never rewritten under a running model. A file that
+    cannot be mapped (torch's legacy, non-zip format) is read as before."""
+    if str(checkpoint_path).endswith((".safetensors", ".npz", ".npy")):
+        return _OPEN_CLIP_LOAD_STATE_DICT(checkpoint_path, device=device, weights_only=weights_only)
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):
+            raise
+        return _OPEN_CLIP_LOAD_STATE_DICT(checkpoint_path, device=device, weights_only=weights_only)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]  # a training checkpoint, as open_clip unwraps it
+    if not isinstance(checkpoint, dict) or not checkpoint:
+        raise RuntimeError("the file holds no state dict")
+    if next(iter(checkpoint)).startswith("module"):  # saved from DataParallel, as open_clip strips
+        checkpoint = {key[7:]: value for key, value in checkpoint.items()}
+    return checkpoint
+
+
+_OPEN_CLIP_LOAD_STATE_DICT = open_clip.factory.load_state_dict
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
