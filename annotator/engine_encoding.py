@@ -8,12 +8,14 @@ and `model_id`.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from annotator import allocator
 from annotator.cache import ArrayCache
 from annotator.engine_loading import region_id
 from annotator.engine_types import ImageEmbedding
@@ -153,12 +155,19 @@ class Encoding:
             if kept is not None and (kept.complete or not clip):
                 return kept
             known = kept  # its segmenter half; the CLIP half is added below
-        sam_embedding = known.sam if known is not None else self._sam_half(cache, digest, rgb)
+        # a large image's window: its encoders' buffers are mapped and returned (ADR 43: the
+        # 2 GB bound of issue 26, at some encode time, so whole images keep glibc's default)
+        guard = allocator.encoding if region else contextlib.nullcontext
+        sam_embedding = (
+            known.sam if known is not None else self._sam_half(cache, digest, rgb, guard)
+        )
         clip_arrays = known.clip if known is not None else None
         if clip and clip_arrays is None:
             clip_arrays = self._load(cache, "clip", self._clip_id(), digest) if cache else None
             if clip_arrays is None:
-                clip_arrays = self.head.prepare(rgb())
+                pixels = rgb()
+                with guard():
+                    clip_arrays = self.head.prepare(pixels)
                 if cache is not None:
                     cache.save("clip", self._clip_id(), digest, clip_arrays)
         embedding = ImageEmbedding(
@@ -168,14 +177,18 @@ class Encoding:
             self.recent_regions.put(digest, embedding)
         return embedding
 
-    def _sam_half(self, cache: ArrayCache | None, digest: str | None, rgb) -> object:
+    def _sam_half(
+        self, cache: ArrayCache | None, digest: str | None, rgb, guard=contextlib.nullcontext
+    ) -> object:
         arrays = self._load(cache, "sam", self.sam.identity, digest) if cache is not None else None
         if arrays is not None:
             try:
                 return self.sam.from_arrays(arrays)
             except (KeyError, ValueError):  # a stale or foreign file: recompute, as unreadable
                 pass
-        embedding = self.sam.encode(rgb())
+        pixels = rgb()
+        with guard():
+            embedding = self.sam.encode(pixels)
         if cache is not None:
             cache.save("sam", self.sam.identity, digest, self.sam.to_arrays(embedding))
         return embedding

@@ -1,4 +1,5 @@
-"""The glibc allocator settings the engine applies at start (ADR 41, issue 26's peak RSS).
+"""The glibc allocator settings: `tune` (ADR 41, not shipped) and `encoding` (ADR 43, around every
+encoder run), for issue 26's peak RSS.
 
 Each case runs in a fresh interpreter: mallopt settings last for the process. What is checked is
 glibc's own accounting (`mallinfo2().hblks`, the chunks served by their own mmap): after a large
@@ -75,3 +76,112 @@ def test_without_tuning_glibc_serves_the_buffer_from_the_heap():
 def test_a_users_malloc_environment_wins():
     result = _probe(MALLOC_MMAP_THRESHOLD_="4194304")
     assert result == {"applied": {}, "mapped": 0}  # their 4 MiB threshold: 1 MiB from the heap
+
+
+ENCODING_PROBE = """
+import ctypes, json
+from annotator import allocator
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = Info
+
+def mapped_after_a_large_free(mib):
+    # each call asks for more than any earlier call left free in the heap, so the answer is
+    # glibc's choice for new memory: the heap (brk) or a mapping of its own
+    libc.free(libc.malloc(16 << 20))  # glibc's dynamic threshold would rise past `mib`
+    before = libc.mallinfo2().hblks
+    small = libc.malloc(mib << 20)
+    mapped = libc.mallinfo2().hblks - before
+    libc.free(small)
+    return mapped
+
+result = {"before": mapped_after_a_large_free(1)}
+with allocator.encoding():
+    with allocator.encoding():  # nested (the text index thread beside an encode)
+        result["nested"] = mapped_after_a_large_free(2)
+    result["inner_left"] = mapped_after_a_large_free(3)  # still inside the outer one
+result["after"] = mapped_after_a_large_free(4)
+big = libc.malloc(48 << 20)  # over the resting 32 MiB threshold: still its own mapping
+result["big_after"] = libc.mallinfo2().hblks
+libc.free(big)
+print(json.dumps(result))
+"""
+
+
+def _encoding_probe(**env: str) -> dict:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "ANNOTATOR_MALLOC"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", ENCODING_PROBE],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_while_encoding_every_buffer_over_128_kib_is_its_own_mapping():
+    result = _encoding_probe()
+    assert result["before"] == 0  # glibc as it starts: the 1 MiB buffer from the heap
+    assert result["nested"] == 1 and result["inner_left"] == 1  # the low threshold, nested too
+    assert result["after"] == 0  # resting: mid-size buffers from the heap again (fast clicks)
+    assert result["big_after"] >= 1
+
+
+@pytest.mark.parametrize(
+    "env", [{"ANNOTATOR_MALLOC": "default"}, {"MALLOC_MMAP_THRESHOLD_": "4194304"}]
+)
+def test_encoding_leaves_glibc_alone_when_told_or_when_the_user_set_it(env):
+    result = _encoding_probe(**env)
+    assert result["nested"] == 0 and result["inner_left"] == 0
+
+
+def test_a_large_images_window_encodes_inside_encoding_a_whole_image_does_not(engine, monkeypatch):
+    """Structure: Engine.embed runs the segmenter encode and the CLIP trunk of a large image's
+    window (pixels given as a function with a key) while `encoding()` is held; a whole image's
+    encoders run with glibc as it is (ADR 43: the setting costs encode time)."""
+    import contextlib
+
+    import numpy as np
+
+    from annotator import allocator
+
+    inside = {"depth": 0, "sam": [], "clip": []}
+
+    @contextlib.contextmanager
+    def recording():
+        inside["depth"] += 1
+        try:
+            yield
+        finally:
+            inside["depth"] -= 1
+
+    monkeypatch.setattr(allocator, "encoding", recording)
+    sam_encode, prepare = engine.sam.encode, engine.head.prepare
+
+    def spy_sam(pixels):
+        inside["sam"].append(inside["depth"])
+        return sam_encode(pixels)
+
+    def spy_clip(pixels):
+        inside["clip"].append(inside["depth"])
+        return prepare(pixels)
+
+    monkeypatch.setattr(engine.sam, "encode", spy_sam)
+    monkeypatch.setattr(engine.head, "prepare", spy_clip)
+    rng = np.random.default_rng(7)
+    whole = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    engine.embed(whole)
+    window = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    engine.embed(lambda: window, key=f"test-window-{rng.integers(1 << 30)}")
+    assert inside == {"depth": 0, "sam": [0, 1], "clip": [0, 1]}
