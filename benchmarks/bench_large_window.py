@@ -13,8 +13,9 @@ objects), and the benchmark records
 - three clicks: for each object, the view set to 100 % centred on it, a real mouse click on the
   canvas, the seconds until the mask (and its labels) is pending, then accept (stored as RLE);
 - peak RSS of the window process at each step.
-Scenarios: `full` (SAM ViT-B + CLIP convnext_base_w, full size, random weights: speed and memory do
-not depend on the weights; COCO vocabulary) and `tiny` (the test suite's tiny models: what the
+Scenarios: `full` (`--segmenter`: SAM 2.1 Hiera-T, the CPU default, unless told, e.g. `sam` for SAM 1
+ViT-B; + CLIP convnext_base_w, full size, random weights: speed and memory do not depend on the
+weights; COCO vocabulary) and `tiny` (the test suite's tiny models: what the
 window itself costs, torch and Qt included). Raw JSON into benchmarks/results/.
 """
 
@@ -46,7 +47,7 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _config(kind: str, work: Path) -> dict:
+def _config(kind: str, work: Path, segmenter: str = "sam2") -> dict:
     """The model files (built here, in the parent: building them is not the window's memory)."""
     if kind == "tiny":
         from tests.tiny_clip import make_tiny_clip
@@ -63,8 +64,8 @@ def _config(kind: str, work: Path) -> dict:
     from benchmarks.models import DEFAULT_CLIP, clip_weights, segmenter_checkpoint
 
     return dict(
-        segmenter="sam",
-        checkpoint=str(segmenter_checkpoint("sam", work)),
+        segmenter=segmenter,
+        checkpoint=str(segmenter_checkpoint(segmenter, work)),
         clip_model=DEFAULT_CLIP,
         clip_weights=str(clip_weights(work)),
         vocabulary="coco",
@@ -90,7 +91,16 @@ def child(kind: str, work: Path, out: Path, screenshot: Path | None) -> None:
     config = ModelConfig(**json.loads((work / f"window-config-{kind}.json").read_text()))
     app = QApplication(sys.argv[:1])
     run = work / f"window-{kind}"
+    text_index = run / "cache" / "text"  # the vocabulary's text index, kept with --index-cached
+    kept = work / f"kept-text-{kind}"
+    if os.environ.get("BENCH_INDEX_CACHED") == "1" and text_index.is_dir():
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.move(text_index, kept)
     shutil.rmtree(run, ignore_errors=True)
+    if kept.is_dir():
+        text_index.parent.mkdir(parents=True)
+        shutil.move(kept, text_index)
+    result["text_index_cached"] = text_index.is_dir()
     (run / "images").mkdir(parents=True)
     os.link(pyramidal, run / "images" / pyramidal.name)
     result.update(models=kind, rss_mb_start=_rss_mb())  # imports (torch, Qt, the window's modules)
@@ -177,7 +187,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/large-bench"))
     parser.add_argument("--tiny-only", action="store_true", help="only the tiny-model scenario")
+    parser.add_argument(
+        "--segmenter",
+        default="sam2",
+        help="the full scenario's family (default sam2, the CPU default; sam: SAM 1 ViT-B)",
+    )
     parser.add_argument("--screenshot", type=Path, help="tiny models under Xvfb, then this PNG")
+    parser.add_argument(
+        "--index-cached",
+        action="store_true",
+        help="each scenario twice: a first session that builds the text index, then a later "
+        "one that finds it in the cache",
+    )
+    parser.add_argument("--full-only", action="store_true", help="only the full-size scenario")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -186,12 +208,18 @@ def main() -> None:
         child(args.child, args.work, args.out, args.screenshot)
         return
     kinds = ["tiny"] if args.tiny_only or args.screenshot else ["tiny", "full"]
+    kinds = ["full"] if args.full_only else kinds
+    if args.index_cached:
+        # a later session finds the vocabulary's text index in the cache, so the CLIP text tower
+        # never runs (ADR 42): each scenario runs twice, the second keeping the first's index
+        kinds = [k for k in kinds for _ in (0, 1)]
+        os.environ["BENCH_INDEX_CACHED"] = "1"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if args.screenshot is None:
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
     scenarios = []
     for kind in kinds:
-        config = _config(kind, args.work)
+        config = _config(kind, args.work, args.segmenter)
         (args.work / f"window-config-{kind}.json").write_text(json.dumps(config))
         out = args.work / f"window-{kind}.json"
         command = [sys.executable, __file__, "--child", kind, "--work", str(args.work)]
@@ -207,6 +235,7 @@ def main() -> None:
         "benchmark": "large_window",
         "image": "20000x20000 RGB, 512-px zlib tiles, 5 overviews (bench_large_image.make_images)",
         "window": "MainWindow 1600x1000, offscreen Qt; clicks at 100 % zoom",
+        "segmenter": args.segmenter,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "scenarios": scenarios,
     }

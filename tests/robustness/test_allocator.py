@@ -19,11 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROBE = """
-import ctypes, json, sys
+# glibc's malloc, free and mallinfo2 (its own accounting) for the probes below
+GLIBC = """
+import ctypes, json
 from annotator import allocator
-applied = allocator.tune()
-assert allocator.tune() is applied  # once per process
 
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -34,6 +33,13 @@ libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 libc.mallinfo2.restype = Info
+"""
+
+PROBE = (
+    GLIBC
+    + """
+applied = allocator.tune()
+assert allocator.tune() is applied  # once per process
 libc.free(libc.malloc(16 << 20))  # a large buffer freed: glibc raises a dynamic threshold
 before = libc.mallinfo2().hblks
 small = libc.malloc(1 << 20)
@@ -41,14 +47,17 @@ mapped = libc.mallinfo2().hblks - before
 libc.free(small)
 print(json.dumps({"applied": applied, "mapped": mapped}))
 """
+)
 
 
-def _probe(**env: str) -> dict:
+def _probe(program: str = PROBE, **env: str) -> dict:
+    """`program` in a fresh interpreter (mallopt settings last for the process), without the
+    caller's MALLOC_* settings unless given."""
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "ANNOTATOR_MALLOC"))
     }
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", program],
         env={**clean, "PYTHONPATH": str(ROOT), **env},
         capture_output=True,
         text=True,
@@ -78,20 +87,9 @@ def test_a_users_malloc_environment_wins():
     assert result == {"applied": {}, "mapped": 0}  # their 4 MiB threshold: 1 MiB from the heap
 
 
-ENCODING_PROBE = """
-import ctypes, json
-from annotator import allocator
-
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-libc.mallinfo2.restype = Info
-
+ENCODING_PROBE = (
+    GLIBC
+    + """
 def mapped_after_a_large_free(mib):
     # each call asks for more than any earlier call left free in the heap, so the answer is
     # glibc's choice for new memory: the heap (brk) or a mapping of its own
@@ -113,21 +111,11 @@ result["big_after"] = libc.mallinfo2().hblks
 libc.free(big)
 print(json.dumps(result))
 """
+)
 
 
 def _encoding_probe(**env: str) -> dict:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "ANNOTATOR_MALLOC"))
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", ENCODING_PROBE],
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return _probe(ENCODING_PROBE, **env)
 
 
 def test_while_encoding_every_buffer_over_128_kib_is_its_own_mapping():
