@@ -150,11 +150,8 @@ class ClipModel:
             )
         try:
             model = create_from_tag(name, pretrained, device)
-        except (
-            RuntimeError,
-            OSError,
-            ValueError,
-        ) as e:  # open_clip's and the hub's download errors
+        # open_clip's, the hub's and urllib's download errors
+        except (RuntimeError, OSError, ValueError) as e:
             raise WeightsError(
                 f"cannot get CLIP weights {name}/{pretrained} ({one_line(e)}); "
                 "when offline, download them elsewhere and pass the weights file"
