@@ -52,7 +52,7 @@ def test_file_deleted_with_models_loaded(qtbot, tmp_path, model_config, image_fo
     window = open_window(qtbot, tmp_path, model_config, image_folder)
     (image_folder / "img_02.png").unlink()
     window.go_to(window.images.model_.row_of(window.project.image_by_name("img_02.png").id))
-    qtbot.waitUntil(lambda: any("img_02.png" in e for e in window.errors), timeout=20_000)
+    qtbot.waitUntil(lambda: any("img_02.png" in e for e in window.errors), timeout=60_000)
     assert any("file not found" in e for e in window.errors if "img_02.png" in e)
     window.go_to(0)
     qtbot.waitUntil(lambda: window.canvas.image_size() is not None)

@@ -15,7 +15,7 @@ def test_compare_view_two_masks_two_label_lists(qtbot, window, engine):
     wait_proposal(qtbot, window)
     view = window.open_compare()
     assert view.config_b.region_head == "crop"  # default B: the other region head
-    with qtbot.waitSignal(view.compared, timeout=30_000) as blocker:
+    with qtbot.waitSignal(view.compared, timeout=60_000) as blocker:
         pass  # the canvas's click is replayed as soon as the view opens
     result = blocker.args[0]
     path = Path(window.image_path())
@@ -34,7 +34,7 @@ def test_compare_view_two_masks_two_label_lists(qtbot, window, engine):
     assert len(result.a.click_seconds) == len(result.b.click_seconds) == 1
 
     # A second click in the view replays both clicks through both models.
-    with qtbot.waitSignal(view.compared, timeout=30_000) as blocker:
+    with qtbot.waitSignal(view.compared, timeout=60_000) as blocker:
         view.add_point(60, 200, False)
     assert len(blocker.args[0].a.click_seconds) == 2 == len(blocker.args[0].b.click_seconds)
 
@@ -43,7 +43,7 @@ def test_compare_view_two_masks_two_label_lists(qtbot, window, engine):
     dialog.head.setCurrentText("pool")
     config = dialog.config()
     assert config.region_head == "pool" and config.checkpoint == window.config.checkpoint
-    with qtbot.waitSignal(view.compared, timeout=30_000) as blocker:
+    with qtbot.waitSignal(view.compared, timeout=60_000) as blocker:
         view.set_config_b(config)
     same = blocker.args[0]
     assert same.a.labels == same.b.labels and same.iou == 1.0

@@ -18,7 +18,7 @@ LOOSE = ProposalSettings(
 
 def _search(qtbot, window, text: str) -> int:
     window.search.settings = LOOSE
-    with qtbot.waitSignal(window.search.searched, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.search.searched, timeout=60_000) as blocker:
         window.search.search(text)
     return blocker.args[0]
 
@@ -76,14 +76,14 @@ def test_accept_all_is_one_undo_step_and_new_image_clears(qtbot, window):
     # Typed into the field (letters are not shortcuts there), Enter searches.
     window.search.start()
     qtbot.keyClicks(panel.edit, "dog")
-    with qtbot.waitSignal(panel.searched, timeout=30_000):
+    with qtbot.waitSignal(panel.searched, timeout=60_000):
         qtbot.keyClick(panel.edit, Qt.Key.Key_Return)
     assert panel.query == "dog" and panel.hits and window.image_id == first_image
 
     # A result for an image no longer shown is dropped.
     panel.settings = LOOSE
     with qtbot.waitSignal(
-        window.worker.discovered, timeout=30_000, check_params_cb=lambda kind, *_: kind == "find"
+        window.worker.discovered, timeout=60_000, check_params_cb=lambda kind, *_: kind == "find"
     ) as blocker:
         panel.search("car")
         window.next_image()
@@ -93,7 +93,7 @@ def test_accept_all_is_one_undo_step_and_new_image_clears(qtbot, window):
 
 def test_tag_line_shows_vocabulary_names_and_seeds_labels(qtbot, window, engine):
     bar = window.tags
-    qtbot.waitUntil(lambda: len(bar.tags) == 5, timeout=30_000)
+    qtbot.waitUntil(lambda: len(bar.tags) == 5, timeout=60_000)
     path = Path(window.image_path())
     expected = tag_image(engine, engine.embed(path), 5)
     assert [name for name, _ in bar.tags] == [name for name, _ in expected]
@@ -103,13 +103,13 @@ def test_tag_line_shows_vocabulary_names_and_seeds_labels(qtbot, window, engine)
 
     # Clicking a tag searches for it.
     window.search.settings = LOOSE
-    with qtbot.waitSignal(window.search.searched, timeout=30_000):
+    with qtbot.waitSignal(window.search.searched, timeout=60_000):
         bar._buttons[0].click()
     assert window.search.query == bar.names()[0]
 
     paths = [Path(r.path) for r in window.images.model_.rows]
     want = seed_labels([tag_image(engine, engine.embed(p), 5) for p in paths], 3)
-    with qtbot.waitSignal(bar.seeded, timeout=30_000) as blocker:
+    with qtbot.waitSignal(bar.seeded, timeout=60_000) as blocker:
         bar.seed(3)
     assert blocker.args[0] == want
     seeded = window.project.categories()[-3:]

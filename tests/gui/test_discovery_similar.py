@@ -34,7 +34,7 @@ def _annotate(qtbot, window, row: int, boxes, label: str) -> list[int]:
 
 
 def _find(qtbot, window, target: str) -> list:
-    with qtbot.waitSignal(window.similar.results_shown, timeout=30_000):
+    with qtbot.waitSignal(window.similar.results_shown, timeout=60_000):
         window.similar.find(target)
     return window.similar.rows
 

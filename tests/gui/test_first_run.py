@@ -78,7 +78,7 @@ def test_window_names_the_missing_file_and_a_download_loads_the_models(
     assert list(dialog.missing)[0] == "sam2.1_hiera_tiny" and weights.DEFAULT_SAM in dialog.missing
     assert [k.kind for k in dialog.missing.values()].count("clip") == 0
     assert dialog.status[weights.DEFAULT_SAM].text() == "missing"
-    with qtbot.waitSignal(dialog.models_ready, timeout=20_000) as ready:
+    with qtbot.waitSignal(dialog.models_ready, timeout=60_000) as ready:
         dialog.download_buttons[weights.DEFAULT_SAM].click()
         assert dialog.thread is not None and dialog.progress_dialog.isVisible()
     assert dialog.last_progress == (len(payload), len(payload))  # 100 %
@@ -109,13 +109,13 @@ def test_cancel_keeps_the_part_file_and_the_next_download_resumes(
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.download_buttons[entry.name].click()
-    qtbot.waitUntil(lambda: dialog.last_progress[0] >= weights.CHUNK, timeout=20_000)
+    qtbot.waitUntil(lambda: dialog.last_progress[0] >= weights.CHUNK, timeout=60_000)
     assert dialog.last_progress[1] == len(big)
     assert (
         "MB" in dialog.progress_dialog.labelText() and " / " in dialog.progress_dialog.labelText()
     )
     _cancel_button(dialog).click()
-    qtbot.waitUntil(lambda: dialog.thread is None, timeout=20_000)
+    qtbot.waitUntil(lambda: dialog.thread is None, timeout=60_000)
     part = weights.cache_dir() / "big.bin.part"
     kept = part.stat().st_size
     assert 0 < kept < len(big) and kept % weights.CHUNK == 0
@@ -126,7 +126,7 @@ def test_cancel_keeps_the_part_file_and_the_next_download_resumes(
     assert dialog.download_buttons[entry.name].isEnabled()
 
     server.delay = 0.0
-    with qtbot.waitSignal(dialog.models_ready, timeout=20_000):
+    with qtbot.waitSignal(dialog.models_ready, timeout=60_000):
         dialog.download_buttons[entry.name].click()
     assert server.requests[-1] == ("/big.bin", f"bytes={kept}-")  # resumed, not restarted
     assert (weights.cache_dir() / "big.bin").read_bytes() == big and not part.exists()
@@ -141,7 +141,7 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.download_buttons[fake_sam.name].click()
-    qtbot.waitUntil(lambda: dialog.thread is None, timeout=20_000)
+    qtbot.waitUntil(lambda: dialog.thread is None, timeout=60_000)
     status = dialog.status[fake_sam.name].text()
     assert status.startswith("download failed") and "\n" not in status
     details = dialog.details  # the whole message, wrapped and copyable (issue 24)
@@ -154,7 +154,7 @@ def test_sha256_mismatch_shows_the_error_and_retry_starts_clean(
     assert settings_file.model_config().checkpoint == ""  # nothing was stored
 
     monkeypatch.setitem(weights.KNOWN, fake_sam.name, fake_sam)  # the right file this time
-    with qtbot.waitSignal(dialog.models_ready, timeout=20_000):
+    with qtbot.waitSignal(dialog.models_ready, timeout=60_000):
         dialog.download_buttons[fake_sam.name].click()
     assert server.requests[-1] == ("/sam.pth", None)  # a clean retry: no Range header
     assert target.read_bytes() == payload
@@ -288,7 +288,7 @@ def test_downloading_the_cpu_default_folder_loads_sam2_in_the_window(
     window = open_window(qtbot, tmp_path, no_sam, image_folder, wait_engine=False)
     dialog = window.offer_downloads()
     assert list(dialog.missing)[0] == TINY
-    with qtbot.waitSignal(dialog.models_ready, timeout=20_000) as ready:
+    with qtbot.waitSignal(dialog.models_ready, timeout=60_000) as ready:
         dialog.download_buttons[TINY].click()
     folder = weights.cached_path(TINY)
     assert {n: (folder / n).read_bytes() for n in sam2_files} == sam2_files

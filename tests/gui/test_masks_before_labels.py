@@ -73,7 +73,7 @@ def test_the_mask_does_not_wait_for_the_clip_half_and_enter_keeps_it(
     key(qtbot, window, Qt.Key.Key_D)
     assert window.image_id != first_image
     clip_gate.set()
-    qtbot.waitUntil(lambda: len(window.project.annotations(first_image)) == 1, timeout=20_000)
+    qtbot.waitUntil(lambda: len(window.project.annotations(first_image)) == 1, timeout=60_000)
     (saved,) = window.project.annotations(first_image)
     assert saved.category  # the best label of the mask, computed once the CLIP half existed
     assert window.project.annotations(window.image_id) == []

@@ -23,7 +23,7 @@ def test_two_windows_share_a_postgresql_project(
     click(qtbot, alice, 140, 110)
     wait_proposal(qtbot, alice)
     alice.controller.accept()  # Enter (bob's window, opened last, has the keyboard)
-    qtbot.waitUntil(lambda: len(alice.project.annotations(first)) == 1, timeout=20_000)
+    qtbot.waitUntil(lambda: len(alice.project.annotations(first)) == 1, timeout=60_000)
     (ann,) = alice.project.annotations(first)
     assert ann.created_by == "alice"
     # bob sees alice's accepted mask without a restart (the window polls the change feed)

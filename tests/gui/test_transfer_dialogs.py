@@ -137,7 +137,7 @@ def test_importing_a_yolo_folder_shows_its_annotations(qtbot, tmp_path):
     assert "\n" not in window.errors[-1] and "images" in window.errors[-1]
     with qtbot.waitSignal(window.jobs.finished, timeout=60_000):
         assert window.import_dataset(tmp_path / "yolo", None, dst)
-    qtbot.waitUntil(lambda: len(window.canvas.masks) == 5, timeout=20_000)
+    qtbot.waitUntil(lambda: len(window.canvas.masks) == 5, timeout=60_000)
     assert len(window.project.annotations()) == 7
     assert sum(r.annotations for r in window.images.model_.rows) == 7
     assert window.transfer_text.startswith("Imported 7 annotation(s) from yolo")
@@ -166,7 +166,7 @@ def test_the_import_dialog_detects_labelme_and_the_window_shows_it(qtbot, tmp_pa
     with qtbot.waitSignal(window.jobs.finished, timeout=60_000):
         assert window.import_dialog()
     assert seen == {"detected": "Detected: labelme JSON", "needed": False}
-    qtbot.waitUntil(lambda: len(window.canvas.masks) == 5, timeout=20_000)
+    qtbot.waitUntil(lambda: len(window.canvas.masks) == 5, timeout=60_000)
     assert len(window.project.annotations()) == 6 and len(store_extras.boxes(window.project)) == 1
 
 

@@ -52,7 +52,7 @@ def _go_frame(qtbot, window, index: int) -> None:
     frame = view.model.frames[index]
     qtbot.waitUntil(
         lambda: window.image_id == frame and window.canvas.image_size() is not None,
-        timeout=20_000,
+        timeout=60_000,
     )
     qtbot.wait(50)
 
@@ -108,7 +108,7 @@ def test_click_propagate_correct_accept_undo(qtbot, video_window):
 
     later = max(track.pending)
     _go_frame(qtbot, window, later)
-    qtbot.waitUntil(lambda: view.pending_shown() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: view.pending_shown() == 1, timeout=60_000)
 
     # a correction click on another frame: a second conditioning frame, tracked again
     _go_frame(qtbot, window, 6)
@@ -168,13 +168,13 @@ def test_annotator_video_opens_it_and_sam1_says_it_carries_boxes(qtbot, tmp_path
     window.show()
     model = window.timeline.model
     qtbot.waitUntil(
-        lambda: model.active and window.canvas.image_size() == (96, 128), timeout=20_000
+        lambda: model.active and window.canvas.image_size() == (96, 128), timeout=60_000
     )
     assert window.session.row == 1 and len(model.frames) == 6
     assert "previous frame's mask box" in model.note
     assert window.timeline.panel.note.isVisibleTo(window.timeline.panel)
     window.timeline.go_frame(4)
-    qtbot.waitUntil(lambda: window.image_id == model.frames[4], timeout=20_000)
+    qtbot.waitUntil(lambda: window.image_id == model.frames[4], timeout=60_000)
     assert window.timeline.panel.frame_label.text() == "frame 4 / 5"
     window.go_to(0)  # an ordinary image: the timeline closes
     qtbot.waitUntil(lambda: not model.active)

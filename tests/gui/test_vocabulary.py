@@ -47,7 +47,7 @@ def test_edit_then_suggestions_use_the_new_name(qtbot, window):
     row = editor.model._names.index(before[0])
     assert editor.model.setData(editor.model.index(row, 0), "hound")
     assert "hound" in vocab and before[0] not in vocab
-    with qtbot.waitSignal(window.worker.vocabulary_ready, timeout=30_000) as ready:
+    with qtbot.waitSignal(window.worker.vocabulary_ready, timeout=60_000) as ready:
         pass
     assert ready.args == [5]
     saved = Vocabulary.load(window.vocabulary_file())
@@ -60,7 +60,7 @@ def test_edit_then_suggestions_use_the_new_name(qtbot, window):
     key(qtbot, window, Qt.Key.Key_Escape)
     window.undo_stack.undo()
     assert before[0] in vocab and "hound" not in vocab
-    with qtbot.waitSignal(window.worker.vocabulary_ready, timeout=30_000):
+    with qtbot.waitSignal(window.worker.vocabulary_ready, timeout=60_000):
         pass
     click(qtbot, window, 140, 110)
     pending = wait_proposal(qtbot, window)
@@ -77,7 +77,7 @@ def test_unknown_typed_label_is_added_and_project_labels_only(qtbot, window):
     assert record.category == "red square" and "red square" in window.vocabulary
     # Only the project's labels: suggestions for a new mask are all "red square".
     window.vocab_editor.restrict.setChecked(True)
-    with qtbot.waitSignal(window.worker.vocabulary_ready, timeout=30_000):
+    with qtbot.waitSignal(window.worker.vocabulary_ready, timeout=60_000):
         pass
     click(qtbot, window, 60, 200)
     pending = wait_proposal(qtbot, window)

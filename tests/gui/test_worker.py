@@ -44,11 +44,11 @@ def test_decodes_coalesce_and_the_newest_wins(qtbot, worker, image_folder):
             DecodeRequest(r, 7, path, tuple((40.0 + 5 * i, 100.0, True) for i in range(r)))
         )
     gate.set()
-    qtbot.waitUntil(lambda: 20 in results, timeout=20_000)
-    time.sleep(0.1)
-    qtbot.wait(50)
     # Request 1 was overtaken while running, 2..19 never ran; 20 answered twice: its mask as soon
     # as the segmenter half existed, then the same proposal with labels once the CLIP half did.
+    # Waited for as that second answer, not as a pause (a loaded machine takes longer).
+    qtbot.waitUntil(lambda: len(results) >= 2, timeout=60_000)
+    qtbot.wait(200)  # room for a wrong third answer to show
     assert results == [20, 20]
 
 
@@ -57,15 +57,15 @@ def test_prefetch_stays_within_the_memory_budget(qtbot, worker, image_folder, tm
     encoded = []
     worker.encoded.connect(encoded.append)
     worker.set_order([(0, str(paths[0]))])
-    qtbot.waitUntil(lambda: encoded == [0], timeout=20_000)
+    qtbot.waitUntil(lambda: encoded == [0], timeout=60_000)
     each = embedding_nbytes(worker._cache[0])
     worker.set_budget(2.5 * each / 2**20)  # room for two embeddings
     worker.set_order([(i, str(p)) for i, p in enumerate(paths)])
-    qtbot.waitUntil(lambda: len(encoded) == 2, timeout=20_000)
+    qtbot.waitUntil(lambda: len(encoded) == 2, timeout=60_000)
     qtbot.wait(300)
     assert encoded == [0, 1]  # the current image and the next one, no more
     worker.set_order([(i, str(paths[i])) for i in (2, 3, 0, 1)])  # the user moved on
-    qtbot.waitUntil(lambda: len(encoded) == 4, timeout=20_000)
+    qtbot.waitUntil(lambda: len(encoded) == 4, timeout=60_000)
     assert encoded == [0, 1, 2, 3]
     assert set(worker._cache) == {2, 3} or len(worker._cache) <= 2
 
