@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(forwards: int) -> dict:
     from annotator import allocator
 
-    applied = allocator.tune()  # before torch allocates anything, as Engine.from_spec does
+    applied = allocator.tune()  # before torch allocates anything (the product no longer calls it)
 
     import torch
     from segment_anything.modeling import ImageEncoderViT
