@@ -33,6 +33,7 @@ def text_index(
         text_identity(clip),
         cache_dir=cache_dir,
         logit_scale=clip.logit_scale,
+        after_encoding=getattr(clip, "release_text_pages", None),
     )
 
 

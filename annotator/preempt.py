@@ -19,6 +19,7 @@ from contextvars import ContextVar
 
 _urgent: ContextVar[Callable[[], bool] | None] = ContextVar("annotator_urgent", default=None)
 _checks: ContextVar[list[int] | None] = ContextVar("annotator_yield_checks", default=None)
+_inside_models: ContextVar[bool] = ContextVar("annotator_yield_inside_models", default=False)
 
 
 class StepAside(Exception):  # noqa: N818 - a signal, not an error
@@ -26,16 +27,22 @@ class StepAside(Exception):  # noqa: N818 - a signal, not an error
 
 
 @contextmanager
-def interruptible(urgent: Callable[[], bool]) -> Iterator[list[int]]:
+def interruptible(urgent: Callable[[], bool], inside_models: bool = False) -> Iterator[list[int]]:
     """Yield points inside this block raise `StepAside` once `urgent()` is true. Yields a one-item
-    list counting the yield points passed (tests check that the checks happen between calls)."""
+    list counting the yield points passed (tests check that the checks happen between calls).
+
+    `inside_models`: the encoders' own yield points (`model_yield_point`, between their blocks)
+    act too, so a click stops an encode half done. For work worth throwing away (a large image's
+    windows encoded ahead of a click), not for a batch item whose encode is the job."""
     counter = [0]
     token, count_token = _urgent.set(urgent), _checks.set(counter)
+    models_token = _inside_models.set(inside_models)
     try:
         yield counter
     finally:
         _urgent.reset(token)
         _checks.reset(count_token)
+        _inside_models.reset(models_token)
 
 
 def yield_point() -> None:
@@ -48,3 +55,10 @@ def yield_point() -> None:
         counter[0] += 1
     if urgent():
         raise StepAside
+
+
+def model_yield_point() -> None:
+    """Between two blocks of an encoder (`models/lowmem.add_yield_points`): steps aside only in a
+    block opened with `interruptible(..., inside_models=True)`."""
+    if _inside_models.get():
+        yield_point()

@@ -47,6 +47,32 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _breakdown() -> dict:
+    """The resident set now, by kind: anonymous memory, mapped files (weights mapped from their
+    files, libraries), and of those the CUDA build's own libraries, which a CPU-only torch wheel
+    does not have (nvidia/*, triton, libtorch_cuda: what the README's CPU install leaves out)."""
+    status = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            status[key] = round(int(value.split()[0]) / 1024, 1)
+    cuda, current = 0, ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+            current = fields[5] if len(fields) > 5 else ""
+        elif fields[0] == "Rss:" and any(
+            part in current for part in ("/nvidia/", "/triton/", "libtorch_cuda", "libc10_cuda")
+        ):
+            cuda += int(fields[1])
+    return {
+        "rss_mb": status.get("VmRSS"),
+        "rss_anon_mb": status.get("RssAnon"),
+        "rss_file_mb": status.get("RssFile"),
+        "rss_cuda_only_libraries_mb": round(cuda / 1024, 1),
+    }
+
+
 def _config(kind: str, work: Path, segmenter: str = "sam2") -> dict:
     """The model files (built here, in the parent: building them is not the window's memory)."""
     if kind == "tiny":
@@ -141,6 +167,7 @@ def child(kind: str, work: Path, out: Path, screenshot: Path | None) -> None:
         wait(lambda: window.engine_ready and window.worker.labels_complete(), 600), 1
     )
     result["rss_mb_after_engine"] = _rss_mb()
+    result["resident_after_engine"] = _breakdown()
     canvas, session = window.canvas, window.session
     clicks = []
     for i, (x, y) in enumerate(CLICKS):
@@ -168,6 +195,7 @@ def child(kind: str, work: Path, out: Path, screenshot: Path | None) -> None:
     result["clicks"] = clicks
     result["tile_cache_mb"] = round(display.cache.nbytes / 2**20, 1)
     result["rss_mb_peak"] = _rss_mb()
+    result["resident_at_end"] = _breakdown()
     if screenshot is not None:
         x, y = CLICKS[0]
         canvas.setTransform(QTransform.fromScale(1.6, 1.6))

@@ -22,6 +22,7 @@ from PIL import Image
 
 from annotator.errors import CheckpointError, WeightsError
 from annotator.hashing import sha256_file
+from annotator.models import mapped_pages
 from annotator.models.clip_config import read_config, register_config
 from annotator.models.clip_load import (
     check_parameter_count,
@@ -30,6 +31,7 @@ from annotator.models.clip_load import (
     one_line,
 )
 from annotator.models.clip_text import TextTower
+from annotator.models.lowmem import add_yield_points, slice_per_token_layers
 
 DEFAULT_CLIP_MODEL = "convnext_base_w"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s13b_b82k_augreg"
@@ -90,6 +92,8 @@ class ClipModel:
         self.identity = identity
         self.device = torch.device(device)
         visual = model.visual
+        slice_per_token_layers(visual)  # dense features' peak memory (models/lowmem.py)
+        add_yield_points(visual)  # a click stops a prefetch encode (annotator.preempt)
         self.tower = _tower_kind(visual)
         cfg = merge_preprocess_dict(PreprocessCfg(), open_clip.get_model_preprocess_cfg(model))
         self.preprocess_cfg = PreprocessCfg(**cfg)
@@ -245,6 +249,14 @@ class ClipModel:
         if len(texts) == 0:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return self._encode_text_plain(texts)
+
+    def release_text_pages(self) -> int:
+        """Give back the resident pages of the text tower's weights mapped from their file
+        (`models/mapped_pages`): a text-index build ends here, and the tower is then idle until a
+        vocabulary edit or a text query maps them again from the page cache. Bytes released (0
+        for weights read into memory)."""
+        visual = {id(p) for p in self.model.visual.parameters()}
+        return mapped_pages.release(p for p in self.model.parameters() if id(p) not in visual)
 
     # ------------------------------------------------------------------------------------- image
     def encode_image(self, image: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from annotator.errors import PromptError
+from annotator.models.lowmem import add_yield_points, slice_per_token_layers
 from annotator.models.segmenter import FeatureEmbedding, Masks, logits_array
 
 
@@ -86,6 +87,8 @@ class TransformersSegmenter:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.identity = identity
+        slice_per_token_layers(self.model)  # the encoder's peak memory (models/lowmem.py)
+        add_yield_points(self.model)  # a click stops a prefetch encode (annotator.preempt)
         with torch.inference_mode():
             # Depends only on the weights: the reference pipeline recomputes it on every click.
             self._image_pe = model.get_image_wide_positional_embeddings()

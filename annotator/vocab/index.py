@@ -127,11 +127,15 @@ class TextIndex:
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         cache_dir: Path | None = None,
         logit_scale: float = 100.0,
+        after_encoding: Callable[[], object] | None = None,
     ) -> None:
+        """`after_encoding` is called when a build that encoded texts ends (the engine gives
+        CLIP's `release_text_pages`: the text tower is idle until the next edit)."""
         if not templates or any("{}" not in t for t in templates):
             raise ValueError(f"each prompt template needs a '{{}}' placeholder: {templates!r}")
         self.vocabulary = vocabulary
         self.encode = encode
+        self.after_encoding = after_encoding
         self.model_id = model_id
         self.templates = tuple(templates)
         self.logit_scale = float(logit_scale)
@@ -211,6 +215,8 @@ class TextIndex:
             self._encode_missing(missing, progress, marks, entries)
         finally:
             self._cache.save()  # also after a cancel (an exception from `progress`)
+            if self.after_encoding is not None:
+                self.after_encoding()
         self._assemble(entries, texts)
 
     def update(self, vocabulary: Vocabulary, progress=None, priority: Sequence[str] = ()) -> None:
