@@ -309,8 +309,7 @@ def window_proposal(engine: Any, request: Any) -> WindowProposal:
     """The worker's answer to a `DecodeRequest` with a `window`: the mask (or, for Tab, another
     candidate of `request.proposal`) in that working window, its embedding from the cache by the
     region's content key, else the encoders. Each thread keeps its own open pyramid per file."""
-    cache_root = engine.cache.root.parent if getattr(engine, "cache", None) is not None else None
-    pyramid = _pyramid_for(request.path, cache_root)
+    pyramid = pyramid_of(engine, request.path)
     if request.select is not None and request.proposal is not None:
         from annotator.app.working_window import window_embedding
 
@@ -322,6 +321,12 @@ def window_proposal(engine: Any, request: Any) -> WindowProposal:
     return segment_in_window(
         engine, pyramid, request.window, request.points, request.box, restrict=request.restrict
     )
+
+
+def pyramid_of(engine: Any, path: str) -> Any:
+    """The open pyramid of `path` for this thread (levels built into the engine's cache folder)."""
+    cache_root = engine.cache.root.parent if getattr(engine, "cache", None) is not None else None
+    return _pyramid_for(path, cache_root)
 
 
 def _pyramid_for(path: str, cache_root: Path | None) -> Any:

@@ -11,6 +11,8 @@ under a lock:
   within a budget (`app.embedding_cache`), the engine's disk cache keeps the rest;
 - load / vocabulary: the newest wins.
 - discover: one slot per kind; the job functions live in `annotator.app.jobs` (plain functions).
+- windows: a large image's working windows to encode ahead of a click (`app.window_prefetch`),
+  the view's own first; the newest list wins, and a click stops one mid-encode.
 Results and errors go out through the `Outbox`, tagged with image id and request id; the session
 drops stale ones.
 """
@@ -26,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotator import families
 from annotator.app.embedding_cache import EmbeddingCache
 from annotator.app.first_start import FIRST_NAMES_WAIT_S, WIDE_NAMES_WAIT_S, IndexSchedule
+from annotator.app.host_text import describe_error, segmenter_name  # re-exported for the GUI
 from annotator.app.jobs import DISCOVERY_JOBS, YIELDED, YIELDING, DiscoveryRequest, JobContext
 from annotator.app.large_view import is_large_path, window_proposal  # issue 26
 from annotator.app.model_port import DecodeRequest, RelabelRequest
-from annotator.errors import AnnotatorError
+from annotator.app.window_prefetch import WindowQueue, prefetch_step
 from annotator.preempt import StepAside, interruptible
 from annotator.priority import WORKER_NICE, lower_thread_priority
 from annotator.spec import ModelSpec
@@ -70,24 +72,6 @@ class _Mailbox:
     discoveries: dict[str, DiscoveryRequest] = field(default_factory=dict)  # one slot per kind
 
 
-def describe_error(error: BaseException) -> str:
-    """One line for the user: our own errors are already phrased for them, others get their type."""
-    if isinstance(error, AnnotatorError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
-
-
-def segmenter_name(spec: ModelSpec) -> str:
-    """What the window calls the segmenter: the checkpoint's file or folder name, else the
-    chosen family's readable name, else "default segmenter"."""
-    if spec.checkpoint:
-        return Path(spec.checkpoint).name or str(spec.checkpoint)
-    if spec.segmenter:
-        family = families.FAMILIES.get(spec.segmenter)
-        return (family.choice if family is not None else spec.segmenter).split(" (")[0]
-    return "default segmenter"
-
-
 def build_engine(spec: ModelSpec, progress, on_index: Any = None) -> Any:
     """`annotator.engine.build_engine`, imported (and with it torch) only here, inside the model
     thread."""
@@ -107,6 +91,7 @@ class ModelHost:
         self._stop = False
         self.engine: Any = None
         self.cache = EmbeddingCache(budget_mb)
+        self.windows = WindowQueue()  # issue 26: a large image's windows, encoded ahead of a click
         self.engine_factory = None  # tests: callable(spec, progress, on_index=None)
         self._spec: ModelSpec | None = None
         self._others: dict[ModelSpec, Any] = {}  # the compare view's B engines
@@ -185,6 +170,12 @@ class ModelHost:
             self._box.order = list(images)
             self._cond.notify()
 
+    def prefetch_windows(self, path: str, windows: Sequence[Any]) -> None:
+        """A large image's working windows to encode when nothing else waits (replaces the last)."""
+        self.windows.set(path, windows)
+        with self._cond:
+            self._cond.notify()
+
     def set_budget(self, budget_mb: float) -> None:
         """Memory for embeddings kept in memory (the current image always stays)."""
         with self._cond:
@@ -256,7 +247,8 @@ class ModelHost:
                 if image_id != current[0] and self._schedule.short_of(1, WIDE_NAMES_WAIT_S):
                     return None  # other images wait while the LVIS names are encoded
                 return "encode", (image_id, path)
-        return None
+        window = self.windows.next()
+        return ("window", window) if window is not None else None
 
     def _report(self, kind: str, payload: Any, error: BaseException) -> None:
         message = describe_error(error)
@@ -388,6 +380,13 @@ class ModelHost:
                 if self._box.decode is not None:
                     return
         self.embedding(image_id, path)
+
+    def _do_window(self, item: tuple) -> None:
+        prefetch_step(self.engine, item, self.windows, self._waiting)
+
+    def _waiting(self) -> bool:
+        with self._cond:
+            return self._interrupted() or bool(self._box.relabels)
 
     def _do_decode(self, request: DecodeRequest) -> None:
         """The mask as soon as the segmenter half exists; where the CLIP half did not exist yet,

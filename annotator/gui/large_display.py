@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from PySide6.QtCore import QObject, QRectF, Signal
+from PySide6.QtCore import QObject, QRectF, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsObject, QLineEdit
 
@@ -26,6 +26,7 @@ from annotator.app.large_view import (
     open_pyramid,
     read_tile,
 )
+from annotator.app.window_prefetch import view_windows
 from annotator.gui.annotation_panel import AnnotationRow
 from annotator.gui.canvas import Tool
 from annotator.gui.colors import category_rgb
@@ -33,6 +34,9 @@ from annotator.gui.overlays import MaskItem
 
 FULL_MASK_TOOLS = (Tool.RECT, Tool.POLYGON, Tool.BRUSH, Tool.ERASER)
 """Tools that make a full-image mask: off while a large image is shown (clicks and boxes work)."""
+
+SETTLE_MS = 400
+"""A view unchanged this long has its working windows encoded ahead of a click (app/window_prefetch)."""
 
 
 class TileLoader(QObject):
@@ -127,6 +131,7 @@ class PyramidItem(QGraphicsObject):
         self.setZValue(-10)
         self.setFlag(QGraphicsObject.GraphicsItemFlag.ItemUsesExtendedStyleOption)
         self.drawn: set = set()  # tile keys painted at least once (tests look)
+        self.on_paint: Any = None
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt naming
         return QRectF(0, 0, self.view.width, self.view.height)
@@ -164,6 +169,8 @@ class PyramidItem(QGraphicsObject):
         cache = self.loader.cache
         missing += [t for t in ring if (self.request_id, *t.key) not in cache and t not in missing]
         self.loader.want(missing)
+        if self.on_paint is not None:
+            self.on_paint()
 
     def tile_ready(self, request_id: int, key: tuple) -> None:
         if request_id == self.request_id:
@@ -184,6 +191,25 @@ class LargeDisplay(QObject):
         self.item: PyramidItem | None = None
         self._overlays: dict[int, MaskItem] = {}
         self._pending: tuple[int, int, str] | None = None
+        self._settle = QTimer(self)  # the view's windows go to the worker once it stops moving
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._prefetch)
+        self._prefetched: tuple = ()
+
+    def _prefetch(self) -> None:
+        """The window a click would get in the view as it is now, and its neighbours, to the
+        worker (encoded while nothing else waits; a click stops them)."""
+        worker = getattr(self.window, "worker", None)
+        if self.item is None or not hasattr(worker, "prefetch_windows"):
+            return
+        view = self.item.view
+        if view.source is not None:
+            view.view_box, view.zoom = view.source()
+        windows = tuple(view_windows(view))
+        if windows != self._prefetched:
+            self._prefetched = windows
+            worker.prefetch_windows(view.path, list(windows))
 
     def show(self, image_id: int, request_id: int, path: str) -> bool:
         """Take `path` when it is a large TIFF (opened off the GUI thread); else forget the last."""
@@ -205,6 +231,11 @@ class LargeDisplay(QObject):
             canvas.scene().removeItem(self.item)
             self.item = None
             self.cache.clear()
+            self._settle.stop()
+            worker = getattr(self.window, "worker", None)
+            if self._prefetched and hasattr(worker, "prefetch_windows"):
+                worker.prefetch_windows("", [])  # another image: its windows are not wanted
+            self._prefetched = ()
         self.window.session.large = None
         self._pending = None
         self._full_mask_tools(True)
@@ -229,6 +260,7 @@ class LargeDisplay(QObject):
         view = LargeView.of(path, pyramid)
         view.source = lambda canvas=w.canvas: shown_box(canvas)
         self.item = PyramidItem(view, request_id, self.loader)
+        self.item.on_paint = self._settle.start  # (re)started by each paint: a pan or a zoom
         self.loader.tile_ready.connect(self.item.tile_ready)
         w.canvas.set_large_image(self.item, view.width, view.height)
         w.session.large = view

@@ -112,6 +112,9 @@ class EngineWorker(QThread):
     def set_budget(self, budget_mb: float) -> None:
         self.host.set_budget(budget_mb)
 
+    def prefetch_windows(self, path: str, windows: Sequence[Any]) -> None:
+        self.host.prefetch_windows(path, windows)
+
     def is_encoded(self, image_id: int) -> bool:
         return self.host.is_encoded(image_id)
 

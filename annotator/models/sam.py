@@ -28,6 +28,7 @@ from annotator.device import resolve_device
 from annotator.errors import CheckpointError, PromptError
 from annotator.hashing import sha256_file
 from annotator.models import sam_decoder
+from annotator.models.lowmem import add_yield_points
 from annotator.models.sam_arch import (
     OFFICIAL_ARCHS,
     PIXEL_MEAN,
@@ -91,6 +92,7 @@ class SamModel:
         self.identity = identity
         self.device = sam.device
         self.transform = ResizeLongestSide(arch.img_size)
+        add_yield_points(sam.image_encoder)  # a click stops a prefetch encode (annotator.preempt)
         with torch.inference_mode():
             # Depends only on weights: computed once instead of on every click.
             self._dense_pe = sam.prompt_encoder.get_dense_pe()
