@@ -95,10 +95,10 @@ def _glibc() -> ctypes.CDLL | None:
 
 @contextmanager
 def encoding() -> Iterator[None]:
-    """Run an encoder with every tensor buffer over 128 KiB in its own mapping; afterwards the
-    resting thresholds and one `malloc_trim`. Nested and concurrent uses (the text index thread
-    beside an image encode) share one low-threshold period: the first in sets it, the last out
-    restores."""
+    """Run an encoder with every tensor buffer over 128 KiB in its own mapping, the heaps trimmed
+    first; afterwards the resting thresholds and one more `malloc_trim`. Nested and concurrent
+    uses (the text index thread beside an image encode) share one low-threshold period: the
+    first in sets it, the last out restores."""
     global _depth
     libc = _glibc()
     if libc is None:
@@ -108,6 +108,9 @@ def encoding() -> Iterator[None]:
         _depth += 1
         if _depth == 1:
             libc.mallopt(M_MMAP_THRESHOLD, ENCODING_MMAP_THRESHOLD)
+            # what the heaps kept since the last encode (a click's decode and labels, up to the
+            # resting 64 MiB trim threshold per arena) goes back before this encode adds its peak
+            libc.malloc_trim(0)
     try:
         yield
     finally:

@@ -108,6 +108,7 @@ class Encoding:
         clip: bool = True,
         known: ImageEmbedding | None = None,
         key: str | None = None,
+        keep: bool = True,
     ) -> ImageEmbedding:
         """The image's embedding, from the cache when possible; a path is decoded only when needed.
 
@@ -116,7 +117,9 @@ class Encoding:
         labels come once a later `embed(..., known=that)` has added the CLIP half (masks before
         labels). `known` is an embedding of the same image whose halves are reused as they are.
         `key` names an image given as a function returning its pixels (a region of a large image,
-        `io/tiles.region_key`): the cache is looked up by it and the function called only on a miss.
+        `io/tiles.region_key`): the cache is looked up by it and the function called only on a miss;
+        such a region's embedding is kept in memory (`recent_regions`) unless `keep` is False (a
+        window encoded ahead of a click goes to the disk cache only).
         """
         pixels: np.ndarray | None = None
         pixels_from_file = isinstance(image, (str, Path))
@@ -173,7 +176,7 @@ class Encoding:
         embedding = ImageEmbedding(
             sam=sam_embedding, clip=clip_arrays, image_hash=digest or "", model_id=self.model_id
         )
-        if region:
+        if region and keep:
             self.recent_regions.put(digest, embedding)
         return embedding
 

@@ -65,11 +65,39 @@ def _breakdown() -> dict:
             part in current for part in ("/nvidia/", "/triton/", "libtorch_cuda", "libc10_cuda")
         ):
             cuda += int(fields[1])
+    heap = _glibc_heap()
     return {
+        **heap,
         "rss_mb": status.get("VmRSS"),
         "rss_anon_mb": status.get("RssAnon"),
         "rss_file_mb": status.get("RssFile"),
         "rss_cuda_only_libraries_mb": round(cuda / 1024, 1),
+    }
+
+
+def _glibc_heap() -> dict:
+    """glibc's own accounting (`mallinfo2`, all arenas): the bytes its heaps hold, the free part
+    of them (kept by the allocator, not returned), and the chunks mapped on their own."""
+    import ctypes
+
+    class Info(ctypes.Structure):
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                      "uordblks", "fordblks", "keepcost")
+        ]  # fmt: skip
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = Info
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return {}
+    mb = 1 / 2**20
+    return {
+        "malloc_heaps_mb": round(info.arena * mb, 1),
+        "malloc_free_in_heaps_mb": round(info.fordblks * mb, 1),
+        "malloc_mapped_chunks_mb": round(info.hblkhd * mb, 1),
     }
 
 

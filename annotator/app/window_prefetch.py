@@ -94,14 +94,16 @@ def encode_window(
     window: Window,
     urgent: Callable[[], bool],
 ) -> bool:
-    """Both halves of `window`'s embedding into the engine's cache (the segmenter half first, kept
-    when a click stops the CLIP half); False when `urgent()` made it step aside."""
+    """Both halves of `window`'s embedding into the engine's disk cache (the segmenter half first,
+    kept when a click stops the CLIP half), not into its memory: a window never clicked costs no
+    RAM, and the click that comes reads it in milliseconds. False when `urgent()` made it step
+    aside."""
     from annotator.app.working_window import window_embedding
 
     try:
         with interruptible(urgent, inside_models=True):
-            known = window_embedding(engine, pyramid, window, clip=False)
-            window_embedding(engine, pyramid, window, known=known)
+            known = window_embedding(engine, pyramid, window, clip=False, keep=False)
+            window_embedding(engine, pyramid, window, known=known, keep=False)
     except StepAside:
         return False
     return True

@@ -154,11 +154,15 @@ def window_embedding(
     window: Window,
     clip: bool = True,
     known: ImageEmbedding | None = None,
+    keep: bool = True,
 ) -> ImageEmbedding:
-    """The window's embedding from the cache (by the region's content key) or the encoders."""
+    """The window's embedding from the cache (by the region's content key) or the encoders;
+    `keep=False`: not kept in memory (`Engine.embed`)."""
     box = level_box(image, window)
     key = image.region_key(box, window.level)
-    return engine.embed(lambda: image.read(box, window.level), clip=clip, known=known, key=key)
+    return engine.embed(
+        lambda: image.read(box, window.level), clip=clip, known=known, key=key, keep=keep
+    )
 
 
 def window_key(image, window: Window) -> str:

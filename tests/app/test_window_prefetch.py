@@ -80,6 +80,14 @@ def big(tmp_path_factory):
     return write_tiled(path, SIDE, SIDE, draw_objects(objects), overviews=3)
 
 
+def _on_disk(engine, key: str) -> tuple[bool, bool]:
+    """(segmenter half, CLIP half) of a window in the engine's disk cache."""
+    return (
+        engine.cache.contains("sam", engine.sam.identity, key),
+        engine.cache.contains("clip", engine._clip_id(), key),
+    )
+
+
 def _counting(engine):
     """Count the engine's encoder calls (the real encoders still run)."""
     calls = {"sam": 0, "clip": 0}
@@ -108,7 +116,8 @@ def test_a_prefetched_window_answers_the_later_click_from_the_cache(big, engine)
         assert len(queue) == 0 and calls == {"sam": 1, "clip": 1}  # both halves, once
         with Pyramid.open(big) as image:
             key = window_key(image, window)
-            assert engine.recent_regions.get(key, engine.model_id).complete
+            assert _on_disk(engine, key) == (True, True)
+            assert engine.recent_regions.get(key, engine.model_id) is None  # not in memory
             answer = segment_in_window(engine, image, window, [(2400.0, 2500.0, True)], top_k=5)
         assert calls == {"sam": 1, "clip": 1}  # the click encoded nothing
         assert answer.mask.any() and answer.labels
@@ -130,8 +139,7 @@ def test_a_click_stops_a_prefetch_encode_within_one_block(big, engine):
         assert len(queue) == 1  # tried again later
         assert calls == {"sam": 1, "clip": 1}
         with Pyramid.open(big) as image:
-            kept = engine.recent_regions.get(window_key(image, window), engine.model_id)
-            assert kept is not None and kept.clip is None  # the segmenter half, kept
+            assert _on_disk(engine, window_key(image, window)) == (True, False)  # the SAM half
             assert encode_window(engine, image, window, lambda: False)
         assert calls == {"sam": 1, "clip": 2}  # the second try only needed the CLIP half
     finally:
@@ -177,8 +185,7 @@ def test_the_host_encodes_queued_windows_when_idle_and_a_click_goes_first(big, e
         assert len(host.windows) == 0
         with Pyramid.open(big) as image:
             for window in windows:
-                found = engine.recent_regions.get(window_key(image, window), engine.model_id)
-                assert found is not None and found.complete
+                assert _on_disk(engine, window_key(image, window)) == (True, True)
         # a click in a prefetched window: answered from the cache
         request = DecodeRequest(
             image_id=1, request_id=7, path=str(big), points=[(500.0, 4500.0, True)],

@@ -134,6 +134,42 @@ def test_encoding_leaves_glibc_alone_when_told_or_when_the_user_set_it(env):
     assert result["nested"] == 0 and result["inner_left"] == 0
 
 
+TRIM_PROBE = (
+    GLIBC
+    + """
+allocator.encoding  # (imported: its settings come with the first use)
+with allocator.encoding():
+    pass  # the resting thresholds from here on: mid-size buffers come from the heap
+blocks = [libc.malloc(256 << 10) for _ in range(64)]  # 16 MiB of heap, under the trim threshold
+for b in blocks:
+    ctypes.memset(b, 1, 256 << 10)  # written: resident
+keep = libc.malloc(1 << 10)  # at the top of the heap: the freed blocks below cannot shrink it
+for b in blocks:
+    libc.free(b)
+result = {"free_before": libc.mallinfo2().fordblks}
+with allocator.encoding():
+    result["free_inside"] = libc.mallinfo2().fordblks
+    result["rss_inside"] = int(open("/proc/self/statm").read().split()[1])
+libc.free(keep)
+print(json.dumps(result))
+"""
+)
+
+
+def test_entering_encoding_trims_what_the_heaps_kept():
+    """The free memory a heap kept after a click's work (below the resting trim threshold) is
+    given back when an encode starts, before the encode adds its own peak. glibc's accounting
+    keeps the freed chunks as free, so the proof is the pages: `malloc_trim` returns the free
+    pages inside the heap, and the same probe with the resting thresholds set by the user (so
+    `encoding()` leaves glibc alone) keeps them."""
+    ours = _probe(TRIM_PROBE)
+    resting = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+    theirs = _probe(TRIM_PROBE, **resting)
+    assert ours["free_before"] >= 16 << 20 and theirs["free_before"] >= 16 << 20
+    pages = (16 << 20) // 4096
+    assert theirs["rss_inside"] - ours["rss_inside"] >= pages // 2  # 16 MiB resident less
+
+
 def test_a_large_images_window_encodes_inside_encoding_a_whole_image_does_not(engine, monkeypatch):
     """Structure: Engine.embed runs the segmenter encode and the CLIP trunk of a large image's
     window (pixels given as a function with a key) while `encoding()` is held; a whole image's
