@@ -12,7 +12,10 @@ objects), and the benchmark records
   folder scan, the TIFF header, the coarsest level's tiles decoded off the GUI thread, painted);
 - three clicks: for each object, the view set to 100 % centred on it, a real mouse click on the
   canvas, the seconds until the mask (and its labels) is pending, then accept (stored as RLE);
-- peak RSS of the window process at each step.
+- peak RSS of the window process at each step, and after the engine and at the end the resident
+  set by kind (anonymous, mapped files, the CUDA build's own libraries) with glibc's heap accounting.
+The window works as it ships: a view that stays still 0.4 s has its window and neighbours encoded
+ahead of the click (ADR 44), so a click may find its window already encoded.
 Scenarios: `full` (`--segmenter`: SAM 2.1 Hiera-T, the CPU default, unless told, e.g. `sam` for SAM 1
 ViT-B; + CLIP convnext_base_w, full size, random weights: speed and memory do not depend on the
 weights; COCO vocabulary) and `tiny` (the test suite's tiny models: what the
