@@ -5,13 +5,13 @@ Why: a working window costs both encoders (SAM 2.1 and CLIP's dense features at 
 seconds on a laptop CPU), and a click in a place never visited waits for them. While the user pans
 and aims, the model thread is idle: the window a click would get in the view as it is now
 (`LargeView.window_for` at the view's centre) is encoded then, and after it the four windows of
-the same size and level that share an edge with it (`NEIGHBOURS`). They go to the embedding cache under the
-region's content key, where a click's `window_embedding` finds them.
+the same size and level that share an edge with it (`NEIGHBOURS`). They go to the disk cache under
+the region's content key, where a click's `window_embedding` finds them.
 
 Prefetch never delays a click: it runs inside `interruptible(urgent, inside_models=True)`, so a
 click (or a newer view) stops the encode within one encoder block (`models/lowmem.add_yield_points`)
-and the window is tried again later. Qt-free: the window sends `prefetch(path, windows)`, the model
-host runs `encode_window`.
+and the window is tried again later. Qt-free: the window calls `ModelHost.prefetch_windows(path,
+windows)`, the model thread runs `prefetch_step`.
 """
 
 from __future__ import annotations
