@@ -6,6 +6,10 @@ fork server (a small process started once, `prepare_processes`; "spawn" where th
 no inherited locks. A small reader thread turns the child's messages into signals. Cancel asks the
 job to stop; a process job that has not stopped `KILL_AFTER_S` later is terminated and its `cleanup`
 runs.
+
+Closing the window cancels the job and waits; a job that outlives the wait (a child that is slow to
+start on a loaded machine) keeps running on its thread, so every signal from that thread goes
+through `_emit`, which stops relaying once the runner is closed or its Qt object is gone.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class LongJobRunner(QObject):
         self._cancel: Any = None
         self._context: Any = None
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def prepare_processes(self) -> None:
         """Start what process jobs need (multiprocessing's resource tracker and, where there is one,
@@ -96,14 +101,34 @@ class LongJobRunner(QObject):
             self._thread.join(timeout_s)
 
     def close(self) -> None:
-        """Cancel and wait (the window is closing)."""
+        """Cancel and wait (the window is closing). Final: from here on nothing is relayed and no
+        result is finished, since the window that would receive it is going away."""
+        self._closed = True
         self.cancel()
         self.wait(10)
+        if self._thread is not None and self._thread.is_alive():
+            log.warning(
+                "long job %s still ending after the window closed", self.job and self.job.name
+            )
+
+    def _emit(self, signal: str, *args: Any) -> bool:
+        """Emit the signal named `signal` from a background thread unless the runner is closed or
+        deleted; False then (the caller stops its job). Looked up here, inside the `try`: on a
+        deleted object the lookup itself may raise."""
+        if self._closed:
+            return False
+        try:
+            getattr(self, signal).emit(*args)
+        except RuntimeError:  # the C++ object is gone: the window was deleted under the job
+            self._closed = True
+            return False
+        return True
 
     # ------------------------------------------------------------------ background threads
     def _run_thread(self, job: LongJob, cancel: threading.Event) -> None:
         def progress(done: int, total: int, text: str) -> None:
-            self.progress.emit(job.name, done, total, text)
+            if not self._emit("progress", job.name, done, total, text):
+                cancel.set()  # nobody is listening: stop at the job's next check
 
         try:
             result = job.function(JobControl(cancel.is_set, progress), *job.args)
@@ -120,6 +145,9 @@ class LongJobRunner(QObject):
         multiprocessing's resource tracker), then relay its messages until it ends."""
         try:
             self.prepare_processes()
+            if cancel.is_set():  # cancelled (or the window closed) while the server started
+                self._end(job, "cancelled")
+                return
             context = self._context
             child_cancel = context.Event()
             messages = context.Queue()
@@ -151,7 +179,8 @@ class LongJobRunner(QObject):
                     break
                 continue
             if message[0] == "progress":
-                self.progress.emit(job.name, *message[1:])
+                if not self._emit("progress", job.name, *message[1:]):
+                    cancel.set()  # nobody is listening: stop the child (terminated if it must be)
                 continue
             final = message
             break
@@ -159,7 +188,7 @@ class LongJobRunner(QObject):
         self._end(job, *final)
 
     def _end(self, job: LongJob, kind: str, *payload: Any) -> None:
-        if kind == "finished" and job.finish is not None:
+        if kind == "finished" and job.finish is not None and not self._closed:
             try:
                 with paused_gc():
                     payload = (job.finish(payload[0]),)
@@ -167,8 +196,8 @@ class LongJobRunner(QObject):
                 kind, payload = "failed", (describe(error),)
         self.job = None
         if kind == "finished":
-            self.finished.emit(job.name, payload[0])
+            self._emit("finished", job.name, payload[0])
         elif kind == "cancelled":
-            self.cancelled.emit(job.name)
+            self._emit("cancelled", job.name)
         else:
-            self.failed.emit(job.name, payload[0])
+            self._emit("failed", job.name, payload[0])
